@@ -1,0 +1,55 @@
+"""The public functions: spec in, plan, counts or module out."""
+
+from __future__ import annotations
+
+from archspec.counting import Complexity, complexity
+from archspec.errors import Problem, SpecError, format_path
+from archspec.loader import validate
+from archspec.plan import Plan, PlanProblem, make_plan
+from archspec.schema import Spec
+from archspec.sources import apply_override, load_document
+
+
+def _size_override(input_size) -> str:
+    if isinstance(input_size, int):
+        return f"input.size={input_size}"
+    height, width = input_size
+    return f"input.size=[{height}, {width}]"
+
+
+def load_plan(source, overrides=(), input_size=None) -> Plan:
+    """Resolve a spec (path, stock name or mapping) into its plan; every problem is a located SpecError."""
+    doc = load_document(source, overrides)
+    if input_size is not None:
+        doc = apply_override(doc, _size_override(input_size))
+    spec = validate(doc)
+    try:
+        return make_plan(spec)
+    except PlanProblem as exc:
+        raise SpecError(Problem(doc.mark_for(exc.path), format_path(exc.path), exc.message)) from None
+
+
+def plan_from_spec(spec: Spec) -> Plan:
+    """The plan of an already validated spec (problems are reported against the field path only)."""
+    try:
+        return make_plan(spec)
+    except PlanProblem as exc:
+        raise SpecError(Problem(_spec_mark(spec), format_path(exc.path), exc.message)) from None
+
+
+def _spec_mark(spec: Spec):
+    from archspec.errors import Mark
+
+    return Mark(f"<spec {spec.name}>")
+
+
+def count(source, input_size=None, overrides=()) -> Complexity:
+    """Analytic parameters, FLOPs (fvcore's convention), MACs, activations and depth; torch is not imported."""
+    return complexity(load_plan(source, overrides, input_size))
+
+
+def build(source, device="auto", overrides=(), input_size=None):
+    """A freshly initialised `nn.Module` for the spec, on `device` ("auto": CUDA when there is one)."""
+    from archspec.builder import build_from_plan
+
+    return build_from_plan(load_plan(source, overrides, input_size), device)

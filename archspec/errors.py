@@ -1,0 +1,55 @@
+"""archspec's one error type: a list of problems, each pointing at a place in a spec."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Where a value came from: a file (or `--set ...`, or `<mapping>`), line and column (1-based)."""
+
+    source: str
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        if self.line is None:
+            return self.source
+        if self.column is None:
+            return f"{self.source}:{self.line}"
+        return f"{self.source}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One mistake: where it is, which field, and a sentence saying what is wrong."""
+
+    mark: Mark
+    path: str
+    message: str
+    via: tuple[Mark, ...] = field(default_factory=tuple)
+
+    def __str__(self) -> str:
+        text = f"{self.mark}: {self.path or '(document)'}: {self.message}"
+        if self.via:
+            # The files that pulled this one in through `extends`, nearest first.
+            text += " (extended by " + " <- ".join(f"{m.source}:{m.line or 1}" for m in self.via) + ")"
+        return text
+
+
+class SpecError(Exception):
+    """Raised for anything a user can get wrong; carries one or more located problems."""
+
+    def __init__(self, problems: list[Problem] | Problem):
+        self.problems = [problems] if isinstance(problems, Problem) else list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+    def via(self, mark: Mark) -> SpecError:
+        """The same problems, seen through a child spec that extends the failing one."""
+        return SpecError([Problem(p.mark, p.path, p.message, p.via + (mark,)) for p in self.problems])
+
+
+def format_path(path: tuple) -> str:
+    """`("stages", 2, "depth")` -> `stages.2.depth`, the form users write in `--set`."""
+    return ".".join(str(part) for part in path)

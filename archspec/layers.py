@@ -1,0 +1,138 @@
+"""The torch modules archspec builds that torch does not ship: blocks, shortcuts, SE, drop path."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ZeroPadShortcut(nn.Module):
+    """Option A shortcut: subsample by the stride, then append zero channels (parameter-free)."""
+
+    def __init__(self, stride: int, in_channels: int, out_channels: int):
+        super().__init__()
+        self.stride = stride
+        self.extra = out_channels - in_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride > 1:
+            x = x[:, :, :: self.stride, :: self.stride]
+        if self.extra:
+            # F.pad pads from the last dimension backwards: (W, W, H, H, C-before, C-after).
+            x = F.pad(x, (0, 0, 0, 0, 0, self.extra))
+        return x
+
+    def extra_repr(self) -> str:
+        return f"stride={self.stride}, zero_channels={self.extra}"
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excitation: global pool, 1x1 reduce, ReLU, 1x1 expand, sigmoid gate."""
+
+    def __init__(self, channels: int, reduced: int):
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(channels, reduced, 1, bias=True)
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(reduced, channels, 1, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = self.fc2(self.act(self.fc1(self.pool(x))))
+        return x * scale.sigmoid()
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: in training, drop the residual branch per sample with probability p."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class ResidualBlock(nn.Module):
+    """x -> post(F(pre(x)) + shortcut(x)); `plain` blocks have no shortcut, pre-activation ones no post."""
+
+    def __init__(self, pre: dict, body: dict, shortcut: nn.Module | None, post: dict, *, has_shortcut: bool, shortcut_from_pre: bool, drop_path: float, last_norm: str | None = None):
+        super().__init__()
+        for name, module in {**pre, **body}.items():
+            self.add_module(name, module)
+        # torchvision's name for the projection, so its weights load.
+        self.downsample = shortcut
+        for name, module in post.items():
+            self.add_module(name, module)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else None
+        self._pre, self._body, self._post = list(pre), list(body), list(post)
+        self.has_shortcut = has_shortcut
+        self.shortcut_from_pre = shortcut_from_pre
+        self.last_norm = last_norm
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pre = x
+        for name in self._pre:
+            pre = getattr(self, name)(pre)
+        out = pre
+        for name in self._body:
+            out = getattr(self, name)(out)
+        if self.drop_path is not None:
+            out = self.drop_path(out)
+        if self.has_shortcut:
+            source = pre if self.shortcut_from_pre else x
+            out = out + (source if self.downsample is None else self.downsample(source))
+        for name in self._post:
+            out = getattr(self, name)(out)
+        return out
+
+
+class Network(nn.Module):
+    """The compiled network: named top-level modules run in order; a features-only network returns the tapped outputs."""
+
+    def __init__(self, children: dict, taps: tuple[tuple[str, ...], ...] | None):
+        super().__init__()
+        for name, module in children.items():
+            self.add_module(name, module)
+        self.taps = taps
+        self._order = list(children)
+
+    def forward(self, x: torch.Tensor):
+        if self.taps is None:
+            for name in self._order:
+                x = getattr(self, name)(x)
+            return x
+        wanted = {tap: i for i, tap in enumerate(self.taps)}
+        outputs: list = [None] * len(self.taps)
+        remaining = len(set(self.taps))
+        for name in self._order:
+            module = getattr(self, name)
+            inner = [tap[1] for tap in wanted if tap[0] == name and len(tap) == 2]
+            if inner:
+                for child_name, child in module.named_children():
+                    x = child(x)
+                    if child_name in inner:
+                        self._record(outputs, (name, child_name), x)
+                        remaining -= 1
+                    if remaining == 0:
+                        return outputs
+            else:
+                x = module(x)
+            if (name,) in wanted:
+                self._record(outputs, (name,), x)
+                remaining -= 1
+            if remaining == 0:
+                return outputs
+        return outputs
+
+    def _record(self, outputs: list, tap: tuple, x: torch.Tensor) -> None:
+        for i, wanted in enumerate(self.taps):
+            if wanted == tap:
+                outputs[i] = x

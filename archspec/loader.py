@@ -1,0 +1,144 @@
+"""Located document -> validated Spec, with Pydantic's errors turned into located problems."""
+
+from __future__ import annotations
+
+import difflib
+
+from pydantic import BaseModel, ValidationError
+
+from archspec.errors import Problem, SpecError, format_path
+from archspec.schema import Spec
+from archspec.sources import load_document
+from archspec.yamldoc import Document
+
+_BOOL_WORDS = "yes/no/on/off/true/false"
+
+
+def load_spec(source, overrides: tuple[str, ...] | list[str] = ()) -> Spec:
+    """Validate a spec given as a path, a stock name or a mapping (with optional `KEY=VALUE` overrides)."""
+    return validate(load_document(source, overrides))
+
+
+def validate(doc: Document) -> Spec:
+    """Validate a resolved document; raise SpecError listing every problem with its place."""
+    try:
+        return Spec.model_validate(doc.data)
+    except ValidationError as exc:
+        problems = _problems(doc, exc)
+    raise SpecError(problems)
+
+
+def _problems(doc: Document, exc: ValidationError) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: set[tuple] = set()
+    for error in exc.errors(include_url=False):
+        path = _data_path(doc.data, error["loc"], error["type"])
+        message = _message(doc, path, error)
+        if (path, message) in seen:
+            continue
+        seen.add((path, message))
+        key_error = error["type"] in ("extra_forbidden", "missing")
+        mark = doc.mark_for(path[:-1] if error["type"] == "missing" else path, key=key_error)
+        problems.append(Problem(mark, format_path(path), message))
+    return problems
+
+
+def _data_path(data, loc: tuple, kind: str) -> tuple:
+    """Pydantic's loc, cut to the parts that exist in the data (it adds union branch names)."""
+    path: list = []
+    node = data
+    for index, part in enumerate(loc):
+        last = index == len(loc) - 1
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        elif last and kind == "missing" and isinstance(node, dict):
+            pass
+        else:
+            break
+        path.append(part)
+    return tuple(path)
+
+
+def _model_at(path: tuple) -> type[BaseModel] | None:
+    model: type[BaseModel] | None = Spec
+    for part in path:
+        if model is None or isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        model = _inner_model(field.annotation)
+    return model
+
+
+def _inner_model(annotation) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    for meta in getattr(annotation, "__metadata__", ()) or ():
+        found = _inner_model(meta)
+        if found is not None:
+            return found
+    origin = getattr(annotation, "__origin__", None)
+    return _inner_model(origin) if origin not in (None, annotation) else None
+
+
+def _describe(doc: Document, path: tuple, value) -> str:
+    raw = doc.raw.get(path)
+    if isinstance(value, bool):
+        written = raw if raw is not None else str(value).lower()
+        return f"the boolean `{written}` (YAML reads {_BOOL_WORDS} as booleans)"
+    if isinstance(value, float):
+        return f"the number {raw or value}"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    if value is None:
+        return "nothing (null)"
+    return repr(value)
+
+
+def _message(doc: Document, path: tuple, error: dict) -> str:
+    kind = error["type"]
+    value = error.get("input")
+    if kind == "extra_forbidden":
+        key = str(path[-1]) if path else "?"
+        model = _model_at(path[:-1])
+        valid = sorted(model.model_fields) if model else []
+        close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+        hint = f"did you mean `{close[0]}`?" if close else f"valid keys here: {', '.join(valid)}"
+        return f"unknown key `{key}`; {hint}"
+    if kind == "missing":
+        return "required field is missing"
+    if kind in ("int_type", "int_from_float"):
+        return f"expected an integer, got {_describe(doc, path, value)}"
+    if kind == "float_type":
+        return f"expected a number, got {_describe(doc, path, value)}"
+    if kind == "bool_type":
+        return f"expected true or false, got {_describe(doc, path, value)}"
+    if kind == "string_type":
+        return f"expected text, got {_describe(doc, path, value)}"
+    if kind == "list_type":
+        return f"expected a list, got {_describe(doc, path, value)}"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"expected a mapping of keys to values, got {_describe(doc, path, value)}"
+    if kind == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "")
+        return f"got {_describe(doc, path, value)}; expected one of {expected}"
+    if kind in ("too_short", "too_long"):
+        return error["msg"].replace("List should", "expected a list that has").replace("Input should", "expected a list that has")
+    message = error["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if message.startswith(prefix):
+            message = message[len(prefix) :]
+    if message.startswith("Input should be"):
+        message = "expected a value that is" + message[len("Input should be") :] + f", got {_describe(doc, path, value)}"
+    return message

@@ -1,0 +1,49 @@
+"""Numbers to text: human units and the table, Markdown, CSV and JSON renderings."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+_UNITS = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K"))
+
+
+def human(value: float | int | None, digits: int = 2) -> str:
+    """25557032 -> 25.56M; 4111512576 -> 4.11G."""
+    if value is None:
+        return "-"
+    for scale, unit in _UNITS:
+        if abs(value) >= scale:
+            return f"{value / scale:.{digits}f}{unit}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def render(rows: list[dict], columns: list[tuple[str, str]], fmt: str) -> str:
+    """Rows of already formatted cells as an aligned table, Markdown or CSV."""
+    headers = [title for _, title in columns]
+    cells = [[str(row.get(key, "")) for key, _ in columns] for row in rows]
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(headers)
+        writer.writerows(cells)
+        return out.getvalue().rstrip("\n")
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in cells]
+        return "\n".join(lines)
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+
+    def line(values):
+        return "  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths))).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in cells])
+
+
+def to_json(value) -> str:
+    return json.dumps(value, indent=2)
