@@ -474,7 +474,13 @@ def make_plan(spec: Spec) -> Plan:
     features: list = _flatten(stem, 0) if family == "vgg" else []
     if family == "resnet":
         children += stem
-    for i, stage in enumerate(spec.stages):
+    features_only = spec.head.features is not None
+    for index in spec.head.features or ():
+        if index > len(spec.stages):
+            raise PlanProblem(("head", "features"), f"stage {index} does not exist: the network has stages 1 to {len(spec.stages)} (0 is the stem)")
+    # A features-only backbone ends at the last stage it returns (as timm's features_only does).
+    kept = max(spec.head.features) if features_only else len(spec.stages)
+    for i, stage in enumerate(spec.stages[:kept]):
         block = kinds[i]
         option = stage.shortcut or spec.shortcut
         cin = b.channels
@@ -499,8 +505,6 @@ def make_plan(spec: Spec) -> Plan:
     if spec.head.features is not None:
         taps = []
         for index in spec.head.features:
-            if index > len(spec.stages):
-                raise PlanProblem(("head", "features"), f"stage {index} does not exist: the network has stages 1 to {len(spec.stages)} (0 is the stem)")
             if index == 0 and stem_tap is None:
                 raise PlanProblem(("head", "features"), "feature 0 is the stem's output, but this spec has no stem")
             taps.append(stem_tap if index == 0 else stage_taps[index - 1])

@@ -1,0 +1,61 @@
+"""Shared fixtures: the CLI runner and the lists of stock specs the tests sweep over."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from archspec.sources import stock_names
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Every architecture torchvision ships that has a stock spec of the same name.
+TORCHVISION_ARCHS = [
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "resnext50_32x4d",
+    "resnext101_32x8d",
+    "wide_resnet50_2",
+    "wide_resnet101_2",
+    "vgg11",
+    "vgg13",
+    "vgg16",
+    "vgg19",
+    "vgg11_bn",
+    "vgg13_bn",
+    "vgg16_bn",
+    "vgg19_bn",
+]
+TIMM_ARCHS = ["resnet18d", "resnet26d", "resnet50d", "seresnet50", "resnext50d_32x4d"]
+STOCK = stock_names()
+
+
+@pytest.fixture
+def cli():
+    """Run the archspec CLI in-process; returns click's Result (stdout and stderr kept apart)."""
+    from archspec.cli import app
+
+    runner = CliRunner()
+
+    def run(*args: str):
+        return runner.invoke(app, [str(a) for a in args])
+
+    return run
+
+
+@pytest.fixture
+def write(tmp_path):
+    """Write a spec file into a temporary folder and return its path."""
+
+    def _write(name: str, text: str) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+    return _write

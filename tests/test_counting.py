@@ -1,0 +1,61 @@
+"""The analytic counter equals fvcore per operator, and the built module's parameter count, everywhere."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+from fvcore.nn import FlopCountAnalysis
+
+import archspec
+from archspec.api import load_plan
+from archspec.counting import complexity
+from archspec.fvcount import fvcore_complexity
+from conftest import STOCK
+
+
+def _sizes(name: str):
+    default = archspec.load_spec(name).input.size
+    # The default, a smaller square and a non-square size.
+    return [None, 64, (96, 64)] if default != 64 else [None, 80, (96, 64)]
+
+
+@pytest.mark.parametrize("name", STOCK)
+def test_analytic_counts_equal_fvcore_and_the_module_at_three_sizes(name):
+    for size in _sizes(name):
+        plan = load_plan(name, input_size=size)
+        analytic = complexity(plan)
+        reference = fvcore_complexity(plan)
+        assert analytic.flops_by_op == reference.flops_by_op, (name, size)
+        assert analytic.params == reference.params, (name, size)
+        assert analytic.activations == reference.activations, (name, size)
+        assert analytic.macs == analytic.flops_by_op["conv"] + analytic.flops_by_op["linear"]
+
+
+def test_fvcore_on_torchvisions_own_resnet50_gives_archspecs_number():
+    model = torchvision.models.resnet50().eval()
+    flops = FlopCountAnalysis(model, torch.zeros(1, 3, 224, 224))
+    flops.unsupported_ops_warnings(False)
+    assert archspec.count("resnet50").flops == flops.total()
+    assert archspec.count("resnet50").flops_by_op == {k: v for k, v in flops.by_operator().items() if v}
+
+
+def test_sections_add_up_to_the_totals():
+    c = archspec.count("resnet152")
+    assert sum(c.params_by_section.values()) == c.params
+    assert sum(c.flops_by_section.values()) == c.flops
+    assert list(c.params_by_section) == ["stem", "stage1", "stage2", "stage3", "stage4", "head"]
+
+
+def test_count_takes_an_input_size_and_scales_flops_not_params():
+    small, large = archspec.count("resnet50", input_size=112), archspec.count("resnet50")
+    assert small.params == large.params
+    assert small.flops < large.flops / 3
+
+
+def test_macs_follow_the_stride_placement_params_do_not():
+    v15, v1 = archspec.count("resnet50"), archspec.count("resnet50_v1")
+    assert v15.params == v1.params
+    # published-numbers.md: about 3.86e9 with the stride in the 1x1, 4.089e9 in the 3x3.
+    assert round(v1.macs / 1e9, 2) == 3.86
+    assert round(v15.macs / 1e9, 3) == 4.089
