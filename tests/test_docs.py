@@ -1,0 +1,16 @@
+"""Generated documents are current: the JSON Schema and the paper reproduction."""
+
+from __future__ import annotations
+
+from archspec.docs import schema_json
+from archspec.paper import paper_markdown
+from conftest import ROOT
+
+
+def test_committed_schema_is_current():
+    assert (ROOT / "docs" / "archspec.schema.json").read_text() == schema_json()
+
+
+def test_docs_paper_md_is_regenerated_exactly(cli):
+    assert (ROOT / "docs" / "paper.md").read_text() == paper_markdown()
+    assert cli("paper").stdout == paper_markdown()

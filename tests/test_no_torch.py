@@ -1,0 +1,44 @@
+"""Commands that need no model never import torch, so they answer at once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+_PROBE = """
+import sys
+from archspec.cli import app
+try:
+    app({args!r}, standalone_mode=False)
+except SystemExit:
+    pass
+print("TORCH_IMPORTED" if "torch" in sys.modules else "NO_TORCH", file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["validate", "specs/resnet50.yaml", "resnet152"],
+        ["list"],
+        ["show", "resnet50"],
+        ["schema"],
+        ["flops", "resnet152", "--vs", "vgg19"],
+        ["flops", "resnet50", "--format", "json", "--by-op"],
+        ["diff", "resnet50", "resnet50d"],
+        ["paper"],
+    ],
+)
+def test_command_does_not_import_torch(args):
+    result = subprocess.run([sys.executable, "-c", _PROBE.format(args=args)], capture_output=True, text=True, cwd=ROOT)
+    assert "NO_TORCH" in result.stderr, result.stderr[-2000:]
+
+
+def test_importing_archspec_does_not_import_torch():
+    result = subprocess.run([sys.executable, "-c", "import archspec, sys; archspec.count('resnet50'); print('torch' in sys.modules)"], capture_output=True, text=True)
+    assert result.stdout.strip() == "False"
