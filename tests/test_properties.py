@@ -1,0 +1,86 @@
+"""Property test: random small specs over every knob build, have the predicted output shape,
+and their analytic parameters and FLOPs equal the module's and fvcore's."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import archspec
+from archspec.api import load_plan
+from archspec.counting import complexity
+from archspec.fvcount import fvcore_complexity
+
+EXAMPLES = int(os.environ.get("ARCHSPEC_PROPERTY_EXAMPLES", "300"))
+
+widths = st.sampled_from([4, 8, 12, 16])
+
+
+@st.composite
+def specs(draw):
+    block = draw(st.sampled_from(["basic", "bottleneck", "plain", "vgg"]))
+    residual = block in ("basic", "bottleneck")
+    stages = [
+        {"depth": draw(st.integers(1, 2)), "width": draw(widths), "stride": draw(st.sampled_from([None, 1, 2]))}
+        for _ in range(draw(st.integers(1, 3)))
+    ]
+    spec = {
+        "input": {"channels": draw(st.integers(1, 4)), "size": draw(st.one_of(st.integers(16, 40), st.lists(st.integers(16, 40), min_size=2, max_size=2)))},
+        "stem": {"type": draw(st.sampled_from(["imagenet", "cifar", "deep", "none"] if block != "vgg" else ["cifar", "none"]))},
+        "block": block,
+        "stages": [{k: v for k, v in s.items() if v is not None} for s in stages],
+        "norm": draw(st.sampled_from(["batch", "group", "none"])),
+        "norm_groups": draw(st.sampled_from([1, 2, 4])),
+        "activation": draw(st.sampled_from(["relu", "silu", "gelu"])),
+        "head": {"num_classes": draw(st.integers(1, 12)), "hidden": draw(st.lists(st.integers(1, 16), max_size=2)), "pool": draw(st.sampled_from(["avg", "max", "none"]))},
+    }
+    if spec["stem"]["type"] != "none":
+        spec["stem"]["width"] = draw(widths)
+        spec["stem"]["pool"] = draw(st.booleans())
+    if spec["head"]["pool"] == "none":
+        spec["head"]["pool"] = "avg"
+        spec["head"]["pool_size"] = draw(st.sampled_from([1, 2, [1, 2]]))
+    if draw(st.booleans()) and block != "vgg":
+        spec["head"] = {"features": sorted(draw(st.sets(st.integers(0 if spec["stem"]["type"] != "none" else 1, len(stages)), min_size=1)))}
+    if residual:
+        spec["shortcut"] = draw(st.sampled_from(["A", "B", "C"]))
+        spec["preact"] = draw(st.booleans())
+        spec["avg_down"] = draw(st.booleans())
+        spec["drop_path"] = draw(st.sampled_from([0.0, 0.2]))
+        spec["zero_init_residual"] = draw(st.booleans())
+        if draw(st.booleans()):
+            spec["se"] = {"reduction": draw(st.sampled_from([2, 4, 16])), "divisor": draw(st.sampled_from([1, 4, 8]))}
+        if draw(st.booleans()):
+            spec["output_stride"] = draw(st.sampled_from([8, 16]))
+    if block == "bottleneck":
+        spec["stride_in"] = draw(st.sampled_from(["1x1", "3x3"]))
+        spec["groups"] = draw(st.sampled_from([1, 2, 4]))
+        spec["width_per_group"] = draw(st.sampled_from([16, 64, 128]))
+        spec["expansion"] = draw(st.sampled_from([1, 2, 4]))
+    return spec
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(specs())
+def test_random_specs_build_with_predicted_shape_and_exact_counts(spec):
+    try:
+        plan = load_plan(spec)
+    except archspec.SpecError:
+        # Impossible combinations (option A shrinking width, a map shrinking to zero,
+        # channels not divisible by the group count) are rejected before any tensor exists.
+        assume(False)
+    model = archspec.build(spec, device="cpu").eval()
+    analytic = complexity(plan)
+    assert analytic.params == sum(p.numel() for p in model.parameters())
+    x = torch.randn(2, plan.input_channels, *plan.input_size)
+    with torch.no_grad():
+        y = model(x)
+    shapes = [tuple(t.shape) for t in y] if isinstance(y, list) else [tuple(y.shape)]
+    expected = plan.output_shape if isinstance(plan.output_shape, list) else [plan.output_shape]
+    assert shapes == [(2, *s) for s in expected]
+    reference = fvcore_complexity(plan)
+    assert analytic.flops_by_op == reference.flops_by_op
+    assert analytic.activations == reference.activations
