@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 
 BlockType = Literal["basic", "bottleneck", "plain", "vgg"]
 ShortcutOption = Literal["A", "B", "C"]
@@ -136,17 +136,34 @@ class Spec(Model):
     head: Head = Field(default_factory=Head, description="Pooling and fully connected layers after the last stage.")
     zero_init_residual: bool = Field(False, description="Start each residual block's last norm at zero, so every block begins as the identity.")
 
-    @model_validator(mode="after")
-    def _choices_fit_together(self) -> Spec:
-        kinds = {stage.block or self.block for stage in self.stages}
-        if "vgg" in kinds and len(kinds) > 1:
-            raise ValueError("vgg stages cannot be mixed with residual or plain stages in one network")
-        if self.preact and kinds & {"plain", "vgg"}:
-            raise ValueError("preact applies to basic and bottleneck blocks, not plain or vgg")
-        if (self.groups != 1 or self.width_per_group != 64) and kinds - {"bottleneck"}:
-            raise ValueError("groups and width_per_group shape bottleneck blocks only; this spec has other block types")
-        if self.stem.inner_width is not None and self.stem.type != "deep":
-            raise ValueError("stem.inner_width applies to the deep stem only")
-        if self.stem.type == "none" and (self.stem.width is not None or self.stem.pool):
-            raise ValueError("a stem of type none takes no width or pool")
-        return self
+
+def cross_field_problems(spec: Spec) -> list[tuple[tuple, str]]:
+    """Rules that span fields, as (field path, message) pairs.
+
+    They live outside a Pydantic `model_validator` on purpose: an error raised there is
+    located at the whole model, while these name the field at fault, so `archspec validate`
+    can point at its line.
+    """
+    problems: list[tuple[tuple, str]] = []
+    kinds = [stage.block or spec.block for stage in spec.stages]
+    if "vgg" in kinds and len(set(kinds)) > 1:
+        i = next(i for i, kind in enumerate(kinds) if kind != kinds[0])
+        path = ("stages", i, "block") if spec.stages[i].block else ("block",)
+        problems.append((path, "vgg stages cannot be mixed with residual or plain stages in one network"))
+    if "vgg" in kinds:
+        for name in ("se", "avg_down", "drop_path", "output_stride", "preact", "zero_init_residual"):
+            if getattr(spec, name):
+                problems.append(((name,), f"{name} shapes residual blocks; a vgg network has none"))
+    elif spec.preact and set(kinds) & {"plain"}:
+        problems.append((("preact",), "preact applies to basic and bottleneck blocks, not plain"))
+    if set(kinds) - {"bottleneck"}:
+        for name, default in (("groups", 1), ("width_per_group", 64)):
+            if getattr(spec, name) != default:
+                problems.append(((name,), f"{name} shapes bottleneck blocks only; this spec also has {', '.join(sorted(set(kinds) - {'bottleneck'}))} blocks"))
+    if spec.stem.inner_width is not None and spec.stem.type != "deep":
+        problems.append((("stem", "inner_width"), "inner_width applies to the deep stem only"))
+    if spec.stem.type == "none":
+        for name in ("width", "pool"):
+            if getattr(spec.stem, name) is not None:
+                problems.append((("stem", name), f"a stem of type none takes no {name}"))
+    return problems

@@ -14,3 +14,9 @@ def test_committed_schema_is_current():
 def test_docs_paper_md_is_regenerated_exactly(cli):
     assert (ROOT / "docs" / "paper.md").read_text() == paper_markdown()
     assert cli("paper").stdout == paper_markdown()
+
+
+def test_docs_spec_md_is_generated_from_the_schema():
+    from archspec.docs import spec_reference
+
+    assert (ROOT / "docs" / "spec.md").read_text() == spec_reference()

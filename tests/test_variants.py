@@ -70,7 +70,7 @@ def test_error_in_a_parent_points_into_the_parent_and_names_the_child(write):
 
 def test_missing_parent_is_located_at_the_extends_line(write):
     child = write("child.yaml", "name: x\nextends: nowhere.yaml\n")
-    with pytest.raises(archspec.SpecError, match=re.escape(f"{child}:2:10: extends: no spec file or stock spec named 'nowhere.yaml'")):
+    with pytest.raises(archspec.SpecError, match=re.escape(f"{child}:2:10: extends: no spec file")):
         archspec.load_spec(child)
 
 
