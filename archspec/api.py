@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from archspec.counting import Complexity, complexity
-from archspec.errors import Problem, SpecError, format_path
+from archspec.errors import Mark, Problem, SpecError, format_path
 from archspec.loader import validate
 from archspec.plan import Plan, PlanProblem, make_plan
 from archspec.schema import Spec
@@ -34,13 +34,7 @@ def plan_from_spec(spec: Spec) -> Plan:
     try:
         return make_plan(spec)
     except PlanProblem as exc:
-        raise SpecError(Problem(_spec_mark(spec), format_path(exc.path), exc.message)) from None
-
-
-def _spec_mark(spec: Spec):
-    from archspec.errors import Mark
-
-    return Mark(f"<spec {spec.name}>")
+        raise SpecError(Problem(Mark(f"<spec {spec.name}>"), format_path(exc.path), exc.message)) from None
 
 
 def count(source, input_size=None, overrides=()) -> Complexity:

@@ -217,7 +217,7 @@ def flops(
     if fmt == FlopsFormat.table:
         typer.echo(
             "\nGFLOPs: fvcore's convention (1 fused multiply-add = 1 flop; conv, fc, norm, adaptive pool). "
-            "GMACs: conv + fc multiply-adds (the paper's and torchvision's 'FLOPs'). Counter: " + counter.value + "."
+            "GMACs: conv + fc multiply-adds (the paper's and torchvision's 'FLOPs'). Ratios compare with each baseline at the row's input size. Counter: " + counter.value + "."
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from archspec.api import load_plan
 from archspec.counting import Complexity, complexity
-from archspec.report import human, render
+from archspec.report import human, ratio, render
 
 
 def _measure(plan, counter: str) -> Complexity:
@@ -48,11 +48,18 @@ def compare_rows(specs, baselines, input_size, overrides, counter: str = "analyt
             progress(f"counting baseline {plan.spec.name} with {counter} ...")
         base_rows.append(_row(source, plan, _measure(plan, counter), True))
     rows = measured + [b for b in base_rows if b["source"] not in specs]
+    # A ratio compares like with like: the baseline is counted at the row's own input size
+    # (a CIFAR net against VGG-19 at 32x32, not at 224x224).
+    at_size: dict[tuple, dict] = {(tuple(b["input_size"]), b["source"]): b for b in base_rows}
     for row in rows:
-        row["vs"] = {
-            b["name"]: {"params_ratio": row["params"] / b["params"], "flops_ratio": row["flops"] / b["flops"] if b["flops"] else None}
-            for b in base_rows
-        }
+        row["vs"] = {}
+        for b in base_rows:
+            key = (tuple(row["input_size"]), b["source"])
+            if key not in at_size:
+                plan = load_plan(b["source"], (), tuple(row["input_size"]))
+                at_size[key] = _row(b["source"], plan, _measure(plan, counter), True)
+            ref = at_size[key]
+            row["vs"][b["name"]] = {"params_ratio": row["params"] / ref["params"], "flops_ratio": row["flops"] / ref["flops"] if ref["flops"] else None}
     return rows
 
 
@@ -77,9 +84,9 @@ def format_flops_rows(rows: list[dict], columns: list[tuple[str, str]], fmt: str
             "paper": row["paper"],
         }
         for b, r in row["vs"].items():
-            cell[f"params_vs_{b}"] = f"{r['params_ratio']:.4f}" if exact else f"{r['params_ratio']:.2f}x"
+            cell[f"params_vs_{b}"] = repr(r["params_ratio"]) if exact else ratio(r["params_ratio"])
             flops_ratio = r["flops_ratio"]
-            cell[f"flops_vs_{b}"] = "" if flops_ratio is None else (f"{flops_ratio:.4f}" if exact else f"{flops_ratio:.2f}x")
+            cell[f"flops_vs_{b}"] = "" if flops_ratio is None else (repr(flops_ratio) if exact else ratio(flops_ratio))
         for op, value in row["flops_by_op"].items():
             cell[f"op_{op}"] = value if exact else human(value)
         cells.append(cell)

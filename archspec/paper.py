@@ -51,7 +51,7 @@ def paper_figure(plan: Plan) -> str:
             return human(macs, 1)
     for name, params in PAPER_PARAMS.items():
         if _same_network(plan, _reference(name)):
-            return human(params, 2) + " params"
+            return f"{params / 1e6:.2f}M params"
     if plan.spec.stride_in == "3x3" and plan.spec.block == "bottleneck":
         # Same network but for where the stride sits: show the paper's figure, flagged.
         moved = make_plan(plan.spec.model_copy(update={"stride_in": "1x1"}))

@@ -20,7 +20,10 @@ def human(value: float | int | None, digits: int = 2) -> str:
 
 
 def ratio(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}x"
+    """0.4189 -> 0.42x; small ratios keep three significant digits (0.00188x, not 0.00x)."""
+    if value is None:
+        return "-"
+    return f"{value:.2f}x" if value >= 0.1 else f"{value:.3g}x"
 
 
 def render(rows: list[dict], columns: list[tuple[str, str]], fmt: str) -> str:
