@@ -10,18 +10,19 @@ from archspec.schema import Spec
 from archspec.sources import apply_override, load_document
 
 
-def _size_override(input_size) -> str:
+def _size_override(input_size) -> tuple[str, str]:
+    """The override that sets the input size, and how messages name it."""
     if isinstance(input_size, int):
-        return f"input.size={input_size}"
+        return f"input.size={input_size}", f"--size {input_size}"
     height, width = input_size
-    return f"input.size=[{height}, {width}]"
+    return f"input.size=[{height}, {width}]", f"--size {height}x{width}"
 
 
 def load_plan(source, overrides=(), input_size=None) -> Plan:
     """Resolve a spec (path, stock name or mapping) into its plan; every problem is a located SpecError."""
     doc = load_document(source, overrides)
     if input_size is not None:
-        doc = apply_override(doc, _size_override(input_size))
+        doc = apply_override(doc, *_size_override(input_size))
     spec = validate(doc)
     try:
         return make_plan(spec)

@@ -99,9 +99,11 @@ def initialize(model: nn.Module, plan: p.Plan) -> None:
 def build_from_plan(plan: p.Plan, device: str | torch.device = "auto") -> nn.Module:
     """A freshly initialised module for the plan, on the resolved device."""
     target = resolve_device(device)
-    model = Network(_modules(plan.children), plan.taps)
-    initialize(model, plan)
-    return model.to(target)
+    # Allocate and initialise on the target itself: a CUDA build never holds a CPU copy.
+    with target:
+        model = Network(_modules(plan.children), plan.taps)
+        initialize(model, plan)
+    return model
 
 
 __all__ = ["DropPath", "build_from_plan", "make_module", "resolve_device"]

@@ -49,7 +49,7 @@ def build_report(source, device: str, batch: int, overrides, fmt: str, out: Path
     from archspec.resources import check_fits
 
     target = resolve_device(device)
-    check_fits(plan, target, batch, force=force)
+    check_fits(plan, target, batch, force=force, source=str(source))
     progress(f"archspec: building {plan.spec.name} ({c.params:,} parameters) on {target} ...")
     started = time.perf_counter()
     model = build_from_plan(plan, target).eval()

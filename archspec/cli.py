@@ -131,6 +131,8 @@ def validate(specs: SpecsArg, overrides: SetOpt = None) -> None:
         try:
             plan = load_plan(source, overrides or ())
         except SpecError as exc:
+            if _state["debug"]:
+                traceback.print_exception(exc)
             problems += exc.problems
             continue
         c = complexity(plan)
@@ -205,7 +207,7 @@ def flops(
     from archspec.compare import compare_rows, flops_columns, format_flops_rows
 
     input_size = parse_size(size)
-    rows = compare_rows(specs, vs or ["vgg19"], input_size, overrides or (), counter.value, progress=echo_err if counter == Counter.fvcore else None)
+    rows = compare_rows(specs, vs or ["vgg19"], input_size, overrides or (), counter.value, progress=echo_err if counter == Counter.fvcore else _notes_only)
     if fmt == FlopsFormat.json:
         from archspec.report import to_json
 
@@ -221,6 +223,12 @@ def flops(
         )
 
 
+def _notes_only(message: str) -> None:
+    """Progress callback for instant commands: pass on notes, not per-spec progress."""
+    if message.startswith("archspec: "):
+        echo_err(message)
+
+
 @app.command()
 @guarded
 def diff(a: SpecArg, b: SpecArg, overrides: SetOpt = None) -> None:
@@ -234,7 +242,7 @@ def diff(a: SpecArg, b: SpecArg, overrides: SetOpt = None) -> None:
 @guarded
 def paper(
     out: Annotated[Optional[Path], typer.Option("--out", help="Write the Markdown to this file (e.g. docs/paper.md).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite --out.")] = True,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out.")] = False,
 ) -> None:
     """Print the papers' published figures beside archspec's counts (the text of docs/paper.md)."""
     from archspec.paper import paper_markdown

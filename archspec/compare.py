@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from archspec.api import load_plan
 from archspec.counting import Complexity, complexity
+from archspec.errors import SpecError
 from archspec.report import human, ratio, render
 
 
@@ -34,32 +35,49 @@ def _row(source: str, plan, c: Complexity, baseline: bool) -> dict:
 
 
 def compare_rows(specs, baselines, input_size, overrides, counter: str = "analytic", progress=None) -> list[dict]:
-    """One dict per spec, then per baseline, each with `vs` = {baseline: {params_ratio, flops_ratio}}."""
+    """One dict per spec, then per baseline, each with `vs` = {baseline: {params_ratio, flops_ratio}}.
+
+    A ratio compares like with like: each baseline is counted at the row's own input size (a
+    CIFAR net against VGG-19 at 32x32, not at 224x224). Where a baseline cannot take that
+    size (its feature maps would vanish), the ratio is None and `progress` is told why.
+    """
     measured = []
     for source in specs:
         plan = load_plan(source, overrides, input_size)
         if progress:
             progress(f"counting {plan.spec.name} with {counter} ...")
         measured.append(_row(source, plan, _measure(plan, counter), False))
-    base_rows = []
-    for source in baselines:
-        plan = load_plan(source, (), input_size)
-        if progress:
-            progress(f"counting baseline {plan.spec.name} with {counter} ...")
-        base_rows.append(_row(source, plan, _measure(plan, counter), True))
+    # Baselines load at their own size first, so a misspelt name is still an error.
+    names = {source: load_plan(source).spec.name for source in baselines}
+    at_size: dict[tuple, dict | None] = {}
+
+    def baseline_at(source: str, size):
+        size = (size, size) if isinstance(size, int) else (tuple(size) if size is not None else None)
+        key = (source, size)
+        if key not in at_size:
+            try:
+                plan = load_plan(source, (), size)
+            except SpecError as exc:
+                if progress:
+                    shown = "x".join(map(str, size))
+                    progress(f"archspec: baseline {names[source]} cannot take a {shown} input, so its ratios are left out: {exc.problems[0].message}")
+                at_size[key] = None
+            else:
+                if progress:
+                    progress(f"counting baseline {plan.spec.name} with {counter} ...")
+                at_size[key] = _row(source, plan, _measure(plan, counter), True)
+        return at_size[key]
+
+    base_rows = [row for row in (baseline_at(source, input_size) for source in baselines) if row is not None]
     rows = measured + [b for b in base_rows if b["source"] not in specs]
-    # A ratio compares like with like: the baseline is counted at the row's own input size
-    # (a CIFAR net against VGG-19 at 32x32, not at 224x224).
-    at_size: dict[tuple, dict] = {(tuple(b["input_size"]), b["source"]): b for b in base_rows}
     for row in rows:
         row["vs"] = {}
-        for b in base_rows:
-            key = (tuple(row["input_size"]), b["source"])
-            if key not in at_size:
-                plan = load_plan(b["source"], (), tuple(row["input_size"]))
-                at_size[key] = _row(b["source"], plan, _measure(plan, counter), True)
-            ref = at_size[key]
-            row["vs"][b["name"]] = {"params_ratio": row["params"] / ref["params"], "flops_ratio": row["flops"] / ref["flops"] if ref["flops"] else None}
+        for source in baselines:
+            ref = baseline_at(source, tuple(row["input_size"]))
+            if ref is None:
+                row["vs"][names[source]] = {"params_ratio": None, "flops_ratio": None}
+            else:
+                row["vs"][names[source]] = {"params_ratio": row["params"] / ref["params"], "flops_ratio": row["flops"] / ref["flops"] if ref["flops"] else None}
     return rows
 
 
@@ -84,9 +102,9 @@ def format_flops_rows(rows: list[dict], columns: list[tuple[str, str]], fmt: str
             "paper": row["paper"],
         }
         for b, r in row["vs"].items():
-            cell[f"params_vs_{b}"] = repr(r["params_ratio"]) if exact else ratio(r["params_ratio"])
+            cell[f"params_vs_{b}"] = ("" if r["params_ratio"] is None else repr(r["params_ratio"])) if exact else ratio(r["params_ratio"])
             flops_ratio = r["flops_ratio"]
-            cell[f"flops_vs_{b}"] = "" if flops_ratio is None else (repr(flops_ratio) if exact else ratio(flops_ratio))
+            cell[f"flops_vs_{b}"] = ("" if flops_ratio is None else repr(flops_ratio)) if exact else ratio(flops_ratio)
         for op, value in row["flops_by_op"].items():
             cell[f"op_{op}"] = value if exact else human(value)
         cells.append(cell)

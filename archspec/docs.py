@@ -96,7 +96,7 @@ _SIMPLE = {
     "stem.width": "integer >= 1",
     "stem.inner_width": "integer >= 1",
     "stem.pool": "boolean",
-    "stages.N.depth": "integer >= 1",
+    "stages.N.depth": "integer from 1 to 10000",
     "stages.N.width": "integer >= 1",
     "stages.N.stride": "1 | 2",
     "stages.N.block": "basic | bottleneck | plain | vgg",

@@ -12,6 +12,8 @@ class Mark:
     source: str
     line: int | None = None
     column: int | None = None
+    # The `extends` lines that pulled this value's file into the spec being loaded, nearest first.
+    via: tuple[Mark, ...] = field(default=(), compare=False, repr=False)
 
     def __str__(self) -> str:
         if self.line is None:
@@ -32,10 +34,11 @@ class Problem:
 
     def __str__(self) -> str:
         text = f"{self.mark}: {self.path or '(document)'}: {self.message}"
-        if self.via:
+        chain = self.mark.via + self.via
+        if chain:
             # The files that pulled this one in through `extends`, nearest first.
-            text += " (extended by " + " <- ".join(f"{m.source}:{m.line or 1}" for m in self.via) + ")"
-        return text
+            text += " (extended by " + " <- ".join(f"{m.source}:{m.line or 1}" for m in chain) + ")"
+        return printable(text)
 
 
 class SpecError(Exception):
@@ -48,6 +51,19 @@ class SpecError(Exception):
     def via(self, mark: Mark) -> SpecError:
         """The same problems, seen through a child spec that extends the failing one."""
         return SpecError([Problem(p.mark, p.path, p.message, p.via + (mark,)) for p in self.problems])
+
+
+def printable(text: str) -> str:
+    """`text` with control characters and line breaks escaped, so one problem stays one line."""
+    if all(ch.isprintable() or ch == " " for ch in text):
+        return text
+    return "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)
+
+
+def shorten(text: str, limit: int = 60) -> str:
+    """`text` on one line and at most `limit` characters, so a message never echoes a whole document."""
+    flat = printable(str(text))
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def format_path(path: tuple) -> str:

@@ -6,12 +6,21 @@ import difflib
 
 from pydantic import BaseModel, ValidationError
 
-from archspec.errors import Problem, SpecError, format_path
-from archspec.schema import Spec
+from archspec.errors import Problem, SpecError, format_path, shorten
+from archspec.schema import Spec, cross_field_problems
 from archspec.sources import load_document
 from archspec.yamldoc import Document
 
 _BOOL_WORDS = "yes/no/on/off/true/false"
+# The plan walks every block; past this a spec is a typo (ResNet-1202 has 600 blocks), and
+# resolving it would take minutes before any other check could speak.
+MAX_BLOCKS = 10_000
+_BOUNDS = {
+    "greater_than_equal": ("ge", "of at least"),
+    "greater_than": ("gt", "greater than"),
+    "less_than_equal": ("le", "of at most"),
+    "less_than": ("lt", "less than"),
+}
 
 
 def load_spec(source, overrides: tuple[str, ...] | list[str] = ()) -> Spec:
@@ -22,10 +31,30 @@ def load_spec(source, overrides: tuple[str, ...] | list[str] = ()) -> Spec:
 def validate(doc: Document) -> Spec:
     """Validate a resolved document; raise SpecError listing every problem with its place."""
     try:
-        return Spec.model_validate(doc.data)
+        spec = Spec.model_validate(doc.data)
     except ValidationError as exc:
         problems = _problems(doc, exc)
-    raise SpecError(problems)
+        raise SpecError(problems) from None
+    rules = cross_field_problems(spec)
+    if rules:
+        raise SpecError([Problem(doc.mark_for(path, key=True), format_path(path), message) for path, message in rules])
+    _check_size(doc, spec)
+    return spec
+
+
+def _check_size(doc: Document, spec: Spec) -> None:
+    total = 0
+    for index, stage in enumerate(spec.stages):
+        total += stage.depth
+        if total > MAX_BLOCKS:
+            path = ("stages", index, "depth")
+            raise SpecError(
+                Problem(
+                    doc.mark_for(path),
+                    format_path(path),
+                    f"the stages add up to {shorten(str(total), 24)} blocks; archspec resolves at most {MAX_BLOCKS:,} (ResNet-1202 has 600)",
+                )
+            )
 
 
 def _problems(doc: Document, exc: ValidationError) -> list[Problem]:
@@ -94,16 +123,18 @@ def _describe(doc: Document, path: tuple, value) -> str:
         written = raw if raw is not None else str(value).lower()
         return f"the boolean `{written}` (YAML reads {_BOOL_WORDS} as booleans)"
     if isinstance(value, float):
-        return f"the number {raw or value}"
+        return f"the number {shorten(raw or str(value), 24)}"
     if isinstance(value, str):
-        return f"the text {value!r}"
+        return f"the text {shorten(repr(value))}"
     if isinstance(value, list):
-        return "a list"
+        if all(isinstance(v, (int, float, str)) for v in value) and len(repr(value)) <= 30:
+            return repr(value)
+        return f"a list of {len(value)} {'entry' if len(value) == 1 else 'entries'}"
     if isinstance(value, dict):
         return "a mapping"
     if value is None:
         return "nothing (null)"
-    return repr(value)
+    return shorten(repr(value), 24)
 
 
 def _message(doc: Document, path: tuple, error: dict) -> str:
@@ -115,7 +146,7 @@ def _message(doc: Document, path: tuple, error: dict) -> str:
         valid = sorted(model.model_fields) if model else []
         close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
         hint = f"did you mean `{close[0]}`?" if close else f"valid keys here: {', '.join(valid)}"
-        return f"unknown key `{key}`; {hint}"
+        return f"unknown key `{shorten(key)}`; {hint}"
     if kind == "missing":
         return "required field is missing"
     if kind in ("int_type", "int_from_float"):
@@ -133,12 +164,25 @@ def _message(doc: Document, path: tuple, error: dict) -> str:
     if kind == "literal_error":
         expected = error.get("ctx", {}).get("expected", "")
         return f"got {_describe(doc, path, value)}; expected one of {expected}"
-    if kind in ("too_short", "too_long"):
-        return error["msg"].replace("List should", "expected a list that has").replace("Input should", "expected a list that has")
+    ctx = error.get("ctx") or {}
+    if kind in ("too_short", "too_long") and isinstance(value, list):
+        bound = ctx.get("min_length") if kind == "too_short" else ctx.get("max_length")
+        need = f"at least {bound}" if kind == "too_short" else f"at most {bound}"
+        got = "an empty list" if not value else f"{len(value)}"
+        return f"expected a list of {need} {'entry' if bound == 1 else 'entries'}, got {got}"
+    if kind == "string_too_short":
+        return "expected text, got an empty string" if ctx.get("min_length") == 1 else f"expected at least {ctx.get('min_length')} characters"
+    if kind in _BOUNDS:
+        name, words = _BOUNDS[kind]
+        bound = ctx.get(name)
+        bound = int(bound) if isinstance(bound, float) and bound.is_integer() else bound
+        return f"expected a value {words} {bound}, got {_describe(doc, path, value)}"
     message = error["msg"]
     for prefix in ("Value error, ", "Assertion failed, "):
         if message.startswith(prefix):
             message = message[len(prefix) :]
+            if error["loc"] and not isinstance(value, dict):
+                message += f", got {_describe(doc, path, value)}"
     if message.startswith("Input should be"):
         message = "expected a value that is" + message[len("Input should be") :] + f", got {_describe(doc, path, value)}"
     return message

@@ -240,7 +240,7 @@ class _Builder:
         if self.spec.norm == "group":
             if channels % self.spec.norm_groups:
                 raise PlanProblem(
-                    ("norm_groups",),
+                    ("norm_groups",) if "norm_groups" in self.spec.model_fields_set else ("norm",),
                     f"group norm with {self.spec.norm_groups} groups needs channel counts divisible by it; {format_path(self.path)} has {channels} channels",
                 )
             return Norm("group", channels, size, self.spec.norm_groups)
@@ -361,14 +361,14 @@ class _Builder:
             body.append(
                 ("se", SqueezeExcite(cout, reduced, out_size, Conv(cout, reduced, 1, (1, 1), (1, 1), bias=True), Conv(reduced, cout, 1, (1, 1), (1, 1), bias=True)))
             )
-        shortcut, kind = self.shortcut(block, option, cin, cout, stride, size, out_size)
+        shortcut, kind = self.shortcut(block, option, cin, cout, stride, size, out_size, f" (width {width} x expansion {expansion})" if expansion > 1 else "")
         post = () if preact else (("act" + str(3 if block == "bottleneck" else 2), Act(spec.activation)),)
         rate = spec.drop_path * self.block_index / max(1, self.total_blocks - 1)
         self.block_index += 1
         self.channels, self.size = cout, out_size
         return Residual(block, cin, cout, stride, size, out_size, tuple(pre), tuple(body), shortcut, kind, preact and kind == "projection", post, rate, last_norm)
 
-    def shortcut(self, block, option, cin, cout, stride, size, out_size):
+    def shortcut(self, block, option, cin, cout, stride, size, out_size, how=""):
         if block == "plain":
             return None, "none"
         same_shape = stride == 1 and cin == cout
@@ -376,7 +376,7 @@ class _Builder:
             if cout < cin:
                 raise PlanProblem(
                     self.path + ("width",),
-                    f"shortcut option A pads channels with zeros and cannot reduce width from {cin} to {cout}; use shortcut B or C",
+                    f"shortcut option A pads channels with zeros and cannot reduce width from {cin} to {cout}{how}; use shortcut B or C",
                 )
             return (None, "identity") if same_shape else (ZeroPadShortcut(stride, cin, cout), "zero_pad")
         if option == "B" and same_shape:

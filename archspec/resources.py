@@ -59,7 +59,7 @@ def gib(n: int) -> str:
     return f"{n / 2**30:.2f} GiB"
 
 
-def check_fits(plan: p.Plan, device, batch: int = 1, forward: bool = True, force: bool = False) -> None:
+def check_fits(plan: p.Plan, device, batch: int = 1, forward: bool = True, force: bool = False, source: str | None = None) -> None:
     """Raise SpecError when the model (and its forward pass) would not fit in the device's free memory."""
     if force:
         return
@@ -70,7 +70,7 @@ def check_fits(plan: p.Plan, device, batch: int = 1, forward: bool = True, force
     device_name = getattr(device, "type", str(device))
     raise SpecError(
         Problem(
-            Mark(plan.spec.name),
+            Mark(source or plan.spec.name),
             "--batch" if activations > params else "stages",
             f"needs about {gib(params + activations)} (parameters {gib(params)}, forward pass at batch {batch} {gib(activations)}) "
             f"but the {device_name} has {gib(free)} free; use a smaller --batch or a smaller spec, or pass --force",

@@ -82,7 +82,7 @@ class SqueezeExcite(Model):
 class Stage(Model):
     """A run of blocks at one resolution (the paper's conv2_x ... conv5_x)."""
 
-    depth: PositiveInt = Field(description="Number of blocks (for vgg: number of 3x3 convs).")
+    depth: Annotated[int, Field(ge=1, le=10_000)] = Field(description="Number of blocks (for vgg: number of 3x3 convs).")
     width: PositiveInt = Field(description="Base width of the blocks; a bottleneck outputs expansion x width.")
     stride: Optional[Literal[1, 2]] = Field(
         None, description="Stride of the stage's first block (default 1 for the first stage, 2 after; vgg: the closing max pool, default 2)."

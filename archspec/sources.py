@@ -6,11 +6,13 @@ pointing at the file and line it came from through inheritance and overrides.
 
 from __future__ import annotations
 
+import difflib
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from archspec import yamldoc
-from archspec.errors import Mark, Problem, SpecError
+from archspec.errors import Mark, Problem, SpecError, shorten
 from archspec.yamldoc import Document
 
 _MISSING = object()
@@ -37,18 +39,29 @@ def _display(path: Path) -> str:
         rel = os.path.relpath(path)
     except ValueError:
         return str(path)
-    return str(path) if rel.startswith("..") else rel
+    return os.path.normpath(path) if rel.startswith("..") else rel
+
+
+def _looks_like_path(ref: str) -> bool:
+    return ref.endswith((".yaml", ".yml")) or "/" in ref or os.sep in ref
+
+
+def _is_file(path: Path) -> bool:
+    # A name with a NUL byte, or one too long for the file system, names no file.
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def locate(ref: str, base: Path | None = None) -> Path | None:
     """A file for `ref`: a path (relative to `base`'s folder when given), else a stock name; None if neither."""
-    looks_like_path = ref.endswith((".yaml", ".yml")) or "/" in ref or os.sep in ref
     candidate = (base.parent / ref) if base is not None else Path(ref)
-    if candidate.is_file():
+    if _is_file(candidate):
         return candidate
-    if not looks_like_path:
+    if not _looks_like_path(ref):
         stock = stock_dir() / f"{ref}.yaml"
-        if stock.is_file():
+        if _is_file(stock):
             return stock
     return None
 
@@ -57,7 +70,9 @@ def read_file(path: Path, shown: str | None = None) -> Document:
     """Parse one spec file; I/O problems become SpecErrors."""
     shown = shown or _display(path)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as handle:
+            # One byte past the limit is enough for the parser to refuse an oversized file.
+            data = handle.read(yamldoc.MAX_BYTES + 1)
     except IsADirectoryError:
         raise SpecError(Problem(Mark(shown), "", "is a folder, not a spec file")) from None
     except OSError as exc:
@@ -65,9 +80,15 @@ def read_file(path: Path, shown: str | None = None) -> Document:
     return yamldoc.parse(data, shown)
 
 
-def _not_found(ref: str) -> str:
+def _not_found(ref: str, base: Path | None = None) -> str:
+    if _looks_like_path(ref):
+        where = _display(base.parent / ref) if base is not None else ref
+        relative = " (a path in `extends` is relative to the file that has it)" if base is not None else ""
+        return f"no spec file {shorten(where, 200)!r}{relative}"
     names = stock_names()
-    return f"no spec file or stock spec named {ref!r} (stock specs: {', '.join(names)})"
+    close = difflib.get_close_matches(ref, names, n=1, cutoff=0.6)
+    hint = f"; did you mean `{close[0]}`?" if close else ""
+    return f"no spec file or stock spec named {shorten(ref)!r}{hint} (stock specs: {', '.join(names)})"
 
 
 def load_document(source, overrides: tuple[str, ...] | list[str] = ()) -> Document:
@@ -78,8 +99,8 @@ def load_document(source, overrides: tuple[str, ...] | list[str] = ()) -> Docume
         ref = os.fspath(source)
         path = locate(ref)
         if path is None:
-            raise SpecError(Problem(Mark(ref), "", _not_found(ref)))
-        doc = _resolve_file(path, ref if Path(ref).is_file() else _display(path), ())
+            raise SpecError(Problem(Mark(shorten(ref)), "", _not_found(ref)))
+        doc = _resolve_file(path, ref if _is_file(Path(ref)) else _display(path), ())
     elif isinstance(source, dict):
         doc = _resolve_extends(yamldoc.from_mapping(source), None, ())
     else:
@@ -90,11 +111,7 @@ def load_document(source, overrides: tuple[str, ...] | list[str] = ()) -> Docume
 
 
 def _resolve_file(path: Path, shown: str, chain: tuple[Path, ...]) -> Document:
-    resolved = path.resolve()
-    if resolved in chain:
-        names = " -> ".join(_display(p) for p in chain + (resolved,))
-        raise SpecError(Problem(Mark(shown, 1, 1), "extends", f"`extends` makes a cycle: {names}"))
-    doc = _resolve_extends(read_file(path, shown), path, chain + (resolved,))
+    doc = _resolve_extends(read_file(path, shown), path, chain + (path.resolve(),))
     doc.data.setdefault("name", path.stem)
     return doc
 
@@ -109,7 +126,10 @@ def _resolve_extends(doc: Document, path: Path | None, chain: tuple[Path, ...]) 
         raise SpecError(Problem(mark, "extends", "expected the name of a stock spec or a path to a spec file"))
     parent_path = locate(parent_ref, path)
     if parent_path is None:
-        raise SpecError(Problem(mark, "extends", _not_found(parent_ref)))
+        raise SpecError(Problem(mark, "extends", _not_found(parent_ref, path)))
+    if parent_path.resolve() in chain:
+        names = " -> ".join(_display(p) for p in chain + (parent_path.resolve(),))
+        raise SpecError(Problem(mark, "extends", f"`extends` makes a cycle: {names}"))
     try:
         parent = _resolve_file(parent_path, _display(parent_path), chain)
     except SpecError as exc:
@@ -120,44 +140,39 @@ def _resolve_extends(doc: Document, path: Path | None, chain: tuple[Path, ...]) 
         if key not in child:
             parent.data.pop(key, None)
     merged = Document(data={}, source=doc.source)
-    merged.data = _merge(parent, doc, parent.data, child, (), merged)
+    replaced: set[tuple] = set()
+    merged.data = _merge(parent.data, child, (), replaced)
+    for table_name in ("marks", "key_marks", "raw"):
+        parent_table, out = getattr(parent, table_name), getattr(merged, table_name)
+        for key, value in parent_table.items():
+            if any(key[:n] in replaced for n in range(len(key) + 1)):
+                continue  # the child wrote its own value here
+            # A parent's value remembers the `extends` line that brought it in.
+            out[key] = replace(value, via=value.via + (mark,)) if isinstance(value, Mark) else value
+        out.update(getattr(doc, table_name))
     return merged
 
 
-def _copy_marks(src: Document, dst: Document, path: tuple) -> None:
-    n = len(path)
-    for table_name in ("marks", "key_marks", "raw"):
-        src_table, dst_table = getattr(src, table_name), getattr(dst, table_name)
-        for key, value in src_table.items():
-            if key[:n] == path:
-                dst_table[key] = value
+def _merge(p, c, path: tuple, replaced: set[tuple]):
+    """Child values over parent values: mappings merge key by key, anything else is replaced whole.
 
-
-def _merge(parent: Document, child: Document, p, c, path: tuple, out: Document):
-    """Child values over parent values: mappings merge key by key, anything else is replaced whole."""
+    `replaced` collects the paths where the child's value replaces the parent's, so
+    that the parent's marks under them can be dropped.
+    """
     if isinstance(p, dict) and isinstance(c, dict):
-        for table_name in ("marks", "key_marks"):
-            table = getattr(child, table_name) if path in getattr(child, table_name) else getattr(parent, table_name)
-            if path in table:
-                getattr(out, table_name)[path] = table[path]
-        result = {}
-        for key, value in p.items():
-            if key not in c:
-                result[key] = value
-                _copy_marks(parent, out, path + (key,))
+        result = {key: value for key, value in p.items() if key not in c}
         for key, value in c.items():
             if key in p:
-                result[key] = _merge(parent, child, p[key], value, path + (key,), out)
+                result[key] = _merge(p[key], value, path + (key,), replaced)
             else:
                 result[key] = value
-                _copy_marks(child, out, path + (key,))
         return result
-    _copy_marks(child, out, path)
+    replaced.add(path)
     return c
 
 
-def _parse_override(item: str) -> tuple[list, object, Mark]:
-    mark = Mark(f"--set {item}")
+def _parse_override(item: str, label: str | None = None) -> tuple[list, object, Mark]:
+    mark = Mark(label or f"--set {item}")
     key, sep, text = item.partition("=")
     key = key.strip()
     if not sep or not key:
@@ -176,9 +191,15 @@ def _parse_override(item: str) -> tuple[list, object, Mark]:
     return parts, value, mark
 
 
-def apply_override(doc: Document, item: str) -> Document:
-    """Apply one `KEY=VALUE` (dotted key, YAML value); mappings merge, anything else replaces."""
-    parts, value, mark = _parse_override(item)
+def apply_override(doc: Document, item: str, label: str | None = None) -> Document:
+    """Apply one `KEY=VALUE` (dotted key, YAML value); mappings merge, anything else replaces.
+
+    `label` names the override in messages (default `--set KEY=VALUE`; `--size 16` for sizes).
+    """
+    parts, value, mark = _parse_override(item, label)
+    if parts[0] == "extends":
+        # `extends` is resolved when the file is read, before any override applies.
+        raise SpecError(Problem(mark, "extends", "cannot be changed with --set; write `extends:` in the spec file"))
     node = doc.data
     for depth, part in enumerate(parts[:-1]):
         here = ".".join(str(p) for p in parts[: depth + 1])
@@ -191,11 +212,13 @@ def apply_override(doc: Document, item: str) -> Document:
                 part = str(part)
             if node.get(part) is None:
                 node[part] = {}
+                created = tuple(parts[:depth]) + (part,)
+                doc.marks[created] = doc.key_marks[created] = mark
             node = node[part]
         else:
-            raise SpecError(Problem(mark, here, f"is a single value ({node!r}), it has no fields to set"))
+            raise SpecError(Problem(mark, here, f"is a single value ({shorten(repr(node))}), it has no fields to set"))
         if not isinstance(node, (dict, list)):
-            raise SpecError(Problem(mark, here, f"is a single value ({node!r}), it has no fields to set"))
+            raise SpecError(Problem(mark, here, f"is a single value ({shorten(repr(node))}), it has no fields to set"))
     last = parts[-1]
     path = tuple(parts)
     if isinstance(node, list):
@@ -222,6 +245,8 @@ def _deep_merge(old: dict, new: dict) -> dict:
 
 
 def _index_message(part, node: list) -> str:
+    if not node:
+        return "is an empty list; there is no entry to set"
     if not isinstance(part, int):
         return f"is a list; use a number from 0 to {len(node) - 1}, not {part!r}"
     return f"index {part} is out of range: the list has {len(node)} entries (0 to {len(node) - 1})"

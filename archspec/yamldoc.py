@@ -3,18 +3,20 @@
 PyYAML's safe loader is used only to compose the node graph; values are built
 here so that the traps of YAML turn into located errors instead of surprises:
 duplicate keys, tabs in indentation, tags that would build Python objects,
-non-UTF-8 bytes, and alias bombs (aliases are expanded under a node budget,
-so a billion-laughs document is refused after a few thousand steps).
+non-UTF-8 bytes, YAML 1.1's base-60 and octal integers, and alias bombs
+(aliases are expanded under a node budget, so a billion-laughs document is
+refused after a few thousand steps, and its text is never printed back).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 
-from archspec.errors import Mark, Problem, SpecError
+from archspec.errors import Mark, Problem, SpecError, shorten
 
 # A spec has a few hundred values at most; these bounds leave ample room.
 MAX_BYTES = 1 << 20
@@ -31,6 +33,21 @@ _SCALAR_TAGS = {
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+# PyYAML's token names, in words (quoted forms first: they contain the bare ones).
+_TOKENS = {
+    "'<stream end>'": "the end of the file",
+    "'<block end>'": "the end of the indented block",
+    "'<block mapping start>'": "a key indented differently",
+    "'<block sequence start>'": "a list item indented differently",
+    "<stream end>": "the end of the file",
+    "<block end>": "the end of the indented block",
+}
+# YAML 1.1 reads `1:30` as 90 (base 60) and `010` as 8 (octal): never what a spec means.
+_SEXAGESIMAL = re.compile(r"[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?")
+_OCTAL = re.compile(r"[-+]?0[0-7_]+")
 
 
 @dataclass
@@ -52,7 +69,8 @@ class Document:
                 return table[prefix]
             if prefix in self.marks:
                 return self.marks[prefix]
-        return Mark(self.source, 1, 1)
+        # A document read from text starts at 1:1; an in-memory mapping has no lines to give.
+        return Mark(self.source, 1, 1) if self.marks else Mark(self.source)
 
 
 def _mark(source: str, node_mark) -> Mark:
@@ -62,6 +80,8 @@ def _mark(source: str, node_mark) -> Mark:
 def _decode(data: bytes | str, source: str) -> str:
     if isinstance(data, str):
         return data
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise SpecError(Problem(Mark(source, 1, 1), "", "the file is UTF-16 text; save the spec as UTF-8"))
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -70,6 +90,11 @@ def _decode(data: bytes | str, source: str) -> str:
         raise SpecError(
             Problem(Mark(source, line, column), "", f"not UTF-8 text (byte 0x{data[exc.start]:02x}); save the spec as UTF-8")
         ) from None
+
+
+def _position_mark(text: str, position: int, source: str) -> Mark:
+    line = text.count("\n", 0, position) + 1
+    return Mark(source, line, position - (text.rfind("\n", 0, position) + 1) + 1)
 
 
 def _check_tabs(text: str, source: str) -> None:
@@ -88,20 +113,22 @@ class _Builder:
         self.steps = 0
         self.scalars = SafeConstructor()
 
-    def build(self, node, path: tuple, depth: int):
+    def _count(self, node, depth: int, path: tuple) -> None:
+        """One step of the budget that keeps alias bombs and recursive aliases from expanding."""
         self.steps += 1
+        if self.steps <= MAX_NODES and depth <= MAX_DEPTH:
+            return
+        # Blame the top-level value being expanded: where the budget ran out says little.
+        top = path[:1]
+        mark = self.doc.marks.get(top) or _mark(self.doc.source, node.start_mark)
         if self.steps > MAX_NODES:
-            raise SpecError(
-                Problem(
-                    _mark(self.doc.source, node.start_mark),
-                    "",
-                    f"document expands to more than {MAX_NODES} values through aliases; refusing to expand it",
-                )
-            )
-        if depth > MAX_DEPTH:
-            raise SpecError(
-                Problem(_mark(self.doc.source, node.start_mark), "", f"values nest more than {MAX_DEPTH} levels deep (a recursive alias?)")
-            )
+            message = f"document expands to more than {MAX_NODES} values through aliases; refusing to expand it"
+        else:
+            message = f"values nest more than {MAX_DEPTH} levels deep (a recursive alias?)"
+        raise SpecError(Problem(mark, _dotted(top), message))
+
+    def build(self, node, path: tuple, depth: int):
+        self._count(node, depth, path)
         self.doc.marks.setdefault(path, _mark(self.doc.source, node.start_mark))
         if isinstance(node, yaml.MappingNode):
             self._check_tag(node, _MAP_TAG, path)
@@ -111,16 +138,33 @@ class _Builder:
             return [self.build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
         self._check_tag(node, None, path)
         self.doc.raw[path] = node.value
+        self._check_number(node, path)
         try:
             return self.scalars.construct_object(node)
-        except (ConstructorError, ValueError) as exc:
-            raise SpecError(Problem(_mark(self.doc.source, node.start_mark), _dotted(path), f"cannot read value {node.value!r}: {exc}")) from None
+        except (ConstructorError, ValueError, OverflowError) as exc:
+            reason = shorten(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            raise SpecError(Problem(_mark(self.doc.source, node.start_mark), _dotted(path), f"cannot read value {shorten(repr(node.value))}: {reason}")) from None
+
+    def _check_number(self, node, path: tuple) -> None:
+        if node.tag not in (_INT_TAG, _FLOAT_TAG) or node.style is not None:
+            return
+        text = node.value
+        if _SEXAGESIMAL.fullmatch(text):
+            message = f"`{shorten(text)}` is a base-60 number in YAML 1.1 (1:30 reads as 90); write the number itself, or quote it if it is text"
+        elif node.tag == _INT_TAG and _OCTAL.fullmatch(text):
+            message = f"`{shorten(text)}` is an octal number in YAML 1.1 (010 reads as 8); write it without the leading zero"
+        else:
+            return
+        raise SpecError(Problem(_mark(self.doc.source, node.start_mark), _dotted(path), message))
 
     def _check_tag(self, node, expected: str | None, path: tuple) -> None:
         allowed = {expected} if expected else _SCALAR_TAGS
         if node.tag in allowed:
             return
-        if node.tag.startswith("tag:yaml.org,2002:python/"):
+        if node.tag == _TIMESTAMP_TAG and isinstance(node, yaml.ScalarNode) and node.style is None:
+            # Written without a tag: YAML 1.1 turned a plain `2015-12-10` into a date.
+            message = f"YAML reads `{shorten(node.value)}` as a date; quote it to make it text"
+        elif node.tag.startswith("tag:yaml.org,2002:python/"):
             message = f"tag !!{node.tag.split(':', 2)[2]} is not allowed: archspec reads YAML with a safe loader that builds plain data only"
         else:
             tag = node.tag.replace("tag:yaml.org,2002:", "!!")
@@ -130,10 +174,12 @@ class _Builder:
     def _key(self, node, path: tuple) -> str:
         if not isinstance(node, yaml.ScalarNode):
             raise SpecError(Problem(_mark(self.doc.source, node.start_mark), _dotted(path), "a key must be a plain name, not a list or mapping"))
+        self._check_tag(node, None, path)
         # Keys are names: the text as written, so `on:` or `1:` stays a string.
         return node.value
 
     def _mapping(self, node, path: tuple, depth: int) -> dict:
+        self._count(node, depth, path)
         result: dict = {}
         merged: dict = {}
         seen: dict[str, Mark] = {}
@@ -147,7 +193,11 @@ class _Builder:
             if key in seen:
                 first = seen[key]
                 raise SpecError(
-                    Problem(key_mark, _dotted(path + (key,)), f"duplicate key `{key}` (first set at line {first.line}); YAML would silently keep the last")
+                    Problem(
+                        key_mark,
+                        _dotted(path + (key,)),
+                        f"duplicate key `{shorten(key)}` (first set at line {first.line}); YAML would silently keep the last",
+                    )
                 )
             seen[key] = key_mark
             self.doc.key_marks[path + (key,)] = key_mark
@@ -158,9 +208,11 @@ class _Builder:
 
     def _merge_sources(self, node, path: tuple, depth: int) -> dict:
         """`<<: *anchor` (or a list of anchors): keys written beside it win."""
+        self._count(node, depth, path)
         sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
         combined: dict = {}
         for source in sources:
+            self._count(source, depth + 1, path)
             if not isinstance(source, yaml.MappingNode):
                 raise SpecError(Problem(_mark(self.doc.source, source.start_mark), _dotted(path), "`<<` merges mappings only"))
             for key, value in self._mapping(source, path, depth + 1).items():
@@ -169,7 +221,27 @@ class _Builder:
 
 
 def _dotted(path: tuple) -> str:
-    return ".".join(str(p) for p in path)
+    return shorten(".".join(str(p) for p in path))
+
+
+def _yaml_error(exc: yaml.MarkedYAMLError, source: str) -> Problem:
+    """PyYAML's two-part message (context, problem) as one located sentence."""
+    where = exc.problem_mark or exc.context_mark
+    mark = _mark(source, where) if where else Mark(source, 1, 1)
+    problem, context = exc.problem or "", exc.context or ""
+    for token, words in _TOKENS.items():
+        problem = problem.replace(token, words)
+    if "'\\t'" in problem or "'\t'" in problem:
+        return Problem(mark, "", "tab character here; YAML separates and indents with spaces")
+    if problem and context.startswith("while ") and exc.context_mark is not None and exc.context_mark is not where:
+        reason = f"{problem} ({context} at line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1})"
+    elif problem and context:
+        reason = f"{context}, {problem}" if not problem.startswith("but ") else f"{context} {problem}"
+    else:
+        reason = problem or context or "not valid YAML"
+    if "indented" in problem:
+        reason += "; check the indentation"
+    return Problem(mark, "", f"invalid YAML: {shorten(reason, 200)}")
 
 
 def parse(data: bytes | str, source: str) -> Document:
@@ -178,17 +250,21 @@ def parse(data: bytes | str, source: str) -> Document:
         raise SpecError(Problem(Mark(source, 1, 1), "", f"file is larger than {MAX_BYTES // 1024} KiB; a spec is a short text file"))
     text = _decode(data, source)
     if "\x00" in text:
-        raise SpecError(Problem(Mark(source, 1, 1), "", "file holds NUL bytes; a spec is a text file"))
+        raise SpecError(Problem(_position_mark(text, text.index("\x00"), source), "", "file holds NUL bytes; a spec is a text file"))
     _check_tabs(text, source)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        where = exc.problem_mark or exc.context_mark
-        mark = _mark(source, where) if where else Mark(source, 1, 1)
-        reason = exc.problem or exc.context or "invalid YAML"
-        raise SpecError(Problem(mark, "", f"invalid YAML: {reason}")) from None
+        raise SpecError(_yaml_error(exc, source)) from None
+    except yaml.reader.ReaderError as exc:
+        raise SpecError(
+            Problem(_position_mark(text, exc.position, source), "", f"character U+{exc.character:04X} is not allowed in YAML text; remove it")
+        ) from None
     except yaml.YAMLError as exc:
-        raise SpecError(Problem(Mark(source, 1, 1), "", f"invalid YAML: {exc}")) from None
+        raise SpecError(Problem(Mark(source, 1, 1), "", f"invalid YAML: {shorten(str(exc).splitlines()[0])}")) from None
+    except RecursionError:
+        # PyYAML composes nested brackets recursively; a spec nests a few levels at most.
+        raise SpecError(Problem(Mark(source, 1, 1), "", f"values nest far more than {MAX_DEPTH} levels deep; a spec is a shallow document")) from None
     if root is None or (isinstance(root, yaml.ScalarNode) and root.tag == "tag:yaml.org,2002:null"):
         raise SpecError(Problem(Mark(source, 1, 1), "", "the spec is empty; it must be a mapping with at least `stages`"))
     if not isinstance(root, yaml.MappingNode):

@@ -1,0 +1,284 @@
+"""Fuzzing the loader: whatever the input, the only exception is archspec's own SpecError.
+
+Four sources of input: random text and bytes, random nested data dumped as YAML,
+mappings built from the schema's own keys with random values, and stock specs
+mutated character by character and value by value. Each goes through
+`archspec.api.load_plan` (parse, `extends`, validation, plan) and the analytic
+counter, and every problem must print as one `FILE:LINE:COL: path: message` line.
+
+CI runs about 2,400 examples in all. For a longer run set ARCHSPEC_FUZZ_EXAMPLES
+(examples per test), e.g. `ARCHSPEC_FUZZ_EXAMPLES=12500 pytest tests/test_fuzz.py`
+for 50,000; docs/errors.md records such a run.
+"""
+
+from __future__ import annotations
+
+import atexit
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import yaml
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from archspec.api import load_plan
+from archspec.counting import complexity
+from archspec.errors import SpecError, printable
+from archspec.schema import Head, Input, Spec, Stage, Stem
+from archspec.sources import stock_dir, stock_names
+
+_LONG_RUN = int(os.environ.get("ARCHSPEC_FUZZ_EXAMPLES", "0"))
+
+
+def fuzz_settings(examples: int):
+    """`examples` in CI; ARCHSPEC_FUZZ_EXAMPLES per test for a long run."""
+    return settings(
+        max_examples=_LONG_RUN or examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+    )
+
+
+# One folder for the whole module: hypothesis forbids function-scoped fixtures in @given tests.
+_FOLDER = Path(tempfile.mkdtemp(prefix="archspec-fuzz-"))
+atexit.register(shutil.rmtree, _FOLDER, ignore_errors=True)
+STOCK_TEXT = {name: (stock_dir() / f"{name}.yaml").read_text(encoding="utf-8") for name in stock_names()}
+
+
+def assert_only_spec_errors(source) -> None:
+    """Load `source` (bytes or text for a file, or a mapping) to a plan and count it; only SpecError may escape."""
+    if isinstance(source, (bytes, str)):
+        path = _FOLDER / "fuzz.yaml"
+        path.write_bytes(source.encode("utf-8", "surrogatepass") if isinstance(source, str) else source)
+        target = str(path)
+    else:
+        target = source
+    try:
+        complexity(load_plan(target))
+        event("planned")  # see `pytest --hypothesis-show-statistics`
+    except SpecError as exc:
+        assert exc.problems
+        event("refused")
+        for problem in exc.problems:
+            assert_one_located_line(problem, from_file=not isinstance(source, dict))
+
+
+def assert_one_located_line(problem, from_file: bool) -> None:
+    text = str(problem)
+    assert "\n" not in text and "\r" not in text, text
+    assert text.startswith(printable(f"{problem.mark}: {problem.path or '(document)'}: ")), text
+    assert problem.message.strip(), text
+    if from_file:
+        # Everything here comes from a YAML file (the fuzzed one or a stock parent): lines are known.
+        assert problem.mark.line is not None and problem.mark.column is not None, text
+    else:
+        assert text.startswith("<mapping>: ") or problem.mark.line is not None, text
+    assert len(text) < 2000, text[:200]
+
+
+# --- 1. random text and bytes --------------------------------------------------------------
+
+YAML_CHARS = list(" \n\t:-[]{},&*!|>'\"#%@`?~.0123456789abcdeonsxyzE_+") + ["stages", "depth", "width", "<<", "!!"]
+
+
+@fuzz_settings(600)
+@given(
+    st.one_of(
+        st.text(max_size=300),
+        st.binary(max_size=300),
+        st.lists(st.sampled_from(YAML_CHARS), max_size=120).map("".join),
+    )
+)
+def test_random_text_only_raises_spec_errors(text):
+    assert_only_spec_errors(text)
+
+
+# --- 2. random nested data dumped as YAML ---------------------------------------------------
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+)
+nested = st.recursive(
+    scalars,
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.one_of(st.text(max_size=10), st.integers(), st.booleans()), children, max_size=5),
+    max_leaves=30,
+)
+
+
+@fuzz_settings(400)
+@given(nested, st.booleans())
+def test_random_yaml_documents_only_raise_spec_errors(data, flow):
+    assert_only_spec_errors(yaml.safe_dump(data, default_flow_style=flow, allow_unicode=True))
+
+
+# --- 3. the schema's own keys with random values --------------------------------------------
+
+values = st.one_of(
+    st.integers(min_value=-3, max_value=300),
+    st.sampled_from([0, 1, 2, 3, 7, 8, 16, 32, 64, 224, 10**6, 10**30, 2**63]),
+    st.floats(min_value=-2, max_value=2) | st.sampled_from([math.nan, math.inf, -math.inf]),
+    st.booleans(),
+    st.none(),
+    st.sampled_from(["basic", "bottleneck", "vgg", "A", "B", "C", "1x1", "3x3", "group", "none", "", "yes", "on", "1:30", "010"]),
+    st.lists(st.integers(min_value=-2, max_value=300), max_size=3),
+    st.text(max_size=8),
+)
+small = st.sampled_from([1, 2, 3, 4, 8, 16, 24, 32, 48, 64, 128])
+size = st.sampled_from([1, 2, 3, 7, 8, 16, 32, 64, 224, [32, 48], [1, 100]])
+# Values a user might well write, field by field, so that many examples get through validation
+# and exercise the plan; `values` (anything) is mixed in below for the rest.
+PLAUSIBLE = {
+    Input: {"channels": st.integers(1, 4), "size": size},
+    Stem: {"type": st.sampled_from(["imagenet", "cifar", "deep", "none"]), "width": small, "inner_width": small, "pool": st.booleans() | st.none()},
+    Stage: {
+        "depth": st.integers(1, 4),
+        "width": small,
+        "stride": st.sampled_from([1, 2, None]),
+        "block": st.sampled_from(["basic", "bottleneck", "plain", "vgg", None]),
+        "shortcut": st.sampled_from(["A", "B", "C", None]),
+    },
+    Head: {
+        "num_classes": st.integers(1, 1000),
+        "hidden": st.lists(small, max_size=2),
+        "dropout": st.floats(0, 0.99),
+        "pool": st.sampled_from(["avg", "max", "none"]),
+        "pool_size": st.sampled_from([1, 2, 7, [2, 3]]),
+        "features": st.lists(st.integers(0, 5), min_size=1, max_size=3),
+    },
+    Spec: {
+        "name": st.text(min_size=1, max_size=10),
+        "block": st.sampled_from(["basic", "bottleneck", "plain", "vgg"]),
+        "preact": st.booleans(),
+        "shortcut": st.sampled_from(["A", "B", "C"]),
+        "stride_in": st.sampled_from(["1x1", "3x3"]),
+        "groups": st.sampled_from([1, 2, 4, 32]),
+        "width_per_group": st.sampled_from([1, 4, 64]),
+        "expansion": st.sampled_from([1, 2, 4, None]),
+        "avg_down": st.booleans(),
+        "se": st.none() | st.fixed_dictionaries({}, optional={"reduction": st.integers(1, 16), "divisor": st.integers(1, 8)}),
+        "drop_path": st.floats(0, 0.5),
+        "output_stride": st.sampled_from([8, 16, 32, None]),
+        "norm": st.sampled_from(["batch", "group", "none"]),
+        "norm_groups": st.sampled_from([1, 2, 8, 32]),
+        "activation": st.sampled_from(["relu", "silu", "gelu"]),
+        "zero_init_residual": st.booleans(),
+    },
+}
+
+
+def mostly(plausible, anything=values):
+    """`plausible` nine times in ten, else `anything` (one_of alone would favour its later branches)."""
+    return st.sampled_from([True] * 9 + [False]).flatmap(lambda usual: plausible if usual else anything)
+
+
+def field_value(model, name: str):
+    return mostly(PLAUSIBLE[model].get(name, values))
+
+
+def section(model, required=(), typos=()):
+    """Some of the model's fields (mostly plausible values), now and then a misspelt key."""
+    fields = st.fixed_dictionaries(
+        {name: field_value(model, name) for name in required},
+        optional={name: field_value(model, name) for name in PLAUSIBLE[model] if name not in required},
+    )
+    typo = mostly(st.just({}), st.dictionaries(st.sampled_from(typos), values, min_size=1, max_size=1)) if typos else st.just({})
+    return st.tuples(fields, typo).map(lambda pair: {**pair[0], **pair[1]})
+
+
+stages = st.lists(mostly(section(Stage, ("depth", "width"), ("strides", "blocks"))), min_size=1, max_size=5)
+specs = st.tuples(
+    section(Spec, (), ("shortcutt", "1", "")),
+    st.fixed_dictionaries(
+        {"stages": mostly(stages)},
+        optional={"input": mostly(section(Input)), "stem": mostly(section(Stem, (), ("widht",))), "head": mostly(section(Head, (), ("num_class",)))},
+    ),
+).map(lambda pair: {**pair[0], **pair[1]})
+
+
+@fuzz_settings(600)
+@given(specs, st.booleans())
+def test_schema_shaped_specs_only_raise_spec_errors(spec, flow):
+    assert_only_spec_errors(yaml.safe_dump(spec, default_flow_style=flow, allow_unicode=True))
+    assert_only_spec_errors(spec)
+
+
+# --- 4. mutated stock specs -----------------------------------------------------------------
+
+SNIPPETS = ["0", "-1", "yes", "2.0", "1:30", "010", ": ", "\n", "\t", "  ", "- ", "[", "]", "{", "}", ",", "&a ", "*a", "!!python/object:os.system ", "!x ", "#", "'", '"', "~", "<<: ", "\x00", "\x85", "é"]
+
+
+def mutate_text(draw, text: str) -> str:
+    for _ in range(draw(st.integers(min_value=1, max_value=4))):
+        where = draw(st.integers(min_value=0, max_value=max(0, len(text) - 1)))
+        kind = draw(st.sampled_from(["delete", "insert", "replace", "duplicate"]))
+        length = draw(st.integers(min_value=1, max_value=12))
+        piece = draw(st.sampled_from(SNIPPETS) | st.text(max_size=4))
+        if kind == "delete":
+            text = text[:where] + text[where + length :]
+        elif kind == "insert":
+            text = text[:where] + piece + text[where:]
+        elif kind == "replace":
+            text = text[:where] + piece + text[where + length :]
+        else:
+            text = text[:where] + text[where : where + length] * 2 + text[where + length :]
+    return text
+
+
+def _paths(node, prefix=()):
+    yield prefix
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _paths(value, prefix + (key,))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _paths(value, prefix + (index,))
+
+
+def mutate_data(draw, data: dict) -> dict:
+    for _ in range(draw(st.integers(min_value=1, max_value=3))):
+        paths = [p for p in _paths(data) if p]
+        if not paths:
+            break
+        path = draw(st.sampled_from(paths))
+        parent = data
+        for part in path[:-1]:
+            parent = parent[part]
+        kind = draw(st.sampled_from(["swap", "drop", "insert", "wrap"]))
+        if kind == "swap":
+            parent[path[-1]] = draw(values)
+        elif kind == "drop":
+            del parent[path[-1]]
+        elif kind == "insert" and isinstance(parent, dict):
+            parent[draw(st.sampled_from(sorted({k for m in PLAUSIBLE.values() for k in m}) + ["typo", "shortcutt"]))] = draw(values)
+        else:
+            parent[path[-1]] = [parent[path[-1]]] if draw(st.booleans()) else {"x": parent[path[-1]]}
+    return data
+
+
+@fuzz_settings(800)
+@given(st.sampled_from(sorted(STOCK_TEXT)), st.booleans(), st.data())
+def test_mutated_stock_specs_only_raise_spec_errors(name, as_text, data):
+    text = STOCK_TEXT[name]
+    if as_text:
+        mutated = mutate_text(data.draw, text)
+    else:
+        mutated = yaml.safe_dump(mutate_data(data.draw, yaml.safe_load(text)), sort_keys=False)
+    assert_only_spec_errors(mutated)
+
+
+def test_every_stock_spec_loads_cleanly_through_the_same_path():
+    """The unmutated specs are the control: the fuzz harness itself raises nothing for them."""
+    control = _FOLDER / "control"
+    control.mkdir(exist_ok=True)
+    for name, text in STOCK_TEXT.items():
+        path = control / f"{name}.yaml"
+        path.write_text(text, encoding="utf-8")
+        complexity(load_plan(str(path)))
