@@ -1,0 +1,118 @@
+"""`archspec train`: the command; the work is in `archspec.train`. torch is imported only when it runs."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from dataclasses import asdict
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from archspec.cli import Device, DeviceOpt, SetOpt, SpecsArg, TableFormat, app, echo_err, guarded
+from archspec.errors import SpecError
+
+
+class Schedule(str, Enum):
+    step = "step"
+    cosine = "cosine"
+
+
+class Amp(str, Enum):
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+_COLUMNS = [
+    ("name", "spec"),
+    ("layers", "layers"),
+    ("params", "params"),
+    ("epoch", "epochs"),
+    ("train_loss", "train loss"),
+    ("train_error", "train err %"),
+    ("heldout_error", "held-out err %"),
+    ("images_per_second", "img/s"),
+    ("seconds", "time (s)"),
+]
+
+
+def results_table(results, fmt: str = "table") -> str:
+    """The final row of each spec as a table (or Markdown, for docs)."""
+    from archspec.report import human, render
+
+    rows = []
+    for result in results:
+        final = result.final
+        rows.append(
+            {
+                "name": result.name,
+                "layers": result.layers,
+                "params": human(result.params),
+                "epoch": final["epoch"],
+                "train_loss": f"{final['train_loss']:.4f}",
+                "train_error": f"{final['train_error']:.2f}",
+                "heldout_error": f"{final['heldout_error']:.2f}",
+                # The median epoch: the first one pays for warm-up (and compilation).
+                "images_per_second": f"{statistics.median(r['images_per_second'] for r in result.history):.0f}",
+                "seconds": f"{sum(r['seconds'] for r in result.history):.1f}",
+            }
+        )
+    return render(rows, _COLUMNS, fmt)
+
+
+@app.command()
+@guarded
+def train(
+    specs: SpecsArg,
+    data: Annotated[str, typer.Option("--data", help="digits (scikit-learn's 8x8 digits), synthetic[:N] (random images of the spec's input shape), cifar10:DIR (the python batches, nothing is downloaded) or imagefolder:DIR (one subfolder per class; DIR/train + DIR/val when present).")] = "digits",
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Epochs; the step schedule divides the rate by 10 at 1/2 and 3/4 of them.")] = 30,
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Global batch size (shared among torchrun's processes).")] = 128,
+    lr: Annotated[float, typer.Option("--lr", help="Initial learning rate (SGD).")] = 0.1,
+    momentum: Annotated[float, typer.Option("--momentum", help="SGD momentum.")] = 0.9,
+    weight_decay: Annotated[float, typer.Option("--weight-decay", help="L2 weight decay, on every parameter as in the paper.")] = 1e-4,
+    schedule: Annotated[Schedule, typer.Option("--schedule", help="step: /10 at 1/2 and 3/4 of training (the paper); cosine: to zero.")] = Schedule.step,
+    seed: Annotated[int, typer.Option("--seed", help="Seeds the initial weights and the data order (seed + epoch).")] = 0,
+    device: DeviceOpt = Device.auto,
+    amp: Annotated[Optional[Amp], typer.Option("--amp", help="Mixed precision: bf16 (CPU or CUDA) or fp16 (CUDA, with loss scaling).", show_default=False)] = None,
+    channels_last: Annotated[bool, typer.Option("--channels-last", help="Channels-last memory format for the model and the batches.")] = False,
+    compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile the model (needs a C++ compiler on the CPU).")] = False,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Folder for run.json and, per spec, metrics.jsonl, metrics.csv, state.pt (to resume) and model.pt (the checkpoint).", show_default=False)] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out after its last finished epoch.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Start over in an --out that holds a previous run; overwrite --plot.")] = False,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Draw training loss and held-out error per epoch (.png, .svg or .pdf).", show_default=False)] = None,
+    overrides: SetOpt = None,
+    fmt: Annotated[TableFormat, typer.Option("--format", help="Output format.")] = TableFormat.table,
+) -> None:
+    """Train each spec in turn with the same data, seed and recipe; print final loss and errors.
+
+    Defaults are the paper's CIFAR recipe (SGD, lr 0.1, momentum 0.9, weight decay 1e-4, batch 128,
+    lr /10 at 1/2 and 3/4 of training). Under `torchrun --nproc_per_node N -m archspec train ...` the
+    same command trains with DistributedDataParallel; only rank 0 prints and writes files.
+    """
+    from archspec.train import Options, Progress, Recipe, is_main_process
+    from archspec.train import train as run
+
+    try:
+        recipe = Recipe(epochs, batch, lr, momentum, weight_decay, schedule.value, seed, amp.value if amp else None)
+        options = Options(device.value, channels_last, compile_model)
+        results = run(specs, data, recipe, options, overrides or (), out, resume, force, plot, Progress(sys.stderr))
+    except (SpecError, KeyboardInterrupt) as exc:
+        if not is_main_process():
+            # Every rank meets the same problem and rank 0 alone reports it; torchrun stops the whole
+            # job as soon as one process exits, so give rank 0 a moment to print first.
+            time.sleep(1)
+            raise typer.Exit(code=1) from None
+        if isinstance(exc, KeyboardInterrupt) and out is not None:
+            echo_err(f"archspec: the last finished epoch is saved in {out}; add --resume to continue")
+        raise
+    if not is_main_process():
+        return
+    if fmt == TableFormat.json:
+        from archspec.report import to_json
+
+        typer.echo(to_json({"data": data, "recipe": asdict(recipe), "results": [r.as_dict() for r in results]}))
+        return
+    typer.echo(results_table(results))

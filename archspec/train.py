@@ -1,0 +1,599 @@
+"""`archspec train`: one recipe and one data set, each spec in turn, in one process or under torchrun.
+
+Under `torchrun` (WORLD_SIZE > 1) the model is wrapped in DistributedDataParallel
+(gloo on the CPU, nccl on CUDA), every rank takes its share of each global batch
+and only rank 0 prints or touches `--out` and `--plot`; what rank 0 reads there
+(a previous run to resume) reaches the other ranks by broadcast, so multi-node
+runs need no shared file system.
+
+The data order is a function of (seed, epoch) alone and the epoch's state is
+saved whole, so `--resume` continues an interrupted run to the same weights.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from archspec.checkpoint import atomic_write
+from archspec.errors import Mark, Problem, SpecError
+from archspec.train_data import DataSource, describe, load_data, parse_data, shape_overrides
+
+RUN_FILE = "run.json"
+STATE_FILE = "state.pt"
+CHECKPOINT_FILE = "model.pt"
+METRICS_FILES = ("metrics.jsonl", "metrics.csv")
+METRIC_KEYS = ("epoch", "lr", "train_loss", "train_error", "heldout_error", "seconds", "images_per_second")
+RUN_FORMAT = "archspec-train"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that decides the trained weights. Defaults: the paper's CIFAR recipe (section 4.2)."""
+
+    epochs: int = 30
+    batch: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    schedule: str = "step"
+    seed: int = 0
+    amp: str | None = None
+
+    def __post_init__(self):
+        checks = [
+            (self.epochs >= 1, "--epochs", "needs at least one epoch"),
+            (self.batch >= 1, "--batch", "needs a positive batch size"),
+            (self.lr > 0 and math.isfinite(self.lr), "--lr", "needs a positive, finite learning rate"),
+            (0 <= self.momentum < 1, "--momentum", "takes a value in [0, 1)"),
+            (self.weight_decay >= 0, "--weight-decay", "cannot be negative"),
+            (self.schedule in ("step", "cosine"), "--schedule", "is step or cosine"),
+            (self.amp in (None, "bf16", "fp16"), "--amp", "is bf16 or fp16"),
+        ]
+        for ok, option, message in checks:
+            if not ok:
+                raise SpecError(Problem(Mark(f"{option} {getattr(self, option[2:].replace('-', '_'))}"), option[2:], message))
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of a 0-based epoch. step: the paper divides by 10 at 32k and 48k of its 64k
+        iterations, i.e. at 1/2 and 3/4 of training, whatever the length; cosine: to zero over the run."""
+        if self.schedule == "cosine":
+            return 0.5 * self.lr * (1 + math.cos(math.pi * epoch / self.epochs))
+        return self.lr / 10 ** sum(epoch >= math.ceil(self.epochs * fraction) for fraction in (0.5, 0.75))
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to run: these change the speed, not the recipe."""
+
+    device: str = "auto"
+    channels_last: bool = False
+    compile: bool = False
+
+
+@dataclass
+class Result:
+    """One trained spec: its per-epoch metrics (the last row is the final one)."""
+
+    name: str
+    residual: bool
+    layers: int
+    params: int
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def final(self) -> dict:
+        return self.history[-1]
+
+    def as_dict(self) -> dict:
+        return _finite({"name": self.name, "residual": self.residual, "layers": self.layers, "params": self.params, **self.final, "history": self.history})
+
+
+def _finite(value):
+    """NaN and infinity (a diverged run) as null, so the JSON stays JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def is_main_process() -> bool:
+    """Rank 0 of a torchrun job, or a plain process: the one that prints and writes files."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+class Progress:
+    """Per-epoch lines on a stream (stderr); a live bar within each epoch where the stream is a terminal."""
+
+    def __init__(self, stream=None):
+        self.stream = stream if is_main_process() else None
+        self.live = bool(stream is not None and getattr(stream, "isatty", lambda: False)())
+
+    def line(self, text: str) -> None:
+        if self.stream is not None:
+            self.stream.write(("\r\033[K" if self.live else "") + text + "\n")
+            self.stream.flush()
+
+    def step(self, label: str, done: int, total: int) -> None:
+        if self.live and self.stream is not None:
+            filled = int(24 * done / total)
+            self.stream.write(f"\r{label} [{'#' * filled}{'.' * (24 - filled)}] {done}/{total}")
+            self.stream.flush()
+
+
+# --- distributed --------------------------------------------------------------------------------
+
+
+@dataclass
+class Cluster:
+    """This process's place in a torchrun job (a job of one without torchrun)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def writer(self) -> bool:
+        return self.rank == 0
+
+    def share(self, value):
+        """Rank 0's `value`, on every rank."""
+        if self.world == 1:
+            return value
+        import torch.distributed as dist
+
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def total(self, values: list[float], device) -> list[float]:
+        """Element-wise sums over all ranks."""
+        if self.world == 1:
+            return values
+        import torch
+        import torch.distributed as dist
+
+        tensor = torch.tensor(values, dtype=torch.float64, device=device)
+        dist.all_reduce(tensor)
+        return tensor.tolist()
+
+    def on_writer(self, action):
+        """Run `action` on rank 0 only; every rank gets its result, or raises the SpecError it raised."""
+        outcome = None
+        if self.writer:
+            try:
+                outcome = ("ok", action())
+            except SpecError as exc:
+                outcome = ("error", exc.problems)
+        kind, value = self.share(outcome)
+        if kind == "error":
+            raise SpecError(value)
+        return value
+
+
+def _cluster_from_environment() -> Cluster:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return Cluster(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def _join(cluster: Cluster, device):
+    """Start the process group (env:// rendezvous from torchrun) and pick this rank's device."""
+    import torch
+    import torch.distributed as dist
+
+    if device.type == "cuda":
+        device = torch.device("cuda", cluster.local_rank % torch.cuda.device_count())
+        torch.cuda.set_device(device)
+    if cluster.world > 1:
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return device
+
+
+# --- the run folder (rank 0 only) ---------------------------------------------------------------
+
+
+def _out_problem(out: Path, message: str) -> SpecError:
+    return SpecError(Problem(Mark(f"--out {out}"), "out", message))
+
+
+def _prepare_out(out: Path, record: dict, names: list[str], resume: bool, force: bool) -> None:
+    """Check that `out` may take this run (a fresh run never writes over a previous one unasked), then record it."""
+    run_file = out / RUN_FILE
+    if out.exists() and not out.is_dir():
+        raise _out_problem(out, "is a file; give a folder")
+    if resume:
+        if not run_file.is_file():
+            raise _out_problem(out, "holds no previous run to resume (no run.json); start one without --resume")
+        try:
+            previous = json.loads(run_file.read_text())
+        except (OSError, ValueError) as exc:
+            raise _out_problem(out, f"run.json is not readable ({exc})") from None
+        changed = _recipe_changes(previous, record)
+        if changed:
+            raise _out_problem(out, f"the previous run used {', '.join(changed)}; resume with the same options, or start a new --out")
+        names = list(dict.fromkeys(previous.get("specs", []) + names))
+    elif out.is_dir() and any(out.iterdir()):
+        if not force and run_file.exists():
+            raise _out_problem(out, "holds a previous run; pass --resume to continue it, or --force to start it over")
+        if not force:
+            raise _out_problem(out, "is not empty; give a new or empty folder, or pass --force to write into it")
+        for name in names:
+            # Starting over: the named specs' own files go, so a later --resume cannot pick up stale state.
+            for file in (STATE_FILE, CHECKPOINT_FILE, *METRICS_FILES):
+                (out / name / file).unlink(missing_ok=True)
+    for name in names:
+        (out / name).mkdir(parents=True, exist_ok=True)
+    text = json.dumps({**record, "specs": names}, indent=2) + "\n"
+    atomic_write(run_file, lambda handle: handle.write(text.encode()), force=True)
+
+
+def _recipe_changes(previous: dict, record: dict) -> list[str]:
+    changes = []
+    if previous.get("data") != record["data"]:
+        changes.append(f"--data {previous.get('data')}")
+    old = previous.get("recipe", {})
+    for key, value in record["recipe"].items():
+        if old.get(key) != value:
+            changes.append(f"--{key.replace('_', '-')} {old.get(key)} (now {value})")
+    return changes
+
+
+def _write_metrics(folder: Path, history: list[dict]) -> None:
+    jsonl = "".join(json.dumps(_finite(row)) + "\n" for row in history)
+    table = io.StringIO()
+    writer = csv.DictWriter(table, METRIC_KEYS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    for name, text in zip(METRICS_FILES, (jsonl, table.getvalue())):
+        atomic_write(folder / name, lambda handle, text=text: handle.write(text.encode()), force=True)
+
+
+def _read_state(folder: Path, spec_data: dict, recipe: Recipe):
+    """The state saved after the last finished epoch of this spec, or None; a changed spec is an error."""
+    import torch
+
+    path = folder / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a torn or foreign file: say which, do not guess
+        raise SpecError(Problem(Mark(str(path)), "resume", f"cannot read the saved state ({type(exc).__name__}); delete it to restart this spec")) from None
+    if state.get("spec") != spec_data:
+        raise SpecError(Problem(Mark(str(path)), "resume", f"spec {spec_data['name']!r} changed since the previous run; train it into a new --out"))
+    if state.get("recipe") != asdict(recipe):
+        raise SpecError(Problem(Mark(str(path)), "resume", "this state was trained with another recipe; start a new --out"))
+    return state
+
+
+# --- training one spec --------------------------------------------------------------------------
+
+
+def _seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _epoch_order(size: int, cluster: Cluster, seed: int, epoch: int):
+    """This rank's indices for the epoch. DistributedSampler shuffles with a generator seeded seed + epoch
+    and deals index k to rank k mod world, so the ranks' k-th batches together are the single-process
+    k-th batch: the global batch and data order do not depend on the number of processes."""
+    import torch
+    from torch.utils.data import DistributedSampler
+
+    sampler = DistributedSampler(range(size), num_replicas=cluster.world, rank=cluster.rank, shuffle=True, seed=seed)
+    sampler.set_epoch(epoch)
+    return torch.tensor(list(sampler), dtype=torch.long)
+
+
+def train_spec(plan, data, recipe: Recipe, options: Options, cluster: Cluster, device, folder: Path | None, state, progress: Progress, on_epoch_end=None) -> Result:
+    """Train one planned spec from scratch, or on from `state`; rank 0 writes its files into `folder`."""
+    import torch
+
+    from archspec.builder import build_from_plan
+    from archspec.checkpoint import save_checkpoint
+    from archspec.counting import complexity
+
+    spec = plan.spec
+    c = complexity(plan)
+    result = Result(spec.name, _is_residual(plan), c.layers, c.params)
+    steps = data.train_size // recipe.batch
+    if steps == 0:
+        raise SpecError(Problem(Mark(f"--batch {recipe.batch}"), "batch", f"is larger than the {data.train_size} training images of --data {data.name}"))
+    local_batch = recipe.batch // cluster.world
+    _seed_everything(recipe.seed)
+    model = build_from_plan(plan, device)
+    memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    scaler = torch.amp.GradScaler(device.type, enabled=recipe.amp == "fp16")
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(recipe.amp)
+    start = 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        result.history = list(state["history"])
+        start = state["epoch"]
+        # Dropout and drop path draw from torch's generator: continue it where the run stopped.
+        torch.set_rng_state(state["rng"])
+        if device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
+        progress.line(f"{spec.name}: resuming after epoch {start}/{recipe.epochs}")
+    net = model
+    if cluster.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if options.compile:
+        net = torch.compile(net)
+    held = torch.arange(cluster.rank, int(data.held_y.shape[0]), cluster.world)
+
+    for epoch in range(start, recipe.epochs):
+        lr = recipe.lr_at(epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        order = _epoch_order(data.train_size, cluster, recipe.seed, epoch)
+        augmentation = data.augmentation(recipe.seed, epoch)
+        label = f"{spec.name} epoch {epoch + 1}/{recipe.epochs}"
+        started = time.perf_counter()
+        batches = (order[step * local_batch : (step + 1) * local_batch] for step in range(steps))
+        loss_sum, wrong = _train_epoch(net, optimizer, scaler, data, batches, augmentation, device, memory_format, amp_dtype, lambda step: progress.step(label, step, steps))
+        train_seconds = time.perf_counter() - started
+        if cluster.world > 1:
+            _share_buffers(model)
+        held_wrong = _count_wrong(model, data, held, recipe.batch, device, memory_format, amp_dtype)
+        totals = cluster.total([loss_sum, float(wrong), float(steps * local_batch), float(held_wrong), float(held.numel())], device)
+        row = {
+            "epoch": epoch + 1,
+            "lr": lr,
+            "train_loss": totals[0] / totals[2],
+            "train_error": 100.0 * totals[1] / totals[2],
+            "heldout_error": 100.0 * totals[3] / max(totals[4], 1.0),
+            "seconds": round(time.perf_counter() - started, 3),
+            "images_per_second": round(steps * recipe.batch / train_seconds, 1),
+        }
+        result.history.append(row)
+        if folder is not None:
+            _save_state(folder, model, optimizer, scaler, epoch + 1, result.history, spec, recipe, device)
+            _write_metrics(folder, result.history)
+        progress.line(
+            f"{label}  loss {row['train_loss']:.4f}  train err {row['train_error']:.2f}%  held-out err {row['heldout_error']:.2f}%"
+            f"  lr {lr:.4g}  {row['images_per_second']:.0f} img/s  {row['seconds']:.1f} s"
+        )
+        if not math.isfinite(row["train_loss"]):
+            progress.line(f"{spec.name}: the training loss is not finite; a lower --lr may help")
+        if on_epoch_end is not None:
+            on_epoch_end(spec.name, epoch + 1)
+    if folder is not None:
+        save_checkpoint(model, spec, folder / CHECKPOINT_FILE, force=True)
+    return result
+
+
+def _train_epoch(net, optimizer, scaler, data, batches, augmentation, device, memory_format, amp_dtype, tick) -> tuple[float, int]:
+    """One pass of SGD over `batches` (index tensors); returns this rank's summed loss and wrong answers."""
+    import torch
+    import torch.nn.functional as F
+
+    net.train()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    wrong = torch.zeros((), dtype=torch.long, device=device)
+    for step, indices in enumerate(batches, 1):
+        x, y = data.train_batch(indices, augmentation)
+        x = x.to(device, non_blocking=True).contiguous(memory_format=memory_format)
+        y = y.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            logits = net(x)
+            loss = F.cross_entropy(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        # Summed on the device: reading a number back each step would stall a GPU.
+        loss_sum += loss.detach().double() * y.shape[0]
+        wrong += (logits.detach().argmax(1) != y).sum()
+        tick(step)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return loss_sum.item(), int(wrong.item())
+
+
+def _share_buffers(model) -> None:
+    """Rank 0's batch-norm statistics on every rank: DDP sends them at each training forward pass, but the
+    last step updated each rank's copy with its own images; evaluation and the checkpoint use rank 0's."""
+    import torch.distributed as dist
+
+    for buffer in model.buffers():
+        dist.broadcast(buffer, src=0)
+
+
+def _count_wrong(net, data, indices, batch: int, device, memory_format, amp_dtype) -> int:
+    import torch
+
+    net.eval()
+    wrong = 0
+    with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        for start in range(0, indices.numel(), max(batch, 256)):
+            x, y = data.held_batch(indices[start : start + max(batch, 256)])
+            logits = net(x.to(device).contiguous(memory_format=memory_format))
+            wrong += int((logits.argmax(1).cpu() != y).sum())
+    return wrong
+
+
+def _save_state(folder: Path, model, optimizer, scaler, epoch: int, history, spec, recipe: Recipe, device) -> None:
+    import torch
+
+    state = {
+        "format": f"{RUN_FORMAT}-state",
+        "epoch": epoch,
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict(),
+        "history": history,
+        "rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        "spec": spec.model_dump(mode="json", exclude={"extends"}),
+        "recipe": asdict(recipe),
+    }
+    atomic_write(folder / STATE_FILE, lambda handle: torch.save(state, handle), force=True)
+
+
+def _is_residual(plan) -> bool:
+    return any((stage.block or plan.spec.block) in ("basic", "bottleneck") for stage in plan.spec.stages)
+
+
+# --- the whole run ------------------------------------------------------------------------------
+
+
+def _plans(specs, source: DataSource, overrides) -> list:
+    from archspec.api import load_plan
+
+    fitted = shape_overrides(source)
+    plans = []
+    for ref in specs:
+        try:
+            plan = load_plan(ref, tuple(overrides) + fitted)
+        except SpecError as exc:
+            load_plan(ref, tuple(overrides))  # a mistake of the spec itself is reported as it is
+            # Only the data's shape makes this spec fail: say what the data asked of it.
+            raise SpecError([Problem(p.mark, p.path, f"{p.message} (--data {source.text}: {describe(source)})", p.via) for p in exc.problems]) from None
+        if plan.taps is not None:
+            raise SpecError(Problem(Mark(str(ref)), "head.features", "this spec returns feature maps; training needs a classifier head"))
+        plans.append(plan)
+    names = [plan.spec.name for plan in plans]
+    for ref, name in zip(specs, names):
+        if name in (".", "..") or "/" in name or os.sep in name:
+            # The name becomes a folder under --out; it must stay a single folder inside it.
+            raise SpecError(Problem(Mark(str(ref)), "name", f"{name!r} cannot name a folder; give the spec a name without slashes"))
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise SpecError(Problem(Mark(" ".join(map(str, specs))), "name", f"specs share the name {', '.join(twice)}; each spec's results are kept under its name"))
+    return plans
+
+
+def _resolve(options: Options, recipe: Recipe, cluster: Cluster):
+    from archspec.builder import resolve_device
+
+    device = resolve_device(options.device)
+    if recipe.amp == "fp16" and device.type != "cuda":
+        raise SpecError(Problem(Mark("--amp fp16"), "amp", "fp16 autocast needs CUDA; on the CPU use --amp bf16"))
+    if recipe.batch % cluster.world:
+        raise SpecError(Problem(Mark(f"--batch {recipe.batch}"), "batch", f"the global batch must divide evenly among the {cluster.world} processes"))
+    return device
+
+
+def _check_plot(plot: Path, force: bool) -> None:
+    if plot.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise SpecError(Problem(Mark(f"--plot {plot}"), "plot", "name a .png, .svg or .pdf file"))
+    if plot.exists() and not force:
+        raise SpecError(Problem(Mark(f"--plot {plot}"), "plot", "file exists; pass --force to overwrite it"))
+    if not plot.parent.is_dir():
+        raise SpecError(Problem(Mark(f"--plot {plot}"), "plot", f"folder {str(plot.parent)!r} does not exist"))
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise SpecError(Problem(Mark(f"--plot {plot}"), "plot", "needs matplotlib: pip install 'archspec[train]'")) from None
+
+
+def train(
+    specs,
+    data: str = "digits",
+    recipe: Recipe = Recipe(),
+    options: Options = Options(),
+    overrides=(),
+    out: Path | None = None,
+    resume: bool = False,
+    force: bool = False,
+    plot: Path | None = None,
+    progress: Progress | None = None,
+    on_epoch_end=None,
+) -> list[Result]:
+    """Train each spec in turn with the same data, seed and recipe; return their metrics.
+
+    `on_epoch_end(name, epoch)` is called after each finished (and saved) epoch.
+    """
+    progress = progress or Progress()
+    source = parse_data(data)
+    if resume and out is None:
+        raise SpecError(Problem(Mark("--resume"), "resume", "needs --out DIR, the folder of the run to continue"))
+    plans = _plans(specs, source, overrides)
+    cluster = _cluster_from_environment()
+    device = _resolve(options, recipe, cluster)
+    out = Path(out) if out is not None else None
+    plot = Path(plot) if plot is not None else None
+    import torch.distributed as dist
+
+    device = _join(cluster, device)
+    try:
+        names = [plan.spec.name for plan in plans]
+        record = {"format": RUN_FORMAT, "version": 1, "data": source.text, "recipe": asdict(recipe), "world_size": cluster.world}
+
+        def check_outputs():
+            if plot is not None:
+                _check_plot(plot, force)
+            if out is not None:
+                _prepare_out(out, record, names, resume, force)
+
+        cluster.on_writer(check_outputs)
+        if cluster.world > 1:
+            progress.line(f"archspec: {cluster.world} processes ({dist.get_backend()}), {recipe.batch // cluster.world} images each per step of {recipe.batch}")
+        results, cache = [], {}
+        for plan in plans:
+            key = (plan.input_channels, plan.input_size, plan.spec.head.num_classes)
+            if key not in cache:
+                cache[key] = load_data(source, *key)
+            folder = out / plan.spec.name if out is not None else None
+            spec_data = plan.spec.model_dump(mode="json", exclude={"extends"})
+            state = cluster.on_writer(lambda: _read_state(folder, spec_data, recipe)) if resume else None
+            writer_folder = folder if cluster.writer else None
+            results.append(train_spec(plan, cache[key], recipe, options, cluster, device, writer_folder, state, progress, on_epoch_end))
+        if plot is not None and cluster.writer:
+            plot_curves(results, plot)
+            progress.line(f"archspec: wrote {plot}")
+        return results
+    finally:
+        if cluster.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+# --- the chart ----------------------------------------------------------------------------------
+
+
+def plot_curves(results: list[Result], path: Path) -> None:
+    """Training loss and held-out error per epoch, one line per spec: plain nets dashed, residual solid
+    (the paper's Figure 6); nets of the same depth share a colour."""
+    from matplotlib.figure import Figure
+
+    depths = sorted({r.layers for r in results})
+    figure = Figure(figsize=(11, 4.2), layout="constrained")
+    loss_axes, error_axes = figure.subplots(1, 2)
+    for result in results:
+        epochs = [row["epoch"] for row in result.history]
+        style = {"color": f"C{depths.index(result.layers) % 10}", "linestyle": "-" if result.residual else "--", "linewidth": 1.6, "label": result.name}
+        loss_axes.plot(epochs, [row["train_loss"] for row in result.history], **style)
+        error_axes.plot(epochs, [row["heldout_error"] for row in result.history], **style)
+    loss_axes.set(xlabel="epoch", ylabel="training loss", yscale="log", title="training loss")
+    error_axes.set(xlabel="epoch", ylabel="held-out error (%)", title="held-out error")
+    for axes in (loss_axes, error_axes):
+        axes.grid(True, alpha=0.3)
+    loss_axes.legend(fontsize=8, ncols=2)
+    figure.suptitle("plain nets dashed, residual nets solid")
+    fmt = path.suffix.lower().lstrip(".")
+    atomic_write(path, lambda handle: figure.savefig(handle, format=fmt, dpi=120), force=True)
+
+
+__all__ = ["Options", "Progress", "Recipe", "Result", "is_main_process", "plot_curves", "train", "train_spec"]
