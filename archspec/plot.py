@@ -1,0 +1,123 @@
+"""`archspec plot`: parameters against FLOPs, one labelled point per spec and per baseline (the "cost versus VGG" chart).
+
+The counts are the analytic ones of `archspec flops` (no torch); drawing needs
+matplotlib, the optional `plot` extra.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from archspec.errors import Mark, Problem, SpecError
+
+FORMATS = ("png", "svg")
+# Spread wider than this on an axis and the axis is drawn on a log scale.
+_LOG_SPREAD = 20
+
+
+def image_format(out) -> str:
+    """`png` or `svg`, from the file name; anything else is a SpecError."""
+    suffix = Path(out).suffix.lower().lstrip(".")
+    if suffix not in FORMATS:
+        raise SpecError(Problem(Mark(str(out)), "--out", "give a file name ending in .png or .svg"))
+    return suffix
+
+
+def cost_points(specs, baselines, input_size=None, overrides=()) -> list[dict]:
+    """One point per spec, then per baseline not already among the specs: name, params, flops, ratios to the baselines."""
+    from archspec.compare import compare_rows
+
+    rows = compare_rows(specs, baselines, input_size, overrides)
+    return [
+        {
+            "label": row["name"],
+            "params": row["params"],
+            "flops": row["flops"],
+            "input_size": row["input_size"],
+            "baseline": row["baseline"],
+            "vs": row["vs"],
+        }
+        for row in rows
+    ]
+
+
+# Where a label may go, relative to its point (points, horizontal alignment): tried in order.
+_LABEL_PLACES = [((6, 4), "left"), ((6, -12), "left"), ((-6, 4), "right"), ((-6, -12), "right"), ((6, 16), "left"), ((6, -24), "left")]
+
+
+def draw(points: list[dict], title: str | None = None):
+    """A matplotlib Figure of the points (not shown, not saved)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 5.5), dpi=150, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for baseline, style in ((False, dict(marker="o", color="tab:blue", label="spec")), (True, dict(marker="s", color="tab:red", label="baseline"))):
+        chosen = [p for p in points if p["baseline"] == baseline]
+        if chosen:
+            axes.scatter([p["flops"] / 1e9 for p in chosen], [p["params"] / 1e6 for p in chosen], s=40, zorder=3, **style)
+    flops = [p["flops"] for p in points if p["flops"] > 0]
+    params = [p["params"] for p in points if p["params"] > 0]
+    if flops and max(flops) / min(flops) > _LOG_SPREAD:
+        axes.set_xscale("log")
+    if params and max(params) / min(params) > _LOG_SPREAD:
+        axes.set_yscale("log")
+    axes.margins(0.1)
+    sizes = {tuple(p["input_size"]) for p in points}
+    at = f"at {'x'.join(map(str, next(iter(sizes))))}" if len(sizes) == 1 else "at each spec's input size"
+    axes.set_xlabel(f"GFLOPs per image {at} (fvcore convention: 1 multiply-add = 1 flop)")
+    axes.set_ylabel("parameters (millions)")
+    baselines = [p["label"] for p in points if p["baseline"]]
+    axes.set_title(title or "Parameters against FLOPs" + (f" (baseline{'s' if len(baselines) > 1 else ''}: {', '.join(baselines)})" if baselines else ""))
+    axes.grid(True, which="major", alpha=0.3)
+    axes.legend(loc="upper left")
+    _place_labels(figure, axes, points)
+    return figure
+
+
+def _place_labels(figure, axes, points: list[dict]) -> None:
+    """Label every point where the label overlaps no earlier label and stays inside the axes."""
+    from matplotlib.transforms import Bbox
+
+    figure.canvas.draw()  # runs the layout, so display coordinates are final
+    figure.set_layout_engine("none")
+    renderer = figure.canvas.get_renderer()
+    inside = axes.get_window_extent(renderer)
+    placed = [axes.get_legend().get_window_extent(renderer)]
+    # The markers too, so that no label covers another point.
+    radius = 5 * figure.dpi / 72
+    for point in points:
+        x, y = axes.transData.transform((point["flops"] / 1e9, point["params"] / 1e6))
+        placed.append(Bbox.from_extents(x - radius, y - radius, x + radius, y + radius))
+    for point in sorted(points, key=lambda p: (p["flops"], p["params"])):
+        xy = (point["flops"] / 1e9, point["params"] / 1e6)
+        label = None
+        for offset, align in _LABEL_PLACES:
+            if label is not None:
+                label.remove()
+            label = axes.annotate(point["label"], xy, xytext=offset, textcoords="offset points", ha=align, fontsize=8)
+            box = label.get_window_extent(renderer)
+            fits = inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1
+            if fits and not any(box.overlaps(other) for other in placed):
+                break
+        placed.append(label.get_window_extent(renderer))
+
+
+def plot_cost(specs, baselines, out, input_size=None, overrides=(), force: bool = False, title: str | None = None) -> list[dict]:
+    """Draw the chart and write it to `out` (.png or .svg, atomically); return the points drawn."""
+    import matplotlib
+
+    from archspec.checkpoint import atomic_write
+
+    fmt = image_format(out)
+    if Path(out).exists() and not force:
+        raise SpecError(Problem(Mark(str(out)), "--out", "file exists; pass --force to overwrite it"))
+    points = cost_points(specs, baselines, input_size, overrides)
+    figure = draw(points, title)
+    # The labels go into the file's metadata too, so a reader (or a test) can list them without OCR.
+    metadata = {"Title": figure.axes[0].get_title(), "Description": "points: " + ", ".join(p["label"] for p in points)}
+    # svg.fonttype "none" keeps labels as <text>, searchable and selectable, instead of outlines.
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "archspec"}):
+        atomic_write(out, lambda handle: figure.savefig(handle, format=fmt, metadata=metadata), force=force)
+    return points
