@@ -46,6 +46,11 @@ class Counter(str, Enum):
     fvcore = "fvcore"
 
 
+class Amp(str, Enum):
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
 class Device(str, Enum):
     auto = "auto"
     cpu = "cpu"
@@ -100,6 +105,17 @@ def guarded(command):
 @app.callback()
 def _options(debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks (for bug reports).")] = False) -> None:
     _state["debug"] = debug
+
+
+def emit(text: str, out: Optional[Path], force: bool) -> None:
+    """Print `text`, or write it atomically to `out` (kept unless `force`)."""
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    from archspec.checkpoint import atomic_write
+
+    atomic_write(out, lambda handle: handle.write(text.encode()), force=force)
+    echo_err(f"wrote {out}")
 
 
 def parse_size(text: Optional[str]):
@@ -183,13 +199,7 @@ def schema(out: Annotated[Optional[Path], typer.Option("--out", help="Write to t
     from archspec.docs import schema_json
 
     text = schema_json()
-    if out is None:
-        typer.echo(text, nl=False)
-        return
-    from archspec.checkpoint import atomic_write
-
-    atomic_write(out, lambda handle: handle.write(text.encode()), force=force)
-    echo_err(f"wrote {out}")
+    emit(text, out, force)
 
 
 @app.command()
@@ -248,13 +258,7 @@ def paper(
     from archspec.paper import paper_markdown
 
     text = paper_markdown()
-    if out is None:
-        typer.echo(text, nl=False)
-        return
-    from archspec.checkpoint import atomic_write
-
-    atomic_write(out, lambda handle: handle.write(text.encode()), force=force)
-    echo_err(f"wrote {out}")
+    emit(text, out, force)
 
 
 # --- commands that build a module -------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from archspec.cli import Device, DeviceOpt, SetOpt, SpecArg, SpecsArg, TableFormat, app, echo_err, guarded, parse_size
+from archspec.cli import Amp, Device, DeviceOpt, SetOpt, SpecArg, SpecsArg, TableFormat, app, echo_err, guarded, parse_size
 from archspec.errors import Mark, Problem, SpecError
 
 
@@ -20,11 +20,6 @@ class ExportFormat(str, Enum):
     onnx = "onnx"
     torchscript = "torchscript"
     exported_program = "exported-program"
-
-
-class Amp(str, Enum):
-    bf16 = "bf16"
-    fp16 = "fp16"
 
 
 class Peer(str, Enum):

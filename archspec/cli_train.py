@@ -12,18 +12,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from archspec.cli import Device, DeviceOpt, SetOpt, SpecsArg, TableFormat, app, echo_err, guarded
+from archspec.cli import Amp, Device, DeviceOpt, SetOpt, SpecsArg, TableFormat, app, echo_err, guarded
 from archspec.errors import SpecError
 
 
 class Schedule(str, Enum):
     step = "step"
     cosine = "cosine"
-
-
-class Amp(str, Enum):
-    bf16 = "bf16"
-    fp16 = "fp16"
 
 
 _COLUMNS = [
