@@ -160,7 +160,12 @@ def _message(doc: Document, path: tuple, error: dict) -> str:
     if kind == "list_type":
         return f"expected a list, got {_describe(doc, path, value)}"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return f"expected a mapping of keys to values, got {_describe(doc, path, value)}"
+        message = f"expected a mapping of keys to values, got {_describe(doc, path, value)}"
+        model = _model_at(path)
+        if isinstance(value, str) and model is not None and "type" in model.model_fields and path:
+            # `stem: cifar` is a natural slip for `stem: {type: cifar}`.
+            message += f"; write `{path[-1]}: {{type: {value}}}`"
+        return message
     if kind == "literal_error":
         expected = error.get("ctx", {}).get("expected", "")
         return f"got {_describe(doc, path, value)}; expected one of {expected}"
