@@ -42,7 +42,7 @@ def build_report(source, device: str, batch: int, overrides, fmt: str, out: Path
     c = complexity(plan)
     if out is not None and Path(out).exists() and not force:
         raise SpecError(Problem(Mark(str(out)), "--out", "file exists; pass --force to overwrite it"))
-    progress(f"archspec: loading torch ...")
+    progress("archspec: loading torch ...")
     import torch
 
     from archspec.builder import build_from_plan, resolve_device
