@@ -217,7 +217,7 @@ def flops(
     from archspec.compare import compare_rows, flops_columns, format_flops_rows
 
     input_size = parse_size(size)
-    rows = compare_rows(specs, vs or ["vgg19"], input_size, overrides or (), counter.value, progress=echo_err if counter == Counter.fvcore else _notes_only)
+    rows = compare_rows(specs, vs or ["vgg19"], input_size, overrides or (), counter.value, progress=echo_err if counter == Counter.fvcore else None, note=echo_err)
     if fmt == FlopsFormat.json:
         from archspec.report import to_json
 
@@ -231,12 +231,6 @@ def flops(
             "\nGFLOPs: fvcore's convention (1 fused multiply-add = 1 flop; conv, fc, norm, adaptive pool). "
             "GMACs: conv + fc multiply-adds (the paper's and torchvision's 'FLOPs'). Ratios compare with each baseline at the row's input size. Counter: " + counter.value + "."
         )
-
-
-def _notes_only(message: str) -> None:
-    """Progress callback for instant commands: pass on notes, not per-spec progress."""
-    if message.startswith("archspec: "):
-        echo_err(message)
 
 
 @app.command()

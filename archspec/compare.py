@@ -34,12 +34,13 @@ def _row(source: str, plan, c: Complexity, baseline: bool) -> dict:
     }
 
 
-def compare_rows(specs, baselines, input_size, overrides, counter: str = "analytic", progress=None) -> list[dict]:
+def compare_rows(specs, baselines, input_size, overrides, counter: str = "analytic", progress=None, note=None) -> list[dict]:
     """One dict per spec, then per baseline, each with `vs` = {baseline: {params_ratio, flops_ratio}}.
 
     A ratio compares like with like: each baseline is counted at the row's own input size (a
     CIFAR net against VGG-19 at 32x32, not at 224x224). Where a baseline cannot take that
-    size (its feature maps would vanish), the ratio is None and `progress` is told why.
+    size (its feature maps would vanish), the ratio is None and `note` is told why.
+    `progress` hears about each count as it starts.
     """
     measured = []
     for source in specs:
@@ -48,23 +49,24 @@ def compare_rows(specs, baselines, input_size, overrides, counter: str = "analyt
             progress(f"counting {plan.spec.name} with {counter} ...")
         measured.append(_row(source, plan, _measure(plan, counter), False))
     # Baselines load at their own size first, so a misspelt name is still an error.
-    names = {source: load_plan(source).spec.name for source in baselines}
+    own = {source: load_plan(source) for source in baselines}
+    names = {source: plan.spec.name for source, plan in own.items()}
     at_size: dict[tuple, dict | None] = {}
 
     def baseline_at(source: str, size):
-        size = (size, size) if isinstance(size, int) else (tuple(size) if size is not None else None)
+        size = own[source].input_size if size is None else ((size, size) if isinstance(size, int) else tuple(size))
         key = (source, size)
         if key not in at_size:
             try:
-                plan = load_plan(source, (), size)
+                plan = own[source] if size == own[source].input_size else load_plan(source, (), size)
             except SpecError as exc:
-                if progress:
+                if note:
                     shown = "x".join(map(str, size))
-                    progress(f"archspec: baseline {names[source]} cannot take a {shown} input, so its ratios are left out: {exc.problems[0].message}")
+                    note(f"archspec: baseline {names[source]} cannot take a {shown} input, so its ratios are left out: {exc.problems[0].message}")
                 at_size[key] = None
             else:
                 if progress:
-                    progress(f"counting baseline {plan.spec.name} with {counter} ...")
+                    progress(f"counting baseline {plan.spec.name} at {size[0]}x{size[1]} with {counter} ...")
                 at_size[key] = _row(source, plan, _measure(plan, counter), True)
         return at_size[key]
 

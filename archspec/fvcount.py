@@ -12,7 +12,11 @@ from archspec.plan import Plan
 def fvcore_complexity(plan: Plan) -> Complexity:
     """fvcore's counts for one image in eval mode on the CPU, in the same shape as the analytic counter's."""
     import torch
-    from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
+
+    with warnings.catch_warnings():
+        # Importing fvcore touches torch.jit.script, which torch now warns about on every import.
+        warnings.simplefilter("ignore", FutureWarning)
+        from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
 
     from archspec.builder import build_from_plan
 
