@@ -111,30 +111,19 @@ class Network(nn.Module):
             for name in self._order:
                 x = getattr(self, name)(x)
             return x
-        wanted = {tap: i for i, tap in enumerate(self.taps)}
-        outputs: list = [None] * len(self.taps)
-        remaining = len(set(self.taps))
+        # The plan ends a features-only network at its last tap, so it runs to the end.
+        seen: dict[tuple, torch.Tensor] = {}
         for name in self._order:
             module = getattr(self, name)
-            inner = [tap[1] for tap in wanted if tap[0] == name and len(tap) == 2]
+            inner = {tap[1] for tap in self.taps if len(tap) == 2 and tap[0] == name}
             if inner:
+                # A tap inside a sequence (VGG's `features`): run its children one by one.
                 for child_name, child in module.named_children():
                     x = child(x)
                     if child_name in inner:
-                        self._record(outputs, (name, child_name), x)
-                        remaining -= 1
-                    if remaining == 0:
-                        return outputs
+                        seen[(name, child_name)] = x
             else:
                 x = module(x)
-            if (name,) in wanted:
-                self._record(outputs, (name,), x)
-                remaining -= 1
-            if remaining == 0:
-                return outputs
-        return outputs
-
-    def _record(self, outputs: list, tap: tuple, x: torch.Tensor) -> None:
-        for i, wanted in enumerate(self.taps):
-            if wanted == tap:
-                outputs[i] = x
+            if (name,) in self.taps:
+                seen[(name,)] = x
+        return [seen[tap] for tap in self.taps]
