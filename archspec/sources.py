@@ -228,20 +228,14 @@ def apply_override(doc: Document, item: str, label: str | None = None) -> Docume
     else:
         last = str(last)
         old = node.get(last)
-        node[last] = _deep_merge(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+        # The same rule as `extends`: mappings merge key by key, anything else replaces.
+        node[last] = _merge(old, value, (), set())
         path = tuple(parts[:-1]) + (last,)
     for table in (doc.marks, doc.key_marks):
         for key in [k for k in table if k[: len(path)] == path]:
             del table[key]
         table[path] = mark
     return doc
-
-
-def _deep_merge(old: dict, new: dict) -> dict:
-    result = dict(old)
-    for key, value in new.items():
-        result[key] = _deep_merge(result[key], value) if isinstance(result.get(key), dict) and isinstance(value, dict) else value
-    return result
 
 
 def _index_message(part, node: list) -> str:
