@@ -5,14 +5,14 @@ Importing archspec does not import torch; only building a module does.
 
 from archspec.api import build, count, load_plan
 from archspec.errors import Problem, SpecError
-from archspec.loader import load_spec
+from archspec.lang.validate import load_spec
 
 __version__ = "0.1.0"
 
 
 def load_checkpoint(path, device="auto"):
-    """Rebuild the model saved by `archspec build --out` (spec and weights); see `archspec.checkpoint`."""
-    from archspec.checkpoint import load_checkpoint as _load
+    """Rebuild the model saved by `archspec build --out` (spec and weights); see `archspec.nn.checkpoint`."""
+    from archspec.nn.checkpoint import load_checkpoint as _load
 
     return _load(path, device)
 

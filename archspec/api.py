@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from archspec.counting import Complexity, complexity
+from archspec.counting.analytic import Complexity, complexity
 from archspec.errors import Mark, Problem, SpecError, format_path
-from archspec.loader import validate
-from archspec.plan import Plan, PlanProblem, make_plan
-from archspec.schema import Spec
-from archspec.sources import apply_override, load_document
+from archspec.lang.validate import validate
+from archspec.plan.planner import Plan, PlanProblem, make_plan
+from archspec.lang.schema import Spec
+from archspec.lang.sources import apply_override, load_document
 
 
 def _size_override(input_size) -> tuple[str, str]:
@@ -45,6 +45,6 @@ def count(source, input_size=None, overrides=()) -> Complexity:
 
 def build(source, device="auto", overrides=(), input_size=None):
     """A freshly initialised `nn.Module` for the spec, on `device` ("auto": CUDA when there is one)."""
-    from archspec.builder import build_from_plan
+    from archspec.nn.builder import build_from_plan
 
     return build_from_plan(load_plan(source, overrides, input_size), device)

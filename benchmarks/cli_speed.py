@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from archspec.sources import stock_names
+from archspec.lang.sources import stock_names
 
 
 def _time(command: list[str]) -> float:

@@ -97,7 +97,7 @@ for compile in "${modes[@]}"; do
 done
 echo
 if (( ${#jsons[@]} )); then
-    "$PYTHON" -m archspec.bench summarize "${jsons[@]}"
+    "$PYTHON" -m archspec.tools.bench summarize "${jsons[@]}"
 else
     echo "gpu.sh: no bench run finished"
 fi

@@ -18,7 +18,7 @@ import statistics
 
 import torch
 
-from archspec.train import Options, Recipe, train
+from archspec.tools.train.loop import Options, Recipe, train
 
 CONFIGS = {
     "fp32": ({}, {}),

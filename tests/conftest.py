@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from archspec.sources import stock_names
+from archspec.lang.sources import stock_names
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,7 +38,7 @@ STOCK = stock_names()
 @pytest.fixture
 def cli():
     """Run the archspec CLI in-process; returns click's Result (stdout and stderr kept apart)."""
-    from archspec.cli import app
+    from archspec.cli.app import app
 
     runner = CliRunner()
 

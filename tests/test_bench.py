@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import archspec
-from archspec.bench import PEERS, Progress, build_peer, peer_name, run_bench, summary_markdown
+from archspec.tools.bench import PEERS, Progress, build_peer, peer_name, run_bench, summary_markdown
 from archspec.errors import SpecError
 from conftest import ROOT
 
@@ -26,7 +26,7 @@ def resnet18_vs_torchvision():
     """One JSON run of resnet18 with --train against torchvision, shared by the tests that read it."""
     from typer.testing import CliRunner
 
-    from archspec.cli import app
+    from archspec.cli.app import app
 
     result = CliRunner().invoke(app, ["bench", "resnet18", "--device", "cpu", "--train", "--vs", "torchvision", "--format", "json", *QUICK])
     assert result.exit_code == 0, result.output

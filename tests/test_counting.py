@@ -9,8 +9,8 @@ from fvcore.nn import FlopCountAnalysis
 
 import archspec
 from archspec.api import load_plan
-from archspec.counting import complexity
-from archspec.fvcount import fvcore_complexity
+from archspec.counting.analytic import complexity
+from archspec.nn.fvcore_count import fvcore_complexity
 from conftest import STOCK
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from archspec.docs import schema_json
-from archspec.paper import paper_markdown
+from archspec.lang.reference import schema_json
+from archspec.tools.paper import paper_markdown
 from conftest import ROOT
 
 
@@ -17,6 +17,6 @@ def test_docs_paper_md_is_regenerated_exactly(cli):
 
 
 def test_docs_spec_md_is_generated_from_the_schema():
-    from archspec.docs import spec_reference
+    from archspec.lang.reference import spec_reference
 
     assert (ROOT / "docs" / "spec.md").read_text() == spec_reference()

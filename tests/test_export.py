@@ -14,9 +14,9 @@ import pytest
 import torch
 
 import archspec
-from archspec.checkpoint import save_checkpoint
-from archspec.export import export_model
-from archspec.layers import ResidualBlock
+from archspec.nn.checkpoint import save_checkpoint
+from archspec.tools.export import export_model
+from archspec.nn.layers import ResidualBlock
 from conftest import ROOT, STOCK
 
 # The bar for the exported model against PyTorch.
@@ -219,6 +219,6 @@ def test_an_unknown_format_is_a_usage_error(cli, tmp_path):
 
 @pytest.mark.parametrize("args", [["export", "--help"], ["bench", "--help"], ["plot", "--help"]])
 def test_help_of_the_new_commands_does_not_import_torch(args):
-    probe = f"import sys\nfrom archspec.cli import app\ntry:\n    app({args!r}, standalone_mode=False)\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules, file=sys.stderr)"
+    probe = f"import sys\nfrom archspec.cli.app import app\ntry:\n    app({args!r}, standalone_mode=False)\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules, file=sys.stderr)"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
     assert result.stderr.strip().splitlines()[-1] == "False", result.stderr[-2000:]

@@ -25,10 +25,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from archspec.api import load_plan
-from archspec.counting import complexity
+from archspec.counting.analytic import complexity
 from archspec.errors import SpecError, printable
-from archspec.schema import Head, Input, Spec, Stage, Stem
-from archspec.sources import stock_dir, stock_names
+from archspec.lang.schema import Head, Input, Spec, Stage, Stem
+from archspec.lang.sources import stock_dir, stock_names
 
 _LONG_RUN = int(os.environ.get("ARCHSPEC_FUZZ_EXAMPLES", "0"))
 

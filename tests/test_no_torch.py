@@ -11,7 +11,7 @@ from conftest import ROOT
 
 _PROBE = """
 import sys
-from archspec.cli import app
+from archspec.cli.app import app
 try:
     app({args!r}, standalone_mode=False)
 except SystemExit:

@@ -20,7 +20,7 @@ def test_wheel_carries_the_stock_specs_and_finds_them_by_name(tmp_path):
         archive.extractall(site)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    probe = "import archspec, archspec.sources as s; print(s.stock_dir()); print(archspec.count('resnet152').params)"
+    probe = "import archspec, archspec.lang.sources as s; print(s.stock_dir()); print(archspec.count('resnet152').params)"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=elsewhere, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
     folder, params = result.stdout.split()

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 import archspec
-from archspec.plot import cost_points, draw
+from archspec.tools.plot import cost_points, draw
 from conftest import ROOT
 
 SPECS = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
@@ -109,7 +109,7 @@ def test_without_matplotlib_the_message_names_the_extra(cli, tmp_path, monkeypat
 
 def test_plot_does_not_import_torch(tmp_path):
     probe = (
-        "import sys\nfrom archspec.cli import app\n"
+        "import sys\nfrom archspec.cli.app import app\n"
         f"try:\n    app(['plot', 'resnet50', '--out', {str(tmp_path / 'c.svg')!r}], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
         "print('torch' in sys.modules, file=sys.stderr)"
     )
@@ -120,7 +120,7 @@ def test_plot_does_not_import_torch(tmp_path):
 
 @pytest.mark.parametrize("name", ["vgg11", "resnet1202"])
 def test_any_stock_spec_can_be_drawn(name, tmp_path):
-    from archspec.plot import plot_cost
+    from archspec.tools.plot import plot_cost
 
     points = plot_cost([name], ["vgg19"], tmp_path / "c.svg")
     assert points[0]["label"] == name

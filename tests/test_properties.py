@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 import archspec
 from archspec.api import load_plan
-from archspec.counting import complexity
-from archspec.fvcount import fvcore_complexity
+from archspec.counting.analytic import complexity
+from archspec.nn.fvcore_count import fvcore_complexity
 
 EXAMPLES = int(os.environ.get("ARCHSPEC_PROPERTY_EXAMPLES", "300"))
 

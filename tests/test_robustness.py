@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from archspec import yamldoc
+from archspec.lang import yamldoc
 from archspec.api import load_plan
 from archspec.errors import SpecError
 
@@ -88,7 +88,7 @@ def test_a_key_with_control_characters_is_reported_on_one_line(write):
 
 
 def _spec_keys():
-    from archspec.schema import Spec
+    from archspec.lang.schema import Spec
 
     return Spec.model_fields
 
@@ -217,7 +217,7 @@ def test_the_installed_command_exits_1_without_a_traceback_and_2_for_usage(tmp_p
 
 
 def test_the_estimate_is_the_parameters_plus_three_live_copies_of_the_largest_feature_map():
-    from archspec.resources import estimate_bytes
+    from archspec.counting.memory import estimate_bytes
 
     plan = load_plan("resnet50")
     params, forward = estimate_bytes(plan, batch=8)
@@ -237,9 +237,9 @@ def test_build_refuses_a_batch_that_cannot_fit_before_allocating_anything(cli):
 
 
 def test_force_skips_the_memory_check(cli, monkeypatch):
-    import archspec.resources
+    import archspec.counting.memory
 
-    monkeypatch.setattr(archspec.resources, "available_bytes", lambda device: 1024)
+    monkeypatch.setattr(archspec.counting.memory, "available_bytes", lambda device: 1024)
     refused = cli("build", "resnet20", "--device", "cpu")
     assert refused.exit_code == 1
     assert "but the cpu has 0.00 GiB free" in refused.stderr
@@ -249,10 +249,10 @@ def test_force_skips_the_memory_check(cli, monkeypatch):
 
 
 def test_the_check_is_skipped_when_free_memory_cannot_be_told(monkeypatch):
-    import archspec.resources
-    from archspec.resources import check_fits
+    import archspec.counting.memory
+    from archspec.counting.memory import check_fits
 
-    monkeypatch.setattr(archspec.resources, "available_bytes", lambda device: None)
+    monkeypatch.setattr(archspec.counting.memory, "available_bytes", lambda device: None)
     check_fits(load_plan("resnet152"), "cpu", batch=10**9)
 
 
@@ -260,7 +260,7 @@ def test_the_check_is_skipped_when_free_memory_cannot_be_told(monkeypatch):
 
 
 def test_a_failed_write_leaves_the_previous_file_intact_and_no_temporary_file(tmp_path):
-    from archspec.checkpoint import atomic_write
+    from archspec.nn.checkpoint import atomic_write
 
     target = tmp_path / "model.pt"
     target.write_bytes(b"previous contents")
@@ -276,7 +276,7 @@ def test_a_failed_write_leaves_the_previous_file_intact_and_no_temporary_file(tm
 
 
 def test_an_interrupt_during_a_write_leaves_the_previous_file_intact(tmp_path):
-    from archspec.checkpoint import atomic_write
+    from archspec.nn.checkpoint import atomic_write
 
     target = tmp_path / "model.pt"
     target.write_bytes(b"previous contents")
@@ -295,7 +295,7 @@ def test_an_interrupted_checkpoint_write_keeps_the_previous_checkpoint_loadable(
     import torch
 
     from archspec import api
-    from archspec.checkpoint import load_checkpoint, save_checkpoint
+    from archspec.nn.checkpoint import load_checkpoint, save_checkpoint
 
     path = tmp_path / "resnet20.pt"
     model = api.build("resnet20", device="cpu")
@@ -322,7 +322,7 @@ def test_an_interrupted_checkpoint_write_keeps_the_previous_checkpoint_loadable(
 
 
 def test_atomic_write_never_overwrites_without_force(tmp_path):
-    from archspec.checkpoint import atomic_write
+    from archspec.nn.checkpoint import atomic_write
 
     target = tmp_path / "out.json"
     target.write_text("keep me")
@@ -333,7 +333,7 @@ def test_atomic_write_never_overwrites_without_force(tmp_path):
 
 
 def test_atomic_write_gives_the_file_the_usual_permissions(tmp_path):
-    from archspec.checkpoint import atomic_write
+    from archspec.nn.checkpoint import atomic_write
 
     target = tmp_path / "schema.json"
     atomic_write(target, lambda h: h.write(b"{}"))
@@ -343,7 +343,7 @@ def test_atomic_write_gives_the_file_the_usual_permissions(tmp_path):
 
 
 def test_out_into_a_missing_folder_or_onto_a_folder_is_refused(tmp_path):
-    from archspec.checkpoint import atomic_write
+    from archspec.nn.checkpoint import atomic_write
 
     assert problems_of(lambda: atomic_write(tmp_path / "no" / "x.pt", lambda h: None)) == [
         f"{tmp_path}/no/x.pt: --out: folder '{tmp_path}/no' does not exist"
@@ -361,7 +361,7 @@ def test_build_out_on_an_existing_file_without_force_exits_1_and_leaves_it(cli, 
 
 
 def test_build_out_with_force_writes_a_checkpoint_that_loads(cli, tmp_path):
-    from archspec.checkpoint import load_checkpoint
+    from archspec.nn.checkpoint import load_checkpoint
 
     target = tmp_path / "model.pt"
     target.write_bytes(b"an older checkpoint")
@@ -376,7 +376,7 @@ def checkpoint(tmp_path):
     import torch
 
     from archspec import api
-    from archspec.checkpoint import save_checkpoint
+    from archspec.nn.checkpoint import save_checkpoint
 
     path = tmp_path / "resnet20.pt"
     save_checkpoint(api.build("resnet20", device="cpu"), load_plan("resnet20").spec, path)
@@ -395,7 +395,7 @@ def checkpoint(tmp_path):
 def test_a_state_dict_with_a_wrong_shape_names_the_first_mismatched_key(checkpoint):
     import torch
 
-    from archspec.checkpoint import load_checkpoint
+    from archspec.nn.checkpoint import load_checkpoint
 
     def reshape(payload):
         payload["state_dict"]["layer2.0.conv1.weight"] = torch.zeros(32, 16, 1, 1)
@@ -408,7 +408,7 @@ def test_a_state_dict_with_a_wrong_shape_names_the_first_mismatched_key(checkpoi
 
 
 def test_a_state_dict_with_a_missing_or_extra_key_names_it(checkpoint):
-    from archspec.checkpoint import load_checkpoint
+    from archspec.nn.checkpoint import load_checkpoint
 
     missing = checkpoint(lambda payload: payload["state_dict"].pop("layer1.1.bn2.running_var"))
     assert problems_of(lambda: load_checkpoint(missing, device="cpu")) == [f"{missing}: state_dict: missing key 'layer1.1.bn2.running_var' that the spec's model has"]
@@ -417,14 +417,14 @@ def test_a_state_dict_with_a_missing_or_extra_key_names_it(checkpoint):
 
 
 def test_a_state_dict_value_that_is_not_a_tensor_is_named(checkpoint):
-    from archspec.checkpoint import load_checkpoint
+    from archspec.nn.checkpoint import load_checkpoint
 
     path = checkpoint(lambda payload: payload["state_dict"].__setitem__("conv1.weight", [1.0, 2.0]))
     assert problems_of(lambda: load_checkpoint(path, device="cpu")) == [f"{path}: state_dict: key 'conv1.weight' holds list, not a tensor"]
 
 
 def test_a_tampered_embedded_spec_is_validated(checkpoint):
-    from archspec.checkpoint import load_checkpoint
+    from archspec.nn.checkpoint import load_checkpoint
 
     path = checkpoint(lambda payload: payload["spec"].__setitem__("shortcut", "D"))
     assert problems_of(lambda: load_checkpoint(path, device="cpu")) == [
@@ -435,7 +435,7 @@ def test_a_tampered_embedded_spec_is_validated(checkpoint):
 def test_a_file_that_is_not_a_checkpoint_gets_a_clear_message(tmp_path):
     import torch
 
-    from archspec.checkpoint import load_checkpoint
+    from archspec.nn.checkpoint import load_checkpoint
 
     text = tmp_path / "resnet18.yaml"
     text.write_text("stages: []\n")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import archspec
-from archspec.layers import ResidualBlock, ZeroPadShortcut
+from archspec.nn.layers import ResidualBlock, ZeroPadShortcut
 
 
 def _blocks(model):

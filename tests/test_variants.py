@@ -11,10 +11,10 @@ from torch import nn
 
 import archspec
 from archspec.api import load_plan
-from archspec.counting import complexity
-from archspec.fvcount import fvcore_complexity
-from archspec.layers import ResidualBlock
-from archspec.variants import KNOBS, knob_table
+from archspec.counting.analytic import complexity
+from archspec.nn.fvcore_count import fvcore_complexity
+from archspec.nn.layers import ResidualBlock
+from archspec.tools.variants import KNOBS, knob_table
 from conftest import ROOT, TIMM_ARCHS
 
 

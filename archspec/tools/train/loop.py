@@ -22,9 +22,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from archspec.checkpoint import atomic_write
+from archspec.nn.checkpoint import atomic_write
 from archspec.errors import Mark, Problem, SpecError
-from archspec.train_data import DataSource, describe, load_data, parse_data, shape_overrides
+from archspec.tools.train.data import DataSource, describe, load_data, parse_data, shape_overrides
 
 RUN_FILE = "run.json"
 STATE_FILE = "state.pt"
@@ -304,9 +304,9 @@ def train_spec(plan, data, recipe: Recipe, options: Options, cluster: Cluster, d
     """Train one planned spec from scratch, or on from `state`; rank 0 writes its files into `folder`."""
     import torch
 
-    from archspec.builder import build_from_plan
-    from archspec.checkpoint import save_checkpoint
-    from archspec.counting import complexity
+    from archspec.nn.builder import build_from_plan
+    from archspec.nn.checkpoint import save_checkpoint
+    from archspec.counting.analytic import complexity
 
     spec = plan.spec
     c = complexity(plan)
@@ -486,7 +486,7 @@ def _plans(specs, source: DataSource, overrides) -> list:
 
 
 def _resolve(options: Options, recipe: Recipe, cluster: Cluster):
-    from archspec.builder import resolve_device
+    from archspec.nn.builder import resolve_device
 
     device = resolve_device(options.device)
     if recipe.amp == "fp16" and device.type != "cuda":

@@ -6,9 +6,9 @@ import time
 from pathlib import Path
 
 from archspec.api import load_plan
-from archspec.counting import complexity
+from archspec.counting.analytic import complexity
 from archspec.errors import Mark, Problem, SpecError
-from archspec.report import human, render, to_json
+from archspec.report.render import human, render, to_json
 
 
 def _stage_rows(plan, c) -> list[dict]:
@@ -45,8 +45,8 @@ def build_report(source, device: str, batch: int, overrides, fmt: str, out: Path
     progress("archspec: loading torch ...")
     import torch
 
-    from archspec.builder import build_from_plan, resolve_device
-    from archspec.resources import check_fits
+    from archspec.nn.builder import build_from_plan, resolve_device
+    from archspec.counting.memory import check_fits
 
     target = resolve_device(device)
     check_fits(plan, target, batch, force=force, source=str(source))
@@ -65,7 +65,7 @@ def build_report(source, device: str, batch: int, overrides, fmt: str, out: Path
     outputs = [tuple(t.shape) for t in y] if isinstance(y, list) else [tuple(y.shape)]
     params = sum(p.numel() for p in model.parameters())
     if out is not None:
-        from archspec.checkpoint import save_checkpoint
+        from archspec.nn.checkpoint import save_checkpoint
 
         save_checkpoint(model, plan.spec, out, force=force)
         progress(f"archspec: wrote checkpoint {out}")

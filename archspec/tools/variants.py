@@ -1,13 +1,13 @@
 """The knobs of the spec language, each as a small overlay on ResNet-50, with its effect on the counts.
 
-`python -m archspec.variants` prints the Markdown table embedded in docs/variants.md; a test
+`python -m archspec.tools.variants` prints the Markdown table embedded in docs/variants.md; a test
 regenerates it and compares.
 """
 
 from __future__ import annotations
 
 from archspec.api import count
-from archspec.report import human, render
+from archspec.report.render import human, render
 
 BASE = "resnet50"
 

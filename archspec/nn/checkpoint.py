@@ -84,10 +84,10 @@ def load_checkpoint(path, device="auto"):
 
     import torch
 
-    from archspec.builder import build_from_plan
-    from archspec.loader import validate
-    from archspec.plan import PlanProblem, make_plan
-    from archspec.yamldoc import from_mapping
+    from archspec.nn.builder import build_from_plan
+    from archspec.lang.validate import validate
+    from archspec.plan.planner import PlanProblem, make_plan
+    from archspec.lang.yamldoc import from_mapping
 
     source = str(path)
     if Path(path).is_dir():

@@ -11,9 +11,9 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from archspec import yamldoc
+from archspec.lang import yamldoc
 from archspec.errors import Mark, Problem, SpecError, shorten
-from archspec.yamldoc import Document
+from archspec.lang.yamldoc import Document
 
 _MISSING = object()
 # Keys that describe one file and are not inherited through `extends`.
@@ -22,10 +22,11 @@ _NOT_INHERITED = ("name", "description")
 
 def stock_dir() -> Path:
     """The folder of stock specs: inside the installed package, or the checkout's `specs/`."""
-    packaged = Path(__file__).resolve().parent / "specs"
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "specs"
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parent.parent / "specs"
+    return package.parent / "specs"
 
 
 def stock_names() -> list[str]:

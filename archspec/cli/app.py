@@ -112,7 +112,7 @@ def emit(text: str, out: Optional[Path], force: bool) -> None:
     if out is None:
         typer.echo(text, nl=False)
         return
-    from archspec.checkpoint import atomic_write
+    from archspec.nn.checkpoint import atomic_write
 
     atomic_write(out, lambda handle: handle.write(text.encode()), force=force)
     echo_err(f"wrote {out}")
@@ -140,7 +140,7 @@ def parse_size(text: Optional[str]):
 def validate(specs: SpecsArg, overrides: SetOpt = None) -> None:
     """Check specs; print each problem as FILE:LINE:COL: field: message. Exit 1 if any spec is invalid."""
     from archspec.api import load_plan
-    from archspec.counting import complexity
+    from archspec.counting.analytic import complexity
 
     problems: list[Problem] = []
     for source in specs:
@@ -162,9 +162,9 @@ def validate(specs: SpecsArg, overrides: SetOpt = None) -> None:
 def list_specs(fmt: Annotated[FlopsFormat, typer.Option("--format", help="Output format.")] = FlopsFormat.table) -> None:
     """List the stock specs with their depth, parameters and FLOPs."""
     from archspec.api import load_plan
-    from archspec.counting import complexity
-    from archspec.report import human, render, to_json
-    from archspec.sources import stock_names
+    from archspec.counting.analytic import complexity
+    from archspec.report.render import human, render, to_json
+    from archspec.lang.sources import stock_names
 
     rows = []
     for name in stock_names():
@@ -196,7 +196,7 @@ def show(spec: SpecArg, overrides: SetOpt = None) -> None:
 @guarded
 def schema(out: Annotated[Optional[Path], typer.Option("--out", help="Write to this file instead of stdout.")] = None, force: Annotated[bool, typer.Option("--force", help="Overwrite --out.")] = False) -> None:
     """Print the JSON Schema of the spec language (for editors: docs/archspec.schema.json)."""
-    from archspec.docs import schema_json
+    from archspec.lang.reference import schema_json
 
     text = schema_json()
     emit(text, out, force)
@@ -214,12 +214,12 @@ def flops(
     fmt: Annotated[FlopsFormat, typer.Option("--format", help="Output format.")] = FlopsFormat.table,
 ) -> None:
     """Parameters and FLOPs of each spec, and their ratio to each baseline (VGG-19 by default)."""
-    from archspec.compare import compare_rows, flops_columns, format_flops_rows
+    from archspec.tools.flops import compare_rows, flops_columns, format_flops_rows
 
     input_size = parse_size(size)
     rows = compare_rows(specs, vs or ["vgg19"], input_size, overrides or (), counter.value, progress=echo_err if counter == Counter.fvcore else None, note=echo_err)
     if fmt == FlopsFormat.json:
-        from archspec.report import to_json
+        from archspec.report.render import to_json
 
         typer.echo(to_json(rows))
         return
@@ -237,7 +237,7 @@ def flops(
 @guarded
 def diff(a: SpecArg, b: SpecArg, overrides: SetOpt = None) -> None:
     """Show which resolved fields differ between two specs, and how parameters and FLOPs change."""
-    from archspec.compare import spec_diff
+    from archspec.tools.flops import spec_diff
 
     typer.echo(spec_diff(a, b, overrides or ()))
 
@@ -249,7 +249,7 @@ def paper(
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out.")] = False,
 ) -> None:
     """Print the papers' published figures beside archspec's counts (the text of docs/paper.md)."""
-    from archspec.paper import paper_markdown
+    from archspec.tools.paper import paper_markdown
 
     text = paper_markdown()
     emit(text, out, force)
@@ -270,7 +270,7 @@ def build(
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out; skip the memory check.")] = False,
 ) -> None:
     """Build the model on the device, run a dummy forward pass and print a per-stage report."""
-    from archspec.buildreport import build_report
+    from archspec.tools.build import build_report
 
     text = build_report(spec, device.value, batch, overrides or (), fmt.value, out, force, progress=echo_err)
     typer.echo(text)
@@ -288,7 +288,7 @@ def _register_optional_commands() -> None:
     """Commands in their own modules register on `app` when imported."""
     import importlib
 
-    for module in ("archspec.cli_export", "archspec.cli_train"):
+    for module in ("archspec.cli.tools", "archspec.cli.train"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from archspec.api import load_plan
-from archspec.counting import complexity
-from archspec.plan import Plan, make_plan
-from archspec.report import human, render
+from archspec.counting.analytic import complexity
+from archspec.plan.planner import Plan, make_plan
+from archspec.report.render import human, render
 
 # He et al. 2015 (arXiv:1512.03385), Table 1 and Fig. 3: FLOPs as multiply-adds, 224x224.
 # The VGG figures are the ones the ResNet paper quotes. Keys are stock specs with the same

@@ -7,9 +7,9 @@ import difflib
 from pydantic import BaseModel, ValidationError
 
 from archspec.errors import Problem, SpecError, format_path, shorten
-from archspec.schema import Spec, cross_field_problems
-from archspec.sources import load_document
-from archspec.yamldoc import Document
+from archspec.lang.schema import Spec, cross_field_problems
+from archspec.lang.sources import load_document
+from archspec.lang.yamldoc import Document
 
 _BOOL_WORDS = "yes/no/on/off/true/false"
 # The plan walks every block; past this a spec is a typo (ResNet-1202 has 600 blocks), and

@@ -68,7 +68,7 @@ def output_names(plan) -> list[str]:
 
 def load_weights(model, checkpoint) -> None:
     """Copy a checkpoint's weights into `model` (built from the spec being exported); shapes must agree."""
-    from archspec.checkpoint import load_checkpoint
+    from archspec.nn.checkpoint import load_checkpoint
 
     trained = load_checkpoint(checkpoint, "cpu").state_dict()
     expected = model.state_dict()
@@ -168,7 +168,7 @@ def export_model(model, plan, fmt: str, out, batch: int | None = None, force: bo
     """Export `model` (built from `plan`, on the CPU) to `out` in `fmt`; check the result first (unless not `check`), then write it."""
     import torch
 
-    from archspec.checkpoint import atomic_write
+    from archspec.nn.checkpoint import atomic_write
 
     say = progress or (lambda text: None)
     if Path(out).exists() and not force:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from archspec import plan as p
+from archspec.plan import planner as p
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """Validated spec -> resolved plan: every layer with its widths, stride and spatial size.
 
 This is the only place that does width and stride arithmetic. The builder
-(`archspec.builder`) turns each op below into a torch module and the counter
-(`archspec.counting`) sums the same ops, so the two can never disagree about
+(`archspec.nn.builder`) turns each op below into a torch module and the counter
+(`archspec.counting.analytic`) sums the same ops, so the two can never disagree about
 what the network is. Nothing here imports torch.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Union
 
-from archspec.schema import Spec
+from archspec.lang.schema import Spec
 
 Size2 = tuple[int, int]
 

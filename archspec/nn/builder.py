@@ -7,9 +7,9 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from archspec import plan as p
+from archspec.plan import planner as p
 from archspec.errors import Mark, Problem, SpecError
-from archspec.layers import DropPath, Network, ResidualBlock, SqueezeExcite, ZeroPadShortcut
+from archspec.nn.layers import DropPath, Network, ResidualBlock, SqueezeExcite, ZeroPadShortcut
 
 _ACTIVATIONS = {"relu": lambda: nn.ReLU(inplace=True), "silu": lambda: nn.SiLU(inplace=True), "gelu": nn.GELU}
 

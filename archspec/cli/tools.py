@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from archspec.cli import Amp, Device, DeviceOpt, SetOpt, SpecArg, SpecsArg, TableFormat, app, echo_err, guarded, parse_size
+from archspec.cli.app import Amp, Device, DeviceOpt, SetOpt, SpecArg, SpecsArg, TableFormat, app, echo_err, guarded, parse_size
 from archspec.errors import Mark, Problem, SpecError
 
 
@@ -79,7 +79,7 @@ def export(
 ) -> None:
     """Export the model for use outside archspec; the file is loaded back and checked against PyTorch before it is written."""
     from archspec.api import load_plan
-    from archspec.export import export_model, parse_batch
+    from archspec.tools.export import export_model, parse_batch
 
     fixed = parse_batch(batch)
     if fmt == ExportFormat.onnx:
@@ -87,8 +87,8 @@ def export(
     plan = load_plan(spec, overrides or (), parse_size(size))
     refuse_existing(out, force)
     echo_err("archspec: loading torch ...")
-    from archspec.builder import build_from_plan
-    from archspec.export import load_weights
+    from archspec.nn.builder import build_from_plan
+    from archspec.tools.export import load_weights
 
     model = build_from_plan(plan, "cpu")
     if checkpoint is not None:
@@ -97,7 +97,7 @@ def export(
     if report == TableFormat.json:
         from dataclasses import asdict
 
-        from archspec.report import to_json
+        from archspec.report.render import to_json
 
         typer.echo(to_json(asdict(result)))
         return
@@ -136,7 +136,7 @@ def bench(
     fmt: Annotated[TableFormat, typer.Option("--format", help="Output format.")] = TableFormat.table,
 ) -> None:
     """Throughput (images/s, median step) and peak memory for inference and, with --train, training; --vs times a peer library's model alongside."""
-    from archspec.bench import Progress, format_table, run_bench
+    from archspec.tools.bench import Progress, format_table, run_bench
 
     for peer in vs or ():
         require(peer.value, f"archspec bench --vs {peer.value}")
@@ -157,7 +157,7 @@ def bench(
         threads,
     )
     if fmt == TableFormat.json:
-        from archspec.report import to_json
+        from archspec.report.render import to_json
 
         typer.echo(to_json(result))
         return
@@ -176,7 +176,7 @@ def plot(
     force: ForceOpt = False,
 ) -> None:
     """Draw parameters against FLOPs, one labelled point per spec and per baseline (the cost-versus-VGG chart)."""
-    from archspec.plot import image_format, plot_cost
+    from archspec.tools.plot import image_format, plot_cost
 
     image_format(out)
     refuse_existing(out, force)

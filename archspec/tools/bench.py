@@ -184,7 +184,7 @@ def run_bench(
     peers = [(library, peer_name(plan, library)) for library in dict.fromkeys(vs)]
     import torch
 
-    from archspec.builder import resolve_device
+    from archspec.nn.builder import resolve_device
 
     target = resolve_device(device)
     _check_options(target, amp, compile_model)
@@ -215,7 +215,7 @@ def _build(plan, peers, settings: Settings, progress: Progress) -> list[_Runner]
     """archspec's model and each peer's, on the device, in the memory format asked for (not yet compiled)."""
     import torch
 
-    from archspec.builder import build_from_plan
+    from archspec.nn.builder import build_from_plan
 
     memory_format = torch.channels_last if settings.channels_last else torch.contiguous_format
     runners = []
@@ -408,7 +408,7 @@ def settings(result: dict) -> str:
 
 def format_table(result: dict) -> str:
     """The measurements as an aligned table, with the settings above and the ratios below."""
-    from archspec.report import render
+    from archspec.report.render import render
 
     rows = []
     for label, modes in result["results"].items():
@@ -452,7 +452,7 @@ def format_table(result: dict) -> str:
 
 def summary_markdown(results: list[dict]) -> str:
     """Several bench results (JSON from `archspec bench --format json`) as one Markdown table."""
-    from archspec.report import render
+    from archspec.report.render import render
 
     libraries = list(dict.fromkeys(library for result in results for library in result["vs"]))
     rows = []
@@ -481,11 +481,11 @@ def summary_markdown(results: list[dict]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    """`python -m archspec.bench summarize FILE.json...`: the Markdown table benchmarks/gpu.sh prints."""
+    """`python -m archspec.tools.bench summarize FILE.json...`: the Markdown table benchmarks/gpu.sh prints."""
     import json
 
     if len(argv) < 2 or argv[0] != "summarize":
-        sys.stderr.write("usage: python -m archspec.bench summarize RESULT.json...\n")
+        sys.stderr.write("usage: python -m archspec.tools.bench summarize RESULT.json...\n")
         return 2
     results = []
     for path in argv[1:]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from archspec import plan as p
-from archspec.counting import count_ops
+from archspec.plan import planner as p
+from archspec.counting.analytic import count_ops
 from archspec.errors import Mark, Problem, SpecError
 
 _FLOAT_BYTES = 4

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from archspec.schema import Spec
+from archspec.lang.schema import Spec
 
 
 def schema_json() -> str:
@@ -17,7 +17,7 @@ def schema_json() -> str:
 
 
 def _type_name(annotation) -> str:
-    text = str(annotation).replace("typing.", "").replace("Optional[", "").replace("archspec.schema.", "")
+    text = str(annotation).replace("typing.", "").replace("Optional[", "").replace("archspec.lang.schema.", "")
     text = re.sub(r"Annotated\[(\w+), .*?\]", r"\1", text)
     text = re.sub(r"Literal\[(.*?)\]", lambda m: " | ".join(v.strip().strip("'") for v in m.group(1).split(",")), text)
     return text.rstrip("]") if text.count("]") > text.count("[") else text
@@ -48,12 +48,12 @@ _TYPES = {
 
 def spec_reference() -> str:
     """docs/spec.md: every field of the language with its type, default and description."""
-    from archspec import schema as s
+    from archspec.lang import schema as s
 
     lines = [
         "# The spec language",
         "",
-        "Generated from the Pydantic models in `archspec/schema.py` by `python -m archspec.docs`;",
+        "Generated from the Pydantic models in `archspec/lang/schema.py` by `python -m archspec.lang.reference`;",
         "a test regenerates it and compares. Unknown keys are errors; values are strict (YAML's",
         "`yes`/`on` never becomes a number, `64.0` never an integer); closed choices list their",
         "values. The JSON Schema of the same language is `docs/archspec.schema.json`.",

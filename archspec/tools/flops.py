@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 from archspec.api import load_plan
-from archspec.counting import Complexity, complexity
+from archspec.counting.analytic import Complexity, complexity
 from archspec.errors import SpecError
-from archspec.report import human, ratio, render
+from archspec.report.render import human, ratio, render
 
 
 def _measure(plan, counter: str) -> Complexity:
     if counter == "fvcore":
-        from archspec.fvcount import fvcore_complexity
+        from archspec.nn.fvcore_count import fvcore_complexity
 
         return fvcore_complexity(plan)
     return complexity(plan)
 
 
 def _row(source: str, plan, c: Complexity, baseline: bool) -> dict:
-    from archspec.paper import paper_figure
+    from archspec.tools.paper import paper_figure
 
     return {
         "name": plan.spec.name,

@@ -25,7 +25,7 @@ def image_format(out) -> str:
 
 def cost_points(specs, baselines, input_size=None, overrides=()) -> list[dict]:
     """One point per spec, then per baseline not already among the specs: name, params, flops, ratios to the baselines."""
-    from archspec.compare import compare_rows
+    from archspec.tools.flops import compare_rows
 
     rows = compare_rows(specs, baselines, input_size, overrides)
     return [
@@ -108,7 +108,7 @@ def plot_cost(specs, baselines, out, input_size=None, overrides=(), force: bool 
     """Draw the chart and write it to `out` (.png or .svg, atomically); return the points drawn."""
     import matplotlib
 
-    from archspec.checkpoint import atomic_write
+    from archspec.nn.checkpoint import atomic_write
 
     fmt = image_format(out)
     if Path(out).exists() and not force:

@@ -1,4 +1,4 @@
-"""`archspec train`: the command; the work is in `archspec.train`. torch is imported only when it runs."""
+"""`archspec train`: the command; the work is in `archspec.tools.train.loop`. torch is imported only when it runs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from archspec.cli import Amp, Device, DeviceOpt, SetOpt, SpecsArg, TableFormat, app, echo_err, guarded
+from archspec.cli.app import Amp, Device, DeviceOpt, SetOpt, SpecsArg, TableFormat, app, echo_err, guarded
 from archspec.errors import SpecError
 
 
@@ -36,7 +36,7 @@ _COLUMNS = [
 
 def results_table(results, fmt: str = "table") -> str:
     """The final row of each spec as a table (or Markdown, for docs)."""
-    from archspec.report import human, render
+    from archspec.report.render import human, render
 
     rows = []
     for result in results:
@@ -87,8 +87,8 @@ def train(
     lr /10 at 1/2 and 3/4 of training). Under `torchrun --nproc_per_node N -m archspec train ...` the
     same command trains with DistributedDataParallel; only rank 0 prints and writes files.
     """
-    from archspec.train import Options, Progress, Recipe, is_main_process
-    from archspec.train import train as run
+    from archspec.tools.train.loop import Options, Progress, Recipe, is_main_process
+    from archspec.tools.train.loop import train as run
 
     try:
         recipe = Recipe(epochs, batch, lr, momentum, weight_decay, schedule.value, seed, amp.value if amp else None)
@@ -106,7 +106,7 @@ def train(
     if not is_main_process():
         return
     if fmt == TableFormat.json:
-        from archspec.report import to_json
+        from archspec.report.render import to_json
 
         typer.echo(to_json({"data": data, "recipe": asdict(recipe), "results": [r.as_dict() for r in results]}))
         return

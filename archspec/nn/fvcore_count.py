@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import warnings
 
-from archspec.counting import Complexity, count_ops
-from archspec.plan import Plan
+from archspec.counting.analytic import Complexity, count_ops
+from archspec.plan.planner import Plan
 
 
 def fvcore_complexity(plan: Plan) -> Complexity:
@@ -18,7 +18,7 @@ def fvcore_complexity(plan: Plan) -> Complexity:
         warnings.simplefilter("ignore", FutureWarning)
         from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
 
-    from archspec.builder import build_from_plan
+    from archspec.nn.builder import build_from_plan
 
     model = build_from_plan(plan, "cpu").eval()
     x = torch.zeros(1, plan.input_channels, *plan.input_size)
