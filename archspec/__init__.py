@@ -1,20 +1,25 @@
-"""archspec: ResNets (and VGG) described in YAML, compiled into PyTorch, measured analytically.
+"""archspec: ResNets (and VGG, and RegNets) described in YAML, compiled into PyTorch, measured analytically.
 
 Importing archspec does not import torch; only building a module does.
 """
 
-from archspec.api import build, count, load_plan
-from archspec.errors import Problem, SpecError
-from archspec.lang.validate import load_spec
+from archspec.api import Complexity, Plan, Spec, build, count, list_specs, load_checkpoint, load_plan, load_spec
+from archspec.errors import Mark, Problem, SpecError
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-
-def load_checkpoint(path, device="auto"):
-    """Rebuild the model saved by `archspec build --out` (spec and weights); see `archspec.nn.checkpoint`."""
-    from archspec.nn.checkpoint import load_checkpoint as _load
-
-    return _load(path, device)
-
-
-__all__ = ["Problem", "SpecError", "build", "count", "load_checkpoint", "load_plan", "load_spec", "__version__"]
+__all__ = [
+    "Complexity",
+    "Mark",
+    "Plan",
+    "Problem",
+    "Spec",
+    "SpecError",
+    "__version__",
+    "build",
+    "count",
+    "list_specs",
+    "load_checkpoint",
+    "load_plan",
+    "load_spec",
+]

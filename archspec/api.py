@@ -1,50 +1,60 @@
-"""The public functions: spec in, plan, counts or module out."""
+"""The public functions: spec in, plan, counts or module out.
+
+After the one positional argument (the spec: a path, a stock name or a mapping), every
+parameter is keyword-only, with the same names in the same order everywhere.
+"""
 
 from __future__ import annotations
 
+import fnmatch
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from archspec.counting.analytic import Complexity, complexity
-from archspec.errors import Mark, Problem, SpecError, format_path
-from archspec.lang.validate import validate
-from archspec.plan.planner import Plan, PlanProblem, make_plan
 from archspec.lang.schema import Spec
-from archspec.lang.sources import apply_override, load_document
+from archspec.lang.sources import load_document, stock_names
+from archspec.plan.load import InputSize, Source, load_plan, plan_document
+from archspec.plan.ops import Plan
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
-def _size_override(input_size) -> tuple[str, str]:
-    """The override that sets the input size, and how messages name it."""
-    if isinstance(input_size, int):
-        return f"input.size={input_size}", f"--size {input_size}"
-    height, width = input_size
-    return f"input.size=[{height}, {width}]", f"--size {height}x{width}"
+def load_spec(source: Source, *, overrides: Sequence[str] = ()) -> Spec:
+    """The validated spec (every field and every rule checked; generators as written)."""
+    return plan_document(load_document(source, overrides)).spec
 
 
-def load_plan(source, overrides=(), input_size=None) -> Plan:
-    """Resolve a spec (path, stock name or mapping) into its plan; every problem is a located SpecError."""
-    doc = load_document(source, overrides)
-    if input_size is not None:
-        doc = apply_override(doc, *_size_override(input_size))
-    spec = validate(doc)
-    try:
-        return make_plan(spec)
-    except PlanProblem as exc:
-        raise SpecError(Problem(doc.mark_for(exc.path), format_path(exc.path), exc.message)) from None
-
-
-def plan_from_spec(spec: Spec) -> Plan:
-    """The plan of an already validated spec (problems are reported against the field path only)."""
-    try:
-        return make_plan(spec)
-    except PlanProblem as exc:
-        raise SpecError(Problem(Mark(f"<spec {spec.name}>"), format_path(exc.path), exc.message)) from None
-
-
-def count(source, input_size=None, overrides=()) -> Complexity:
+def count(source: Source, *, overrides: Sequence[str] = (), input_size: InputSize | None = None) -> Complexity:
     """Analytic parameters, FLOPs (fvcore's convention), MACs, activations and depth; torch is not imported."""
-    return complexity(load_plan(source, overrides, input_size))
+    return complexity(load_plan(source, overrides=overrides, input_size=input_size))
 
 
-def build(source, device="auto", overrides=(), input_size=None):
+def build(
+    source: Source,
+    *,
+    overrides: Sequence[str] = (),
+    input_size: InputSize | None = None,
+    device: str = "auto",
+) -> nn.Module:
     """A freshly initialised `nn.Module` for the spec, on `device` ("auto": CUDA when there is one)."""
     from archspec.nn.builder import build_from_plan
 
-    return build_from_plan(load_plan(source, overrides, input_size), device)
+    return build_from_plan(load_plan(source, overrides=overrides, input_size=input_size), device)
+
+
+def load_checkpoint(path: str | os.PathLike[str], *, device: str = "auto") -> nn.Module:
+    """Rebuild the model saved by `archspec build --out` or `archspec train` (spec and weights)."""
+    from archspec.nn.checkpoint import load_checkpoint as load
+
+    return load(path, device=device)
+
+
+def list_specs(pattern: str | None = None) -> list[str]:
+    """Names of the stock specs, sorted; `pattern` filters them with shell wildcards (`resnet*`)."""
+    names = stock_names()
+    return names if pattern is None else [name for name in names if fnmatch.fnmatchcase(name, pattern)]
+
+
+__all__ = ["Complexity", "InputSize", "Plan", "Source", "Spec", "build", "count", "list_specs", "load_checkpoint", "load_plan", "load_spec"]

@@ -8,7 +8,7 @@ import torchvision
 from fvcore.nn import FlopCountAnalysis
 
 import archspec
-from archspec.api import load_plan
+from archspec.plan import load_plan
 from archspec.counting.analytic import complexity
 from archspec.nn.fvcore_count import fvcore_complexity
 from conftest import STOCK

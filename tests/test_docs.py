@@ -17,6 +17,6 @@ def test_docs_paper_md_is_regenerated_exactly(cli):
 
 
 def test_docs_spec_md_is_generated_from_the_schema():
-    from archspec.lang.reference import spec_reference
+    from archspec.tools.reference import spec_reference
 
     assert (ROOT / "docs" / "spec.md").read_text() == spec_reference()

@@ -38,12 +38,14 @@ def calibrated(name: str, size=None, overrides=()):
     """
     torch.manual_seed(0)
     model = archspec.build(name, device="cpu", input_size=size, overrides=overrides)
-    plan = archspec.load_plan(name, overrides, size)
+    plan = archspec.load_plan(name, overrides=overrides, input_size=size)
     for module in model.modules():
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
             module.momentum = None  # running statistics = the batch's
-        if isinstance(module, ResidualBlock) and module.has_shortcut and module.last_norm:
-            torch.nn.init.constant_(getattr(module, module.last_norm).weight, 0.2)
+        if isinstance(module, ResidualBlock) and module.has_shortcut and module.zero_init:
+            last = module.get_submodule(".".join(module.zero_init))
+            if isinstance(last, torch.nn.modules.batchnorm._BatchNorm):
+                torch.nn.init.constant_(last.weight, 0.2)
     model.train()
     with torch.no_grad():
         model(torch.randn(8, plan.input_channels, *plan.input_size))

@@ -24,7 +24,7 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from archspec.api import load_plan
+from archspec.plan import load_plan
 from archspec.counting.analytic import complexity
 from archspec.errors import SpecError, printable
 from archspec.lang.schema import Head, Input, Spec, Stage, Stem

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from archspec.lang import yamldoc
-from archspec.api import load_plan
+from archspec.plan import load_plan
 from archspec.errors import SpecError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,7 +141,7 @@ def test_a_value_inherited_from_a_parent_names_the_child_that_extends_it(write):
     ],
 )
 def test_set_mistakes_name_the_override(item, message):
-    assert problems_of(lambda: load_plan("resnet20", [item])) == [message]
+    assert problems_of(lambda: load_plan("resnet20", overrides=[item])) == [message]
 
 
 # --- the command line: exit codes, no tracebacks, --debug --------------------------------------
@@ -188,12 +188,12 @@ def test_debug_shows_the_traceback_of_a_spec_error(cli, write):
 
 
 def test_an_internal_error_is_one_line_without_debug_and_a_traceback_with_it(cli, monkeypatch):
-    import archspec.api
+    import archspec.plan
 
     def broken(*args, **kwargs):
         raise KeyError("stem")
 
-    monkeypatch.setattr(archspec.api, "load_plan", broken)
+    monkeypatch.setattr(archspec.plan, "load_plan", broken)
     result = cli("validate", "resnet18")
     assert result.exit_code == 1
     assert result.stderr == "archspec: error: KeyError: 'stem' (rerun with --debug for the traceback)\n"
@@ -223,7 +223,7 @@ def test_the_estimate_is_the_parameters_plus_three_live_copies_of_the_largest_fe
     params, forward = estimate_bytes(plan, batch=8)
     assert params == 25_557_032 * 4
     assert forward == 8 * (64 * 112 * 112) * 4 * 3  # conv1's output, as big as layer1's
-    assert estimate_bytes(plan, batch=8, forward=False) == (params, 0)
+    assert estimate_bytes(plan, batch=8, mode="weights") == (params, 0)
 
 
 def test_build_refuses_a_batch_that_cannot_fit_before_allocating_anything(cli):
@@ -237,9 +237,9 @@ def test_build_refuses_a_batch_that_cannot_fit_before_allocating_anything(cli):
 
 
 def test_force_skips_the_memory_check(cli, monkeypatch):
-    import archspec.counting.memory
+    import archspec.nn.guard
 
-    monkeypatch.setattr(archspec.counting.memory, "available_bytes", lambda device: 1024)
+    monkeypatch.setattr(archspec.nn.guard, "available_bytes", lambda device: 1024)
     refused = cli("build", "resnet20", "--device", "cpu")
     assert refused.exit_code == 1
     assert "but the cpu has 0.00 GiB free" in refused.stderr
@@ -249,10 +249,10 @@ def test_force_skips_the_memory_check(cli, monkeypatch):
 
 
 def test_the_check_is_skipped_when_free_memory_cannot_be_told(monkeypatch):
-    import archspec.counting.memory
-    from archspec.counting.memory import check_fits
+    import archspec.nn.guard
+    from archspec.nn.guard import check_fits
 
-    monkeypatch.setattr(archspec.counting.memory, "available_bytes", lambda device: None)
+    monkeypatch.setattr(archspec.nn.guard, "available_bytes", lambda device: None)
     check_fits(load_plan("resnet152"), "cpu", batch=10**9)
 
 

@@ -139,13 +139,13 @@ def parse_size(text: Optional[str]):
 @guarded
 def validate(specs: SpecsArg, overrides: SetOpt = None) -> None:
     """Check specs; print each problem as FILE:LINE:COL: field: message. Exit 1 if any spec is invalid."""
-    from archspec.api import load_plan
+    from archspec.plan import load_plan
     from archspec.counting.analytic import complexity
 
     problems: list[Problem] = []
     for source in specs:
         try:
-            plan = load_plan(source, overrides or ())
+            plan = load_plan(source, overrides=overrides or ())
         except SpecError as exc:
             if _state["debug"]:
                 traceback.print_exception(exc)
@@ -161,7 +161,7 @@ def validate(specs: SpecsArg, overrides: SetOpt = None) -> None:
 @guarded
 def list_specs(fmt: Annotated[FlopsFormat, typer.Option("--format", help="Output format.")] = FlopsFormat.table) -> None:
     """List the stock specs with their depth, parameters and FLOPs."""
-    from archspec.api import load_plan
+    from archspec.plan import load_plan
     from archspec.counting.analytic import complexity
     from archspec.report.render import human, render, to_json
     from archspec.lang.sources import stock_names
@@ -182,14 +182,11 @@ def list_specs(fmt: Annotated[FlopsFormat, typer.Option("--format", help="Output
 @app.command()
 @guarded
 def show(spec: SpecArg, overrides: SetOpt = None) -> None:
-    """Print the fully resolved spec (extends and --set applied, defaults filled in) as YAML."""
-    import yaml
+    """Print the fully resolved spec (extends and --set applied, generators expanded, defaults filled in) as YAML."""
+    from archspec.plan import load_plan
+    from archspec.report.spec import spec_yaml
 
-    from archspec.api import load_plan
-
-    plan = load_plan(spec, overrides or ())
-    data = plan.spec.model_dump(mode="json", exclude={"extends"})
-    typer.echo(yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100).rstrip())
+    typer.echo(spec_yaml(load_plan(spec, overrides=overrides or ())))
 
 
 @app.command()

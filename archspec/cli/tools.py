@@ -78,13 +78,13 @@ def export(
     report: Annotated[TableFormat, typer.Option("--report", help="How to print what was written: table (text) or json.")] = TableFormat.table,
 ) -> None:
     """Export the model for use outside archspec; the file is loaded back and checked against PyTorch before it is written."""
-    from archspec.api import load_plan
+    from archspec.plan import load_plan
     from archspec.tools.export import export_model, parse_batch
 
     fixed = parse_batch(batch)
     if fmt == ExportFormat.onnx:
         require("onnx" if check else "onnx-export", "archspec export --format onnx")
-    plan = load_plan(spec, overrides or (), parse_size(size))
+    plan = load_plan(spec, overrides=overrides or (), input_size=parse_size(size))
     refuse_existing(out, force)
     echo_err("archspec: loading torch ...")
     from archspec.nn.builder import build_from_plan

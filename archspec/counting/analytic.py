@@ -5,27 +5,31 @@ Conventions (stated in every report):
   multiply-add is one flop; convs and linear layers count their multiply-adds,
   batch norm two flops per element (scale and shift), group norm five, adaptive average pooling one
   per input element; activations, max pooling, the shortcut add and ops fvcore
-  does not know (average pooling, dropout) count zero.
+  does not know (average pooling, padding, dropout) count zero.
 - `macs` are the conv and fully connected multiply-adds only: the convention of
   the ResNet paper's "FLOPs" and of torchvision's published GFLOPS.
 - `activations` are the output elements of every conv and fully connected layer
   (fvcore's ActivationCountAnalysis).
 - `layers` are the weighted layers on the main path: convs and fully connected
   layers, not shortcut projections or SE units (resnet152 -> 152, vgg19 -> 19).
+
+One handler per op type (`HANDLERS`), as fvcore keeps one per operator; an op
+type without a handler is an error at its first use, never a silent zero.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from archspec.plan import planner as p
+from archspec.plan import ops as p
 
 
 @dataclass
 class Counts:
     params: int = 0
-    flops_by_op: Counter = field(default_factory=Counter)
+    flops_by_op: Counter[str] = field(default_factory=Counter)
     macs: int = 0
     activations: int = 0
     layers: int = 0
@@ -54,7 +58,7 @@ def _conv(op: p.Conv, main_path: bool) -> Counts:
     return c
 
 
-def _norm(op: p.Norm) -> Counts:
+def _norm(op: p.Norm, main_path: bool) -> Counts:
     elements = op.channels * op.size[0] * op.size[1]
     c = Counts(params=2 * op.channels)
     if op.kind == "batch":
@@ -64,40 +68,72 @@ def _norm(op: p.Norm) -> Counts:
     return c
 
 
+def _linear(op: p.Linear, main_path: bool) -> Counts:
+    c = Counts(params=op.in_features * op.out_features + (op.out_features if op.bias else 0))
+    c.flops_by_op["linear"] = op.in_features * op.out_features
+    c.macs = op.in_features * op.out_features
+    c.activations = op.out_features
+    c.layers = 1
+    return c
+
+
 def _adaptive_avg(channels: int, size: p.Size2) -> Counts:
     c = Counts()
     c.flops_by_op["adaptive_avg_pool2d"] = channels * size[0] * size[1]
     return c
 
 
-def count_op(op: p.Op, main_path: bool = True) -> Counts:
-    """Counts for one op of the plan (and everything inside it)."""
-    if isinstance(op, p.Conv):
-        return _conv(op, main_path)
-    if isinstance(op, p.Norm):
-        return _norm(op)
-    if isinstance(op, p.Linear):
-        c = Counts(params=op.in_features * op.out_features + (op.out_features if op.bias else 0))
-        c.flops_by_op["linear"] = op.in_features * op.out_features
-        c.macs = op.in_features * op.out_features
-        c.activations = op.out_features
-        c.layers = 1
-        return c
-    if isinstance(op, p.AdaptivePool):
-        return _adaptive_avg(op.channels, op.in_size) if op.kind == "avg" else Counts()
-    if isinstance(op, p.SqueezeExcite):
-        return _adaptive_avg(op.channels, op.size).add(_conv(op.fc1, False)).add(_conv(op.fc2, False))
-    if isinstance(op, p.Sequence):
-        return count_ops(op.items, main_path)
-    if isinstance(op, p.Residual):
-        c = count_ops(op.pre + op.body + op.post, main_path)
-        if op.shortcut is not None:
-            c.add(count_op(op.shortcut, main_path=False))
-        return c
+def _adaptive_pool(op: p.AdaptivePool, main_path: bool) -> Counts:
+    return _adaptive_avg(op.channels, op.in_size) if op.kind == "avg" else Counts()
+
+
+def _squeeze_excite(op: p.SqueezeExcite, main_path: bool) -> Counts:
+    return _adaptive_avg(op.channels, op.size).add(_conv(op.fc1, False)).add(_conv(op.fc2, False))
+
+
+def _sequence(op: p.Sequence, main_path: bool) -> Counts:
+    return count_ops(op.items, main_path)
+
+
+def _residual(op: p.Residual, main_path: bool) -> Counts:
+    c = count_ops(op.pre + op.body + op.post, main_path)
+    if op.shortcut is not None:
+        c.add(count_op(op.shortcut, main_path=False))
+    return c
+
+
+def _free(op: p.Op, main_path: bool) -> Counts:
+    """Ops that fvcore counts as zero: activations, max and average pooling, flatten, dropout, option A's padding."""
     return Counts()
 
 
-def count_ops(items, main_path: bool = True) -> Counts:
+HANDLERS: dict[type, Callable[..., Counts]] = {
+    p.Conv: _conv,
+    p.Norm: _norm,
+    p.Linear: _linear,
+    p.AdaptivePool: _adaptive_pool,
+    p.SqueezeExcite: _squeeze_excite,
+    p.Sequence: _sequence,
+    p.Residual: _residual,
+    p.Act: _free,
+    p.MaxPool: _free,
+    p.AvgPool: _free,
+    p.Identity: _free,
+    p.Flatten: _free,
+    p.Dropout: _free,
+    p.ZeroPadShortcut: _free,
+}
+
+
+def count_op(op: p.Op, main_path: bool = True) -> Counts:
+    """Counts for one op of the plan (and everything inside it)."""
+    handler = HANDLERS.get(type(op))
+    if handler is None:
+        raise TypeError(f"the analytic counter has no handler for {type(op).__name__}")
+    return handler(op, main_path)
+
+
+def count_ops(items: Iterable[tuple[str, p.Op]], main_path: bool = True) -> Counts:
     total = Counts()
     for _, op in items:
         total.add(count_op(op, main_path))

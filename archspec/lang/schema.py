@@ -3,27 +3,43 @@
 Every field has a description (they become the JSON Schema that editors use),
 closed choices are Literals, unknown keys are errors, and values are strict:
 YAML's `yes`/`on` never turns into 1 and `64.0` never into 64.
+
+The knobs that shape a block (`KNOBS`) are written once for the network and
+may be overridden on any stage; a stage's value wins, the network's is the
+default. Rules that span fields (which block kinds a knob shapes, what a stem
+takes) belong to the plan's registry of blocks and stems (`archspec.plan`), where
+adding a block kind adds its rules.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, PlainValidator, Tag, WithJsonSchema
 
-BlockType = Literal["basic", "bottleneck", "plain", "vgg"]
+BlockType = Literal["basic", "bottleneck", "plain", "vgg", "regnet"]
+StemType = Literal["imagenet", "cifar", "deep", "simple", "none"]
 ShortcutOption = Literal["A", "B", "C"]
+Activation = Literal["relu", "silu", "gelu"]
+StrideIn = Literal["1x1", "3x3"]
 PositiveInt = Annotated[int, Field(ge=1)]
+Ratio = Annotated[float, Field(gt=0, le=64)]
+# The stage generators `stages:` may name instead of a list; see `archspec.plan.generators`.
+GENERATORS = ("regnet",)
 
 
-def _is_int(value) -> bool:
+def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _size(value):
+def _size(value: object) -> int | list[int]:
     """One positive integer, or [height, width]."""
-    if _is_int(value) or (isinstance(value, list) and len(value) == 2 and all(_is_int(v) for v in value)):
-        if min(value if isinstance(value, list) else [value]) < 1:
+    if isinstance(value, int) and _is_int(value):
+        if value < 1:
+            raise ValueError("sizes must be at least 1")
+        return value
+    if isinstance(value, list) and len(value) == 2 and all(_is_int(v) for v in value):
+        if min(value) < 1:
             raise ValueError("sizes must be at least 1")
         return value
     raise ValueError("expected a size: one positive integer, or [height, width]")
@@ -59,36 +75,110 @@ class Input(Model):
 class Stem(Model):
     """The layers before the first stage."""
 
-    type: Literal["imagenet", "cifar", "deep", "none"] = Field(
+    type: StemType = Field(
         "imagenet",
         description=(
             "imagenet: 7x7/2 conv, norm, activation, 3x3/2 max pool. cifar: 3x3/1 conv, norm, activation. "
             "deep: three 3x3 convs, the first with stride 2 (ResNet-C), then norm, activation, 3x3/2 max pool. "
-            "none: no stem."
+            "simple: 3x3/2 conv, norm, activation (RegNet's stem). none: no stem."
         ),
     )
-    width: Optional[PositiveInt] = Field(None, description="Output channels of the stem (default 64; 16 for cifar).")
+    width: Optional[PositiveInt] = Field(None, description="Output channels of the stem (default 64; 16 for cifar; 32 for simple).")
     inner_width: Optional[PositiveInt] = Field(None, description="Width of the first two convs of a deep stem (default width / 2).")
-    pool: Optional[bool] = Field(None, description="Close the stem with a 3x3/2 max pool (default: true for imagenet and deep, false for cifar).")
+    pool: Optional[bool] = Field(
+        None, description="Close the stem with a 3x3/2 max pool (default: true for imagenet and deep, false for cifar and simple)."
+    )
 
 
 class SqueezeExcite(Model):
-    """Squeeze-and-excitation after the last conv of each residual block."""
+    """Squeeze-and-excitation: global pool, 1x1 reduce, ReLU, 1x1 expand, sigmoid gate on the block's features."""
 
-    reduction: PositiveInt = Field(16, description="Channel reduction ratio of the bottleneck inside the SE unit.")
-    divisor: PositiveInt = Field(8, description="The reduced width is rounded to a multiple of this (at least this).")
+    reduction: PositiveInt = Field(16, description="Reduced width = the reference width / reduction, rounded to `divisor`.")
+    divisor: PositiveInt = Field(8, description="With `reduction`: the reduced width is rounded to a multiple of this (at least this).")
+    ratio: Optional[Annotated[float, Field(gt=0, le=1)]] = Field(
+        None,
+        description="Instead of `reduction`: reduced width = round(ratio x the reference width), at least 1 (RegNetY: 0.25 of the input width).",
+    )
+    of: Literal["output", "input"] = Field(
+        "output", description="The reference width: the block's output width (SE-ResNet) or its input width (RegNetY)."
+    )
+
+
+def _se_tag(value: Any) -> str:
+    return "off" if value is False else "on"
+
+
+# `false` turns squeeze-and-excitation off (on a stage: where the network has it).
+SEField = Optional[
+    Annotated[
+        Union[Annotated[SqueezeExcite, Tag("on")], Annotated[Literal[False], Tag("off")]],
+        Discriminator(_se_tag),
+    ]
+]
 
 
 class Stage(Model):
-    """A run of blocks at one resolution (the paper's conv2_x ... conv5_x)."""
+    """A run of blocks at one resolution (the paper's conv2_x ... conv5_x).
+
+    Any field that shapes a block may be set here too; it overrides the network's value for this stage only.
+    """
 
     depth: Annotated[int, Field(ge=1, le=10_000)] = Field(description="Number of blocks (for vgg: number of 3x3 convs).")
     width: PositiveInt = Field(description="Base width of the blocks; a bottleneck outputs expansion x width.")
     stride: Optional[Literal[1, 2]] = Field(
         None, description="Stride of the stage's first block (default 1 for the first stage, 2 after; vgg: the closing max pool, default 2)."
     )
-    block: Optional[BlockType] = Field(None, description="Override the spec's block type for this stage.")
-    shortcut: Optional[ShortcutOption] = Field(None, description="Override the spec's shortcut option for this stage.")
+    block: Optional[BlockType] = Field(None, description="This stage's block type (default: the network's `block`).")
+    shortcut: Optional[ShortcutOption] = Field(None, description="This stage's shortcut option (default: the network's).")
+    groups: Optional[PositiveInt] = Field(None, description="This stage's `groups` (default: the network's).")
+    group_width: Optional[PositiveInt] = Field(None, description="This stage's `group_width` (default: the network's).")
+    width_per_group: Optional[PositiveInt] = Field(None, description="This stage's `width_per_group` (default: the network's).")
+    bottleneck_ratio: Optional[Ratio] = Field(None, description="This stage's `bottleneck_ratio` (default: the network's).")
+    expansion: Optional[PositiveInt] = Field(None, description="This stage's `expansion` (default: the network's).")
+    stride_in: Optional[StrideIn] = Field(None, description="This stage's `stride_in` (default: the network's).")
+    avg_down: Optional[bool] = Field(None, description="This stage's `avg_down` (default: the network's).")
+    se: SEField = Field(None, description="This stage's squeeze-and-excitation (default: the network's; false for none).")
+    preact: Optional[bool] = Field(None, description="This stage's `preact` (default: the network's).")
+    activation: Optional[Activation] = Field(None, description="This stage's activation (default: the network's).")
+
+
+class RegNetRule(Model):
+    """RegNet's quantized linear rule (Radosavovic et al. 2020): five numbers give every stage's depth and width.
+
+    Block j (0-based) gets width w0 + wa x j, quantized to w0 x wm^round(log((w0 + wa x j) / w0) / log(wm)) and
+    rounded to a multiple of 8; blocks of equal width form a stage, every stage has stride 2, and widths are
+    adjusted so that each stage's inner width divides by its group width (torchvision's arithmetic).
+    """
+
+    depth: Annotated[int, Field(ge=1, le=10_000)] = Field(description="Total number of blocks (the paper's d).")
+    w0: Annotated[int, Field(ge=8, le=1 << 20, multiple_of=8)] = Field(description="Width of the first block (w0), a multiple of 8.")
+    wa: Annotated[float, Field(ge=0, le=1 << 20)] = Field(description="Width slope per block (wa).")
+    wm: Annotated[float, Field(gt=1, le=1 << 10)] = Field(description="Width multiplier between stages (wm), greater than 1.")
+    group_width: PositiveInt = Field(description="Channels per group of the 3x3 convs (g).")
+    bottleneck_ratio: Ratio = Field(1.0, description="Inner width = width / bottleneck_ratio (b).")
+    se_ratio: Optional[Annotated[float, Field(gt=0, le=1)]] = Field(
+        None, description="Squeeze-and-excitation with this ratio of each block's input width (RegNetY: 0.25); none for RegNetX."
+    )
+    block: BlockType = Field("regnet", description="The block type of the generated stages.")
+
+
+class StageGenerators(Model):
+    """Stages written as a generator instead of a list; `archspec show` prints the stages it expands to."""
+
+    regnet: RegNetRule = Field(description="RegNet's quantized linear rule.")
+
+
+def _stages_tag(value: Any) -> str:
+    return "generator" if isinstance(value, dict) and any(key in value for key in GENERATORS) else "list"
+
+
+StagesField = Annotated[
+    Union[
+        Annotated[Annotated[list[Stage], Field(min_length=1)], Tag("list")],
+        Annotated[StageGenerators, Tag("generator")],
+    ],
+    Discriminator(_stages_tag),
+]
 
 
 class Head(Model):
@@ -96,7 +186,9 @@ class Head(Model):
 
     num_classes: PositiveInt = Field(1000, description="Outputs of the final fully connected layer.")
     hidden: list[PositiveInt] = Field(default_factory=list, description="Widths of fully connected layers before the classifier (VGG: [4096, 4096]).")
-    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout probability after each hidden fully connected layer (VGG: 0.5); with no hidden layer, before the classifier.")
+    dropout: float = Field(
+        0.0, ge=0.0, lt=1.0, description="Dropout probability after each hidden fully connected layer (VGG: 0.5); with no hidden layer, before the classifier."
+    )
     pool: Literal["avg", "max", "none"] = Field("avg", description="Adaptive pooling before the fully connected layers; none flattens the feature map as it is.")
     pool_size: Size = Field(1, description="Output size of the adaptive pool (VGG: 7).")
     features: Optional[Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]] = Field(
@@ -108,62 +200,54 @@ class Head(Model):
 class Spec(Model):
     """One network: stem, stages of blocks, head."""
 
-    name: str = Field("custom", min_length=1, description="Name shown in reports.")
-    description: str = Field("", description="Free text.")
+    name: str = Field("custom", min_length=1, max_length=200, description="Name shown in reports.")
+    description: str = Field("", max_length=10_000, description="Free text.")
     extends: Optional[str] = Field(None, description="A stock spec name or a path (relative to this file) whose values this spec overrides.")
     input: Input = Field(default_factory=Input, description="The input the network is designed for.")
     stem: Stem = Field(default_factory=Stem, description="Layers before the first stage.")
     block: BlockType = Field(
         "basic",
-        description="basic: 3x3, 3x3 with a shortcut. bottleneck: 1x1, 3x3, 1x1 with a shortcut. plain: basic without shortcut. vgg: 3x3 convs with bias, closed by a 2x2 max pool.",
+        description=(
+            "basic: 3x3, 3x3 with a shortcut. bottleneck: 1x1, 3x3, 1x1 with a shortcut. plain: basic without shortcut. "
+            "vgg: 3x3 convs with bias, closed by a 2x2 max pool. regnet: RegNet's residual bottleneck (1x1, grouped 3x3, "
+            "[SE], 1x1; stride in the 3x3), shaped by group_width and bottleneck_ratio."
+        ),
     )
     preact: bool = Field(False, description="Pre-activation residual blocks (norm, activation, conv; He et al. 2016).")
     shortcut: ShortcutOption = Field(
         "B", description="A: zero-padded identity. B: projection where the shape changes. C: projection on every block."
     )
-    stride_in: Literal["1x1", "3x3"] = Field("3x3", description="Which conv of a bottleneck carries its stride (paper: 1x1; torchvision v1.5: 3x3).")
-    groups: PositiveInt = Field(1, description="Groups of a bottleneck's 3x3 conv (ResNeXt cardinality).")
+    stride_in: StrideIn = Field("3x3", description="Which conv of a bottleneck carries its stride (paper: 1x1; torchvision v1.5: 3x3).")
+    groups: Optional[PositiveInt] = Field(
+        None, description="Groups of the 3x3 conv of bottleneck and regnet blocks (ResNeXt cardinality; default 1). Exclusive with group_width."
+    )
+    group_width: Optional[PositiveInt] = Field(
+        None, description="Channels per group of that 3x3 conv (RegNet's g): groups = inner width / group_width. Exclusive with groups."
+    )
     width_per_group: PositiveInt = Field(64, description="Bottleneck inner width = width * width_per_group / 64 * groups.")
+    bottleneck_ratio: Ratio = Field(1.0, description="Inner width of a regnet block = width / bottleneck_ratio (RegNet's b).")
     expansion: Optional[PositiveInt] = Field(None, description="Output width / base width of a block (default 4 for bottleneck, 1 otherwise).")
     avg_down: bool = Field(False, description="Projection shortcuts downsample with a 2x2 average pool before a stride-1 1x1 conv (ResNet-D).")
-    se: Optional[SqueezeExcite] = Field(None, description="Squeeze-and-excitation in every residual block.")
+    se: SEField = Field(None, description="Squeeze-and-excitation in every residual block (null or false: none).")
     drop_path: float = Field(0.0, ge=0.0, lt=1.0, description="Stochastic depth: the last block's drop rate; earlier blocks' rates grow linearly from 0.")
     output_stride: Optional[Literal[8, 16, 32]] = Field(None, description="Replace stage strides by dilation once the network's stride reaches this.")
     norm: Literal["batch", "group", "none"] = Field("batch", description="Normalization after each conv.")
     norm_groups: PositiveInt = Field(32, description="Groups of group normalization.")
-    activation: Literal["relu", "silu", "gelu"] = Field("relu", description="Activation function.")
-    stages: Annotated[list[Stage], Field(min_length=1)] = Field(description="The stages, in order.")
+    activation: Activation = Field("relu", description="Activation function.")
+    stages: StagesField = Field(description="The stages, in order: a list, or a generator such as `{regnet: {...}}`.")
     head: Head = Field(default_factory=Head, description="Pooling and fully connected layers after the last stage.")
-    zero_init_residual: bool = Field(False, description="Start each residual block's last norm at zero, so every block begins as the identity.")
+    zero_init_residual: bool = Field(
+        False,
+        description=(
+            "Start each residual branch at zero (its last norm, or its last conv where no norm follows it), "
+            "so every block begins as the identity (Goyal et al. 2017)."
+        ),
+    )
 
 
-def cross_field_problems(spec: Spec) -> list[tuple[tuple, str]]:
-    """Rules that span fields, as (field path, message) pairs.
+# The fields that shape a block: set on the network, overridden per stage.
+KNOBS = (
+    "shortcut", "groups", "group_width", "width_per_group", "bottleneck_ratio", "expansion",
+    "stride_in", "avg_down", "se", "preact", "activation",
+)  # fmt: skip
 
-    They live outside a Pydantic `model_validator` on purpose: an error raised there is
-    located at the whole model, while these name the field at fault, so `archspec validate`
-    can point at its line.
-    """
-    problems: list[tuple[tuple, str]] = []
-    kinds = [stage.block or spec.block for stage in spec.stages]
-    if "vgg" in kinds and len(set(kinds)) > 1:
-        i = next(i for i, kind in enumerate(kinds) if kind != kinds[0])
-        path = ("stages", i, "block") if spec.stages[i].block else ("block",)
-        problems.append((path, "vgg stages cannot be mixed with residual or plain stages in one network"))
-    if "vgg" in kinds:
-        for name in ("se", "avg_down", "drop_path", "output_stride", "preact", "zero_init_residual"):
-            if getattr(spec, name):
-                problems.append(((name,), f"{name} shapes residual blocks; a vgg network has none"))
-    elif spec.preact and set(kinds) & {"plain"}:
-        problems.append((("preact",), "preact applies to basic and bottleneck blocks, not plain"))
-    if set(kinds) - {"bottleneck"}:
-        for name, default in (("groups", 1), ("width_per_group", 64)):
-            if getattr(spec, name) != default:
-                problems.append(((name,), f"{name} shapes bottleneck blocks only; this spec also has {', '.join(sorted(set(kinds) - {'bottleneck'}))} blocks"))
-    if spec.stem.inner_width is not None and spec.stem.type != "deep":
-        problems.append((("stem", "inner_width"), "inner_width applies to the deep stem only"))
-    if spec.stem.type == "none":
-        for name in ("width", "pool"):
-            if getattr(spec.stem, name) is not None:
-                problems.append((("stem", name), f"a stem of type none takes no {name}"))
-    return problems

@@ -7,25 +7,21 @@ import difflib
 from pydantic import BaseModel, ValidationError
 
 from archspec.errors import Problem, SpecError, format_path, shorten
-from archspec.lang.schema import Spec, cross_field_problems
-from archspec.lang.sources import load_document
+from archspec.lang.schema import Spec
 from archspec.lang.yamldoc import Document
 
 _BOOL_WORDS = "yes/no/on/off/true/false"
 # The plan walks every block; past this a spec is a typo (ResNet-1202 has 600 blocks), and
 # resolving it would take minutes before any other check could speak.
 MAX_BLOCKS = 10_000
+# The tags of the schema's discriminated unions; Pydantic puts them in error locations.
+_UNION_TAGS = {"list", "generator", "on", "off"}
 _BOUNDS = {
     "greater_than_equal": ("ge", "of at least"),
     "greater_than": ("gt", "greater than"),
     "less_than_equal": ("le", "of at most"),
     "less_than": ("lt", "less than"),
 }
-
-
-def load_spec(source, overrides: tuple[str, ...] | list[str] = ()) -> Spec:
-    """Validate a spec given as a path, a stock name or a mapping (with optional `KEY=VALUE` overrides)."""
-    return validate(load_document(source, overrides))
 
 
 def validate(doc: Document) -> Spec:
@@ -35,14 +31,13 @@ def validate(doc: Document) -> Spec:
     except ValidationError as exc:
         problems = _problems(doc, exc)
         raise SpecError(problems) from None
-    rules = cross_field_problems(spec)
-    if rules:
-        raise SpecError([Problem(doc.mark_for(path, key=True), format_path(path), message) for path, message in rules])
     _check_size(doc, spec)
     return spec
 
 
 def _check_size(doc: Document, spec: Spec) -> None:
+    if not isinstance(spec.stages, list):
+        return  # a generator bounds its own depth
     total = 0
     for index, stage in enumerate(spec.stages):
         total += stage.depth
@@ -78,6 +73,8 @@ def _data_path(data, loc: tuple, kind: str) -> tuple:
     node = data
     for index, part in enumerate(loc):
         last = index == len(loc) - 1
+        if part in _UNION_TAGS and not (isinstance(node, dict) and part in node):
+            continue  # the branch of a tagged union, not a key of the data
         if isinstance(node, dict) and part in node:
             node = node[part]
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
@@ -91,30 +88,34 @@ def _data_path(data, loc: tuple, kind: str) -> tuple:
 
 
 def _model_at(path: tuple) -> type[BaseModel] | None:
-    model: type[BaseModel] | None = Spec
-    for part in path:
-        if model is None or isinstance(part, int):
+    """The model whose fields are valid at `path` (for "did you mean"), following list items and union branches."""
+    candidates: list[tuple[type[BaseModel], bool]] = [(Spec, False)]
+    for index, part in enumerate(path):
+        if isinstance(part, int):
+            candidates = [(model, False) for model, in_list in candidates if in_list]
             continue
-        field = model.model_fields.get(part)
-        if field is None:
+        found = [(model, in_list) for model, in_list in candidates if not in_list and part in model.model_fields]
+        if not found:
             return None
-        model = _inner_model(field.annotation)
-    return model
+        candidates = _inner_models(found[0][0].model_fields[part].annotation, False)
+    direct = [model for model, in_list in candidates if not in_list]
+    return direct[0] if direct else None
 
 
-def _inner_model(annotation) -> type[BaseModel] | None:
+def _inner_models(annotation, in_list: bool) -> list[tuple[type[BaseModel], bool]]:
+    """Every model inside a field's annotation, each with whether it is reached through a list."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()) or ():
-        found = _inner_model(arg)
-        if found is not None:
-            return found
-    for meta in getattr(annotation, "__metadata__", ()) or ():
-        found = _inner_model(meta)
-        if found is not None:
-            return found
+        return [(annotation, in_list)]
     origin = getattr(annotation, "__origin__", None)
-    return _inner_model(origin) if origin not in (None, annotation) else None
+    through = in_list or origin is list
+    found: list[tuple[type[BaseModel], bool]] = []
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found += _inner_models(arg, through)
+    for meta in getattr(annotation, "__metadata__", ()) or ():
+        found += _inner_models(meta, in_list)
+    if not found and origin not in (None, annotation, list):
+        found = _inner_models(origin, in_list)
+    return found
 
 
 def _describe(doc: Document, path: tuple, value) -> str:
@@ -158,6 +159,8 @@ def _message(doc: Document, path: tuple, error: dict) -> str:
     if kind == "string_type":
         return f"expected text, got {_describe(doc, path, value)}"
     if kind == "list_type":
+        if path == ("stages",):
+            return f"expected a list of stages or a generator such as `{{regnet: {{...}}}}`, got {_describe(doc, path, value)}"
         return f"expected a list, got {_describe(doc, path, value)}"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         message = f"expected a mapping of keys to values, got {_describe(doc, path, value)}"

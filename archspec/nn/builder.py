@@ -1,17 +1,26 @@
-"""Plan -> torch module, on the device the user asks for."""
+"""Plan -> torch module, on the device the user asks for.
+
+One handler per op type (`HANDLERS`); an op type without one is an error at its first use.
+"""
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
 
-from archspec.plan import planner as p
 from archspec.errors import Mark, Problem, SpecError
-from archspec.nn.layers import DropPath, Network, ResidualBlock, SqueezeExcite, ZeroPadShortcut
+from archspec.plan import ops as p
+from archspec.plan.layouts import LAYOUTS
+from archspec.nn.layers import DropPath, Network, ResidualBlock, SamePadAvgPool, SqueezeExcite, ZeroPadShortcut
 
-_ACTIVATIONS = {"relu": lambda: nn.ReLU(inplace=True), "silu": lambda: nn.SiLU(inplace=True), "gelu": nn.GELU}
+_ACTIVATIONS: dict[str, Callable[[bool], nn.Module]] = {
+    "relu": lambda inplace: nn.ReLU(inplace=inplace),
+    "silu": lambda inplace: nn.SiLU(inplace=inplace),
+    "gelu": lambda inplace: nn.GELU(),
+}
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -30,54 +39,61 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return resolved
 
 
+def _avg_pool(op: p.AvgPool) -> nn.Module:
+    if any(op.pad):
+        return SamePadAvgPool(op.kernel, op.stride, op.pad)
+    return nn.AvgPool2d(op.kernel, op.stride, ceil_mode=True, count_include_pad=False)
+
+
+def _residual(op: p.Residual) -> nn.Module:
+    return ResidualBlock(
+        _modules(op.pre),
+        _modules(op.body),
+        make_module(op.shortcut) if op.shortcut is not None else None,
+        _modules(op.post),
+        has_shortcut=op.shortcut_kind != "none",
+        shortcut_name=op.shortcut_name,
+        shortcut_first=op.shortcut_first,
+        shortcut_from_pre=op.shortcut_from_pre,
+        drop_path=op.drop_path,
+        zero_init=op.zero_init,
+    )
+
+
+HANDLERS: dict[type, Callable[..., nn.Module]] = {
+    p.Conv: lambda op: nn.Conv2d(op.in_channels, op.out_channels, op.kernel, op.stride, op.padding, op.dilation, op.groups, op.bias),
+    p.Norm: lambda op: nn.BatchNorm2d(op.channels) if op.kind == "batch" else nn.GroupNorm(op.groups, op.channels),
+    p.Act: lambda op: _ACTIVATIONS[op.kind](op.inplace),
+    p.MaxPool: lambda op: nn.MaxPool2d(op.kernel, op.stride, op.padding),
+    p.AvgPool: _avg_pool,
+    p.AdaptivePool: lambda op: nn.AdaptiveAvgPool2d(op.out_size) if op.kind == "avg" else nn.AdaptiveMaxPool2d(op.out_size),
+    p.Identity: lambda op: nn.Identity(),
+    p.Flatten: lambda op: nn.Flatten(1),
+    p.Linear: lambda op: nn.Linear(op.in_features, op.out_features, op.bias),
+    p.Dropout: lambda op: nn.Dropout(op.p),
+    p.ZeroPadShortcut: lambda op: ZeroPadShortcut(op.stride, op.in_channels, op.out_channels),
+    p.SqueezeExcite: lambda op: SqueezeExcite(op.channels, op.reduced),
+    p.Sequence: lambda op: nn.Sequential(_modules(op.items)),
+    p.Residual: _residual,
+}
+
+
 def make_module(op: p.Op) -> nn.Module:
     """One torch module for one op of the plan."""
-    if isinstance(op, p.Conv):
-        return nn.Conv2d(op.in_channels, op.out_channels, op.kernel, op.stride, op.padding, op.dilation, op.groups, op.bias)
-    if isinstance(op, p.Norm):
-        return nn.BatchNorm2d(op.channels) if op.kind == "batch" else nn.GroupNorm(op.groups, op.channels)
-    if isinstance(op, p.Act):
-        return _ACTIVATIONS[op.kind]()
-    if isinstance(op, p.MaxPool):
-        return nn.MaxPool2d(op.kernel, op.stride, op.padding)
-    if isinstance(op, p.AvgPool):
-        return nn.AvgPool2d(op.kernel, op.stride, ceil_mode=True, count_include_pad=False)
-    if isinstance(op, p.AdaptivePool):
-        return nn.AdaptiveAvgPool2d(op.out_size) if op.kind == "avg" else nn.AdaptiveMaxPool2d(op.out_size)
-    if isinstance(op, p.Identity):
-        return nn.Identity()
-    if isinstance(op, p.Flatten):
-        return nn.Flatten(1)
-    if isinstance(op, p.Linear):
-        return nn.Linear(op.in_features, op.out_features, op.bias)
-    if isinstance(op, p.Dropout):
-        return nn.Dropout(op.p)
-    if isinstance(op, p.ZeroPadShortcut):
-        return ZeroPadShortcut(op.stride, op.in_channels, op.out_channels)
-    if isinstance(op, p.SqueezeExcite):
-        return SqueezeExcite(op.channels, op.reduced)
-    if isinstance(op, p.Sequence):
-        return nn.Sequential(_modules(op.items))
-    if isinstance(op, p.Residual):
-        return ResidualBlock(
-            _modules(op.pre),
-            _modules(op.body),
-            make_module(op.shortcut) if op.shortcut is not None else None,
-            _modules(op.post),
-            has_shortcut=op.shortcut_kind != "none",
-            shortcut_from_pre=op.shortcut_from_pre,
-            drop_path=op.drop_path,
-            last_norm=op.last_norm,
-        )
-    raise TypeError(f"no module for {type(op).__name__}")
+    handler = HANDLERS.get(type(op))
+    if handler is None:
+        raise TypeError(f"the builder has no module for {type(op).__name__}")
+    return handler(op)
 
 
-def _modules(items) -> OrderedDict:
+def _modules(items: Iterable[tuple[str, p.Op]]) -> OrderedDict[str, nn.Module]:
     return OrderedDict((name, make_module(op)) for name, op in items)
 
 
 def initialize(model: nn.Module, plan: p.Plan) -> None:
-    """torchvision's initialisation: He-normal convs (fan out), unit norms; VGG also re-initialises its linear layers."""
+    """The reference initialisation: He-normal convs (fan out), unit norms; VGG and RegNet also draw their
+    linear layers from N(0, 0.01), as torchvision does."""
+    normal_linear = LAYOUTS[plan.family].linear_init == "normal"
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
@@ -86,14 +102,17 @@ def initialize(model: nn.Module, plan: p.Plan) -> None:
         elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Linear) and plan.family == "vgg":
+        elif isinstance(module, nn.Linear) and normal_linear:
             nn.init.normal_(module.weight, 0, 0.01)
             nn.init.zeros_(module.bias)
     if plan.spec.zero_init_residual:
         # Goyal et al. 2017: each residual block starts as the identity.
         for module in model.modules():
-            if isinstance(module, ResidualBlock) and module.has_shortcut and module.last_norm:
-                nn.init.zeros_(getattr(module, module.last_norm).weight)
+            if isinstance(module, ResidualBlock) and module.has_shortcut and module.zero_init:
+                zeroed = module.get_submodule(".".join(module.zero_init))
+                nn.init.zeros_(zeroed.weight)
+                if getattr(zeroed, "bias", None) is not None:
+                    nn.init.zeros_(zeroed.bias)
 
 
 def build_from_plan(plan: p.Plan, device: str | torch.device = "auto") -> nn.Module:
@@ -106,4 +125,4 @@ def build_from_plan(plan: p.Plan, device: str | torch.device = "auto") -> nn.Mod
     return model
 
 
-__all__ = ["DropPath", "build_from_plan", "make_module", "resolve_device"]
+__all__ = ["DropPath", "HANDLERS", "build_from_plan", "make_module", "resolve_device"]

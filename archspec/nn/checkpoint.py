@@ -78,16 +78,15 @@ def save_checkpoint(model, spec, path, force: bool = False) -> None:
     atomic_write(path, lambda handle: torch.save(payload, handle), force=force)
 
 
-def load_checkpoint(path, device="auto"):
+def load_checkpoint(path, *, device="auto"):
     """Rebuild the model saved in `path`: validate the embedded spec, build it, load the weights (strict)."""
     import pickle
 
     import torch
 
-    from archspec.nn.builder import build_from_plan
-    from archspec.lang.validate import validate
-    from archspec.plan.planner import PlanProblem, make_plan
     from archspec.lang.yamldoc import from_mapping
+    from archspec.nn.builder import build_from_plan
+    from archspec.plan.load import plan_document
 
     source = str(path)
     if Path(path).is_dir():
@@ -115,11 +114,7 @@ def load_checkpoint(path, device="auto"):
     if payload.get("version") != VERSION:
         raise SpecError(Problem(Mark(source), "version", f"checkpoint version {payload.get('version')!r} is not supported (expected {VERSION})"))
     embedded = f"{source} (embedded spec)"
-    spec = validate(from_mapping(payload.get("spec"), source=embedded))
-    try:
-        plan = make_plan(spec)
-    except PlanProblem as exc:
-        raise SpecError(Problem(Mark(embedded), ".".join(map(str, exc.path)), exc.message)) from None
+    plan = plan_document(from_mapping(payload.get("spec"), source=embedded))
     state = payload.get("state_dict")
     if not isinstance(state, dict):
         raise SpecError(Problem(Mark(source), "state_dict", "missing or not a mapping of tensors"))

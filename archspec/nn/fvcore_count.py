@@ -6,7 +6,7 @@ import logging
 import warnings
 
 from archspec.counting.analytic import Complexity, count_ops
-from archspec.plan.planner import Plan
+from archspec.plan.ops import Plan
 
 
 def fvcore_complexity(plan: Plan) -> Complexity:

@@ -42,6 +42,21 @@ class SqueezeExcite(nn.Module):
         return x * scale.sigmoid()
 
 
+class SamePadAvgPool(nn.Module):
+    """timm's average pool with "same" padding: zero-pad (left, right, top, bottom), then a ceil-mode
+    pool that excludes no padding of its own, so the padded zeros count in the mean."""
+
+    def __init__(self, kernel: int, stride: int, pad: tuple[int, int, int, int]):
+        super().__init__()
+        self.kernel, self.stride, self.pad = kernel, stride, pad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(F.pad(x, self.pad), self.kernel, self.stride, 0, ceil_mode=True, count_include_pad=False)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel}, stride={self.stride}, pad={self.pad}"
+
+
 class DropPath(nn.Module):
     """Stochastic depth: in training, drop the residual branch per sample with probability p."""
 
@@ -61,21 +76,48 @@ class DropPath(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    """x -> post(F(pre(x)) + shortcut(x)); `plain` blocks have no shortcut, pre-activation ones no post."""
+    """x -> post(F(pre(x)) + shortcut(x)); `plain` blocks have no shortcut, pre-activation ones no post.
 
-    def __init__(self, pre: dict, body: dict, shortcut: nn.Module | None, post: dict, *, has_shortcut: bool, shortcut_from_pre: bool, drop_path: float, last_norm: str | None = None):
+    `pre`, `body` and `post` are named modules run in order (a body item may be a whole
+    sequence, as RegNet's `f`); the shortcut is registered under `shortcut_name`, before the
+    body when `shortcut_first`, so that state_dict keys come in the reference's order.
+    """
+
+    def __init__(
+        self,
+        pre: dict[str, nn.Module],
+        body: dict[str, nn.Module],
+        shortcut: nn.Module | None,
+        post: dict[str, nn.Module],
+        *,
+        has_shortcut: bool,
+        shortcut_name: str = "downsample",
+        shortcut_first: bool = False,
+        shortcut_from_pre: bool,
+        drop_path: float,
+        zero_init: tuple[str, ...] | None = None,
+    ):
         super().__init__()
+        if shortcut_first:
+            setattr(self, shortcut_name, shortcut)
         for name, module in {**pre, **body}.items():
             self.add_module(name, module)
-        # torchvision's name for the projection, so its weights load.
-        self.downsample = shortcut
+        if not shortcut_first:
+            setattr(self, shortcut_name, shortcut)
         for name, module in post.items():
             self.add_module(name, module)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else None
         self._pre, self._body, self._post = list(pre), list(body), list(post)
+        self.shortcut_name = shortcut_name
         self.has_shortcut = has_shortcut
         self.shortcut_from_pre = shortcut_from_pre
-        self.last_norm = last_norm
+        # The module `zero_init_residual` zeroes: the branch's last norm, or its last conv.
+        self.zero_init = zero_init
+
+    @property
+    def shortcut(self) -> nn.Module | None:
+        module = getattr(self, self.shortcut_name)
+        return module if isinstance(module, nn.Module) else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pre = x
@@ -88,9 +130,10 @@ class ResidualBlock(nn.Module):
             out = self.drop_path(out)
         if self.has_shortcut:
             source = pre if self.shortcut_from_pre else x
+            shortcut = self.shortcut
             # In place, as torchvision does: F's output is not needed for the backward pass,
             # and an out-of-place add costs about 5% of a CPU forward pass of ResNet-50.
-            out += source if self.downsample is None else self.downsample(source)
+            out += source if shortcut is None else shortcut(source)
         for name in self._post:
             out = getattr(self, name)(out)
         return out

@@ -18,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from archspec.api import load_plan
+from archspec.plan import load_plan
 from archspec.errors import Mark, Problem, SpecError
 
 # Stock specs that are, op for op, a model the peer library ships under the same name.
@@ -180,7 +180,7 @@ def run_bench(
     threads: int | None = None,
 ) -> dict:
     """Benchmark the spec (and each `vs` library's same network) and return the measurements as plain data."""
-    plan = load_plan(source, overrides, input_size)
+    plan = load_plan(source, overrides=overrides, input_size=input_size)
     peers = [(library, peer_name(plan, library)) for library in dict.fromkeys(vs)]
     import torch
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from archspec.api import load_plan
+from archspec.plan import load_plan
 from archspec.counting.analytic import complexity
 from archspec.errors import Mark, Problem, SpecError
 from archspec.report.render import human, render, to_json
@@ -38,7 +38,7 @@ def _stage_rows(plan, c) -> list[dict]:
 
 def build_report(source, device: str, batch: int, overrides, fmt: str, out: Path | None, force: bool, progress) -> str:
     """Build `source` on `device`, run one batch through it, optionally save a checkpoint; return the report."""
-    plan = load_plan(source, overrides)
+    plan = load_plan(source, overrides=overrides)
     c = complexity(plan)
     if out is not None and Path(out).exists() and not force:
         raise SpecError(Problem(Mark(str(out)), "--out", "file exists; pass --force to overwrite it"))
@@ -46,7 +46,7 @@ def build_report(source, device: str, batch: int, overrides, fmt: str, out: Path
     import torch
 
     from archspec.nn.builder import build_from_plan, resolve_device
-    from archspec.counting.memory import check_fits
+    from archspec.nn.guard import check_fits
 
     target = resolve_device(device)
     check_fits(plan, target, batch, force=force, source=str(source))

@@ -70,7 +70,7 @@ def load_weights(model, checkpoint) -> None:
     """Copy a checkpoint's weights into `model` (built from the spec being exported); shapes must agree."""
     from archspec.nn.checkpoint import load_checkpoint
 
-    trained = load_checkpoint(checkpoint, "cpu").state_dict()
+    trained = load_checkpoint(checkpoint, device="cpu").state_dict()
     expected = model.state_dict()
     missing = [key for key in expected if key not in trained]
     unexpected = [key for key in trained if key not in expected]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from archspec.api import load_plan
+from archspec.plan import load_plan
 from archspec.counting.analytic import Complexity, complexity
 from archspec.errors import SpecError
 from archspec.report.render import human, ratio, render
+from archspec.report.spec import resolved_data
 
 
 def _measure(plan, counter: str) -> Complexity:
@@ -44,7 +45,7 @@ def compare_rows(specs, baselines, input_size, overrides, counter: str = "analyt
     """
     measured = []
     for source in specs:
-        plan = load_plan(source, overrides, input_size)
+        plan = load_plan(source, overrides=overrides, input_size=input_size)
         if progress:
             progress(f"counting {plan.spec.name} with {counter} ...")
         measured.append(_row(source, plan, _measure(plan, counter), False))
@@ -58,7 +59,7 @@ def compare_rows(specs, baselines, input_size, overrides, counter: str = "analyt
         key = (source, size)
         if key not in at_size:
             try:
-                plan = own[source] if size == own[source].input_size else load_plan(source, (), size)
+                plan = own[source] if size == own[source].input_size else load_plan(source, input_size=size)
             except SpecError as exc:
                 if note:
                     shown = "x".join(map(str, size))
@@ -127,11 +128,18 @@ def _flatten(data, prefix: str = "") -> dict:
     return flat
 
 
+def _compared(plan) -> dict:
+    """The resolved spec without its name and description; no groups and no group width reads as 1 group."""
+    data = {k: v for k, v in resolved_data(plan).items() if k not in ("name", "description")}
+    if data["groups"] is None and data["group_width"] is None:
+        data["groups"] = 1
+    return data
+
+
 def spec_diff(a: str, b: str, overrides=()) -> str:
     """Fields that differ between two resolved specs, then parameters and FLOPs side by side."""
-    plan_a, plan_b = load_plan(a, overrides), load_plan(b, overrides)
-    left = _flatten(plan_a.spec.model_dump(mode="json", exclude={"extends", "name", "description"}))
-    right = _flatten(plan_b.spec.model_dump(mode="json", exclude={"extends", "name", "description"}))
+    plan_a, plan_b = load_plan(a, overrides=overrides), load_plan(b, overrides=overrides)
+    left, right = _flatten(_compared(plan_a)), _flatten(_compared(plan_b))
     lines = [f"--- {plan_a.spec.name} ({a})", f"+++ {plan_b.spec.name} ({b})"]
     changed = [k for k in sorted(set(left) | set(right)) if left.get(k, "(unset)") != right.get(k, "(unset)")]
     for key in changed:

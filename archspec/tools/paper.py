@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from archspec.api import load_plan
 from archspec.counting.analytic import complexity
-from archspec.plan.planner import Plan, make_plan
+from archspec.plan import Plan, load_plan, make_plan
 from archspec.report.render import human, render
 
 # He et al. 2015 (arXiv:1512.03385), Table 1 and Fig. 3: FLOPs as multiply-adds, 224x224.
@@ -52,7 +51,7 @@ def paper_figure(plan: Plan) -> str:
     for name, params in PAPER_PARAMS.items():
         if _same_network(plan, _reference(name)):
             return f"{params / 1e6:.2f}M params"
-    if plan.spec.stride_in == "3x3" and plan.spec.block == "bottleneck":
+    if plan.spec.stride_in == "3x3" and isinstance(plan.spec.stages, list) and all(s.stride_in is None for s in plan.spec.stages):
         # Same network but for where the stride sits: show the paper's figure, flagged.
         moved = make_plan(plan.spec.model_copy(update={"stride_in": "1x1"}))
         for name, macs in PAPER_MACS.items():

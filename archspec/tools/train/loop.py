@@ -453,22 +453,24 @@ def _save_state(folder: Path, model, optimizer, scaler, epoch: int, history, spe
 
 
 def _is_residual(plan) -> bool:
-    return any((stage.block or plan.spec.block) in ("basic", "bottleneck") for stage in plan.spec.stages)
+    from archspec.plan.blocks import BLOCKS
+
+    return any(BLOCKS[stage.block or plan.spec.block].residual for stage in plan.stages)
 
 
 # --- the whole run ------------------------------------------------------------------------------
 
 
 def _plans(specs, source: DataSource, overrides) -> list:
-    from archspec.api import load_plan
+    from archspec.plan import load_plan
 
     fitted = shape_overrides(source)
     plans = []
     for ref in specs:
         try:
-            plan = load_plan(ref, tuple(overrides) + fitted)
+            plan = load_plan(ref, overrides=tuple(overrides) + fitted)
         except SpecError as exc:
-            load_plan(ref, tuple(overrides))  # a mistake of the spec itself is reported as it is
+            load_plan(ref, overrides=tuple(overrides))  # a mistake of the spec itself is reported as it is
             # Only the data's shape makes this spec fail: say what the data asked of it.
             raise SpecError([Problem(p.mark, p.path, f"{p.message} (--data {source.text}: {describe(source)})", p.via) for p in exc.problems]) from None
         if plan.taps is not None:

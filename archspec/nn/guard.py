@@ -1,0 +1,72 @@
+"""The memory guard: every path that allocates tensors asks it first, and `--force` is the one way past it."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from archspec.counting.memory import Mode, estimate_bytes
+from archspec.errors import Mark, Problem, SpecError
+from archspec.plan.ops import Plan
+
+_WHAT = {"weights": "the weights", "inference": "forward pass", "train": "training step"}
+
+
+def available_bytes(device: torch.device | str) -> int | None:
+    """Free memory on the device (None when it cannot be told)."""
+    if torch.device(device).type == "cuda":
+        free, _ = torch.cuda.mem_get_info(torch.device(device))
+        return int(free)
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def gib(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB"
+
+
+def check_fits(
+    plan: Plan,
+    device: torch.device | str,
+    batch: int = 1,
+    *,
+    mode: Mode = "inference",
+    extra_bytes: int = 0,
+    extra_what: str = "",
+    force: bool = False,
+    source: str | None = None,
+) -> None:
+    """Raise SpecError when the model (and its forward pass or training step at `batch`, and `extra_bytes` of
+    data) would not fit in the device's free memory. `force` skips the check."""
+    if force:
+        return
+    params, activations = estimate_bytes(plan, batch, mode)
+    total = params + activations + extra_bytes
+    free = available_bytes(device)
+    if free is None or total <= free:
+        return
+    parts = [f"parameters {gib(params)}"]
+    if mode != "weights":
+        parts.append(f"{_WHAT[mode]} at batch {batch} {gib(activations)}")
+    if extra_bytes:
+        parts.append(f"{extra_what or 'data'} {gib(extra_bytes)}")
+    device_name = torch.device(device).type
+    field = "--batch" if activations + extra_bytes > params else "stages"
+    raise SpecError(
+        Problem(
+            Mark(source or plan.spec.name),
+            field,
+            f"needs about {gib(total)} ({', '.join(parts)}) but the {device_name} has {gib(free)} free; "
+            "use a smaller --batch or a smaller spec, or pass --force",
+        )
+    )

@@ -1,0 +1,91 @@
+"""The registry of stage generators: `stages:` written as a rule that expands to ordinary stages.
+
+Everything after expansion (rules, planning, counting, `archspec show`) sees only the
+stages a generator produced, never the generator.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Callable
+
+from archspec.lang.schema import RegNetRule, SqueezeExcite, Stage, StageGenerators
+from archspec.plan.blocks import BLOCKS
+from archspec.plan.shapes import make_divisible
+
+_QUANT = 8  # RegNet's widths are multiples of 8
+
+
+def _f32(x: float) -> float:
+    """`x` rounded to float32: torchvision generates RegNet widths with float32 tensors, and a width that
+    lands near a rounding boundary must round as it does there."""
+    return float(struct.unpack("f", struct.pack("f", x))[0])
+
+
+def regnet_widths(rule: RegNetRule) -> list[int]:
+    """Per-block widths of the quantized linear rule, in torchvision's float32 arithmetic.
+
+    u_j = w0 + wa * j; s_j = round(log(u_j / w0) / log(wm)); w_j = round(w0 * wm^s_j / 8) * 8.
+    """
+    w0, wa, wm = _f32(rule.w0), _f32(rule.wa), _f32(rule.wm)
+    log_wm = _f32(math.log(rule.wm))
+    widths = []
+    for j in range(rule.depth):
+        u = _f32(_f32(_f32(j) * wa) + w0)
+        steps = round(_f32(_f32(math.log(_f32(u / w0))) / log_wm))
+        quantized = _f32(w0 * _f32(wm**steps))
+        widths.append(round(_f32(quantized / _QUANT)) * _QUANT)
+    return widths
+
+
+def expand_regnet(rule: RegNetRule) -> list[Stage]:
+    """RegNet's stages: blocks of equal width form a stage (stride 2 each); each stage's width is then adjusted
+    so that its inner width (width / b) divides by its group width, itself capped at the inner width
+    (torchvision's `_adjust_widths_groups_compatibilty`)."""
+    widths = regnet_widths(rule)
+    runs: list[list[int]] = []  # [width, depth]
+    for width in widths:
+        if runs and runs[-1][0] == width:
+            runs[-1][1] += 1
+        else:
+            runs.append([width, 1])
+    kind = BLOCKS[rule.block]
+    ratio = rule.bottleneck_ratio
+    stages = []
+    for width, depth in runs:
+        inner = int(width / ratio)
+        group_width = min(rule.group_width, inner)
+        width = int(make_divisible_regnet(inner, group_width) * ratio)
+        fields: dict[str, object] = {"depth": depth, "width": width, "stride": 2, "block": rule.block}
+        if "group_width" in kind.knobs:
+            fields["group_width"] = group_width
+        if "bottleneck_ratio" in kind.knobs and ratio != 1.0:
+            fields["bottleneck_ratio"] = ratio
+        if rule.se_ratio is not None and "se" in kind.knobs:
+            fields["se"] = SqueezeExcite(ratio=rule.se_ratio, of="input")
+        stages.append(Stage.model_validate(fields))
+    return stages
+
+
+def make_divisible_regnet(value: float, divisor: int) -> int:
+    """torchvision's `_make_divisible`: the nearest multiple of `divisor` (at least `divisor`), never more than
+    10% below `value`."""
+    rounded = make_divisible(value, divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
+
+
+GENERATORS: dict[str, Callable[[RegNetRule], list[Stage]]] = {"regnet": expand_regnet}
+
+
+def expand_stages(stages: list[Stage] | StageGenerators) -> tuple[Stage, ...]:
+    """The ordinary stages a spec's `stages:` stands for."""
+    if isinstance(stages, list):
+        return tuple(stages)
+    for name, expand in GENERATORS.items():
+        rule = getattr(stages, name, None)
+        if rule is not None:
+            return tuple(expand(rule))
+    raise LookupError(f"no generator in {stages!r} (known: {', '.join(GENERATORS)})")

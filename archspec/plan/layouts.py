@@ -1,0 +1,89 @@
+"""The registry of module layouts: how a family names its stem, stages and head.
+
+The names are the ecosystem's state_dict keys, so published weights load:
+torchvision's ResNet (`conv1`, `layer1.0.conv1`, `fc`), VGG (`features.N`,
+`classifier.N`) and RegNet (`stem.0`, `trunk_output.block1.block1-0.f.a.0`, `fc`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from archspec.plan.blocks import StagePlan
+from archspec.plan.ops import Items, Op, Sequence
+
+
+@dataclass(frozen=True)
+class Assembly:
+    """A layout's arrangement of the stem and stage ops."""
+
+    children: list[tuple[str, Op]]  # top-level modules before the head
+    stem_tap: tuple[str, ...] | None  # the module path of the stem's output
+    stage_taps: list[tuple[str, ...]]  # the module path of each stage's output
+    stage_ops: list[Items]  # the ops each stage's report row counts
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    summary: str
+    fc_name: str | None  # the name of a lone classifier layer; None: always a `classifier` sequence
+    linear_init: str  # "default" (torch's) or "normal" (N(0, 0.01), zero bias)
+    assemble: Callable[[list[tuple[str, Op]], list[StagePlan]], Assembly]
+
+
+def _resnet(stem: list[tuple[str, Op]], stages: list[StagePlan]) -> Assembly:
+    children = list(stem)
+    taps, ops = [], []
+    for i, stage in enumerate(stages, 1):
+        seq = Sequence(tuple((str(j), block) for j, block in enumerate(stage.ops)))
+        children.append((f"layer{i}", seq))
+        taps.append((f"layer{i}",))
+        ops.append(((f"layer{i}", seq),))
+    return Assembly(children, (stem[-1][0],) if stem else None, taps, ops)
+
+
+def flatten(items: Items, start: int = 0) -> list[tuple[str, Op]]:
+    """Nested sequences as one numbered list (VGG's `features`)."""
+    flat: list[tuple[str, Op]] = []
+    for _, op in items:
+        if isinstance(op, Sequence):
+            flat += flatten(op.items, start + len(flat))
+        else:
+            flat.append((str(start + len(flat)), op))
+    return flat
+
+
+def _vgg(stem: list[tuple[str, Op]], stages: list[StagePlan]) -> Assembly:
+    features = flatten(tuple(stem))
+    stem_tap = ("features", features[-1][0]) if features else None
+    taps, ops = [], []
+    for stage in stages:
+        flat = flatten(tuple(("", op) for op in stage.ops), len(features))
+        features += flat
+        taps.append(("features", flat[-1][0]))
+        ops.append(tuple(flat))
+    return Assembly([("features", Sequence(tuple(features)))], stem_tap, taps, ops)
+
+
+def _regnet(stem: list[tuple[str, Op]], stages: list[StagePlan]) -> Assembly:
+    children: list[tuple[str, Op]] = [("stem", Sequence(tuple((str(i), op) for i, (_, op) in enumerate(stem))))] if stem else []
+    trunk, taps, ops = [], [], []
+    for i, stage in enumerate(stages, 1):
+        seq = Sequence(tuple((f"block{i}-{j}", block) for j, block in enumerate(stage.ops)))
+        trunk.append((f"block{i}", seq))
+        taps.append(("trunk_output", f"block{i}"))
+        ops.append(((f"block{i}", seq),))
+    children.append(("trunk_output", Sequence(tuple(trunk))))
+    return Assembly(children, ("stem",) if stem else None, taps, ops)
+
+
+LAYOUTS: dict[str, Layout] = {
+    layout.name: layout
+    for layout in (
+        Layout("resnet", "torchvision's ResNet: conv1, bn1, maxpool, layer1..N, fc", "fc", "default", _resnet),
+        Layout("vgg", "torchvision's VGG: features.N, avgpool, classifier.N", None, "normal", _vgg),
+        Layout("regnet", "torchvision's RegNet: stem, trunk_output.blockN.blockN-J, fc", "fc", "normal", _regnet),
+    )
+}

@@ -1,0 +1,52 @@
+"""Source -> plan, with every problem located in the file it came from."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, Union
+
+from archspec.errors import Problem, SpecError, format_path
+from archspec.lang.sources import apply_override, load_document
+from archspec.lang.validate import validate
+from archspec.lang.yamldoc import Document
+from archspec.plan.ops import Plan
+from archspec.plan.planner import make_plan
+from archspec.plan.walker import PlanError
+
+# What names a spec: a path, a stock spec name, or the spec itself as a mapping.
+Source = Union[str, "os.PathLike[str]", Mapping[str, Any], Document]
+InputSize = Union[int, tuple[int, int]]
+
+
+def size_override(input_size: InputSize) -> tuple[str, str]:
+    """The `--set` override that sets the input size, and how messages name it."""
+    if isinstance(input_size, int):
+        return f"input.size={input_size}", f"--size {input_size}"
+    height, width = input_size
+    return f"input.size=[{height}, {width}]", f"--size {height}x{width}"
+
+
+def load_plan(source: Source, *, overrides: Sequence[str] = (), input_size: InputSize | None = None) -> Plan:
+    """Resolve a spec (path, stock name or mapping) into its plan; every problem is a located SpecError."""
+    doc = load_document(source, overrides)
+    if input_size is not None:
+        doc = apply_override(doc, *size_override(input_size))
+    return plan_document(doc)
+
+
+def plan_document(doc: Document) -> Plan:
+    """Validate a resolved document and plan it; problems point into the document."""
+    spec = validate(doc)
+    try:
+        return make_plan(spec)
+    except PlanError as exc:
+        raise SpecError(sorted((locate(doc, p.path, p.message, key=p.key) for p in exc.problems), key=_file_order)) from None
+
+
+def locate(doc: Document, path: tuple[str | int, ...], message: str, *, key: bool = False) -> Problem:
+    return Problem(doc.mark_for(path, key=key), format_path(path), message)
+
+
+def _file_order(problem: Problem) -> tuple[int, int]:
+    return (problem.mark.line or 0, problem.mark.column or 0)
