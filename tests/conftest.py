@@ -33,6 +33,8 @@ TORCHVISION_ARCHS = [
 ]
 TIMM_ARCHS = ["resnet18d", "resnet26d", "resnet50d", "seresnet50", "resnext50d_32x4d"]
 STOCK = stock_names()
+# torchvision's RegNets, named by compute regime rather than depth.
+REGNETS = [name for name in STOCK if name.startswith("regnet_")]
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import archspec
-from conftest import STOCK
+from conftest import REGNETS, STOCK
 
 # He et al. 2015, Table 6, exact counts with option A shortcuts (shared/reference/published-numbers.md).
 CIFAR_PARAMS = {
@@ -44,8 +44,15 @@ def test_preact_resnet164_has_about_the_papers_parameter_count():
 _DEEP_STEM = {"resnet18d", "resnet26d", "resnet50d", "resnext50d_32x4d"}
 
 
-@pytest.mark.parametrize("name", STOCK)
+@pytest.mark.parametrize("name", [name for name in STOCK if name not in REGNETS])
 def test_weighted_layer_count_matches_the_name(name):
     depth = int(re.search(r"(\d+)", name).group(1))
     expected = depth + 2 if name in _DEEP_STEM else depth
     assert archspec.count(name).layers == expected
+
+
+@pytest.mark.parametrize("name", REGNETS)
+def test_a_regnet_has_three_weighted_layers_per_block_plus_stem_and_classifier(name):
+    # RegNets are named by compute regime (400MF ... 128GF), not by depth.
+    blocks = sum(stage.depth for stage in archspec.load_plan(name).stages)
+    assert archspec.count(name).layers == 3 * blocks + 2

@@ -1,5 +1,6 @@
-"""Property test: random small specs over every knob build, have the predicted output shape,
-and their analytic parameters and FLOPs equal the module's and fvcore's."""
+"""Property test: random small specs over every knob (network-wide and per stage, and stages written
+as a RegNet generator) build, have the predicted output shape, and their analytic parameters and
+FLOPs equal the module's and fvcore's."""
 
 from __future__ import annotations
 
@@ -19,17 +20,58 @@ EXAMPLES = int(os.environ.get("ARCHSPEC_PROPERTY_EXAMPLES", "300"))
 widths = st.sampled_from([4, 8, 12, 16])
 
 
+STAGE_KNOBS = {
+    "basic": ["shortcut", "expansion", "avg_down", "se", "preact", "activation"],
+    "bottleneck": ["shortcut", "groups", "group_width", "width_per_group", "expansion", "stride_in", "avg_down", "se", "preact", "activation"],
+    "plain": ["expansion", "se", "activation"],
+    "vgg": ["activation"],
+    "regnet": ["shortcut", "groups", "group_width", "bottleneck_ratio", "stride_in", "avg_down", "se", "activation"],
+}
+KNOB_VALUES = {
+    "shortcut": st.sampled_from(["A", "B", "C"]),
+    "groups": st.sampled_from([1, 2, 4]),
+    "group_width": st.sampled_from([1, 2, 4, 8]),
+    "width_per_group": st.sampled_from([16, 64, 128]),
+    "bottleneck_ratio": st.sampled_from([0.5, 1.0, 2.0, 4.0]),
+    "expansion": st.sampled_from([1, 2, 4]),
+    "stride_in": st.sampled_from(["1x1", "3x3"]),
+    "avg_down": st.booleans(),
+    "se": st.one_of(
+        st.just(False),
+        st.fixed_dictionaries({"reduction": st.sampled_from([2, 4, 16]), "divisor": st.sampled_from([1, 4, 8]), "of": st.sampled_from(["output", "input"])}),
+        st.fixed_dictionaries({"ratio": st.sampled_from([0.25, 0.5]), "of": st.sampled_from(["output", "input"])}),
+    ),
+    "preact": st.booleans(),
+    "activation": st.sampled_from(["relu", "silu", "gelu"]),
+}
+FAMILIES = {"resnet": ["basic", "bottleneck", "plain"], "vgg": ["vgg"], "regnet": ["regnet"]}
+
+
+@st.composite
+def stage_overrides(draw, kind: str) -> dict:
+    """Some of the knobs that shape `kind`, set on one stage."""
+    names = draw(st.lists(st.sampled_from(STAGE_KNOBS[kind]), max_size=3, unique=True))
+    return {name: draw(KNOB_VALUES[name]) for name in names if not (name == "group_width" and "groups" in names)}
+
+
 @st.composite
 def specs(draw):
-    block = draw(st.sampled_from(["basic", "bottleneck", "plain", "vgg"]))
-    residual = block in ("basic", "bottleneck")
-    stages = [
-        {"depth": draw(st.integers(1, 2)), "width": draw(widths), "stride": draw(st.sampled_from([None, 1, 2]))}
-        for _ in range(draw(st.integers(1, 3)))
-    ]
+    family = draw(st.sampled_from(["resnet", "resnet", "vgg", "regnet"]))
+    block = draw(st.sampled_from(FAMILIES[family]))
+    residual = block in ("basic", "bottleneck", "regnet")
+    stages = []
+    for _ in range(draw(st.integers(1, 3))):
+        stage = {"depth": draw(st.integers(1, 2)), "width": draw(widths), "stride": draw(st.sampled_from([None, 1, 2]))}
+        kind = block
+        if draw(st.booleans()):
+            kind = draw(st.sampled_from(FAMILIES[family]))
+            stage["block"] = kind
+        if draw(st.booleans()):
+            stage.update(draw(stage_overrides(kind)))
+        stages.append({k: v for k, v in stage.items() if v is not None})
     spec = {
         "input": {"channels": draw(st.integers(1, 4)), "size": draw(st.one_of(st.integers(16, 40), st.lists(st.integers(16, 40), min_size=2, max_size=2)))},
-        "stem": {"type": draw(st.sampled_from(["imagenet", "cifar", "deep", "none"] if block != "vgg" else ["cifar", "none"]))},
+        "stem": {"type": draw(st.sampled_from(["imagenet", "cifar", "deep", "simple", "none"] if block != "vgg" else ["cifar", "none"]))},
         "block": block,
         "stages": [{k: v for k, v in s.items() if v is not None} for s in stages],
         "norm": draw(st.sampled_from(["batch", "group", "none"])),
@@ -47,7 +89,7 @@ def specs(draw):
         spec["head"] = {"features": sorted(draw(st.sets(st.integers(0 if spec["stem"]["type"] != "none" else 1, len(stages)), min_size=1)))}
     if residual:
         spec["shortcut"] = draw(st.sampled_from(["A", "B", "C"]))
-        spec["preact"] = draw(st.booleans())
+        spec["preact"] = draw(st.booleans()) and block != "regnet"
         spec["avg_down"] = draw(st.booleans())
         spec["drop_path"] = draw(st.sampled_from([0.0, 0.2]))
         spec["zero_init_residual"] = draw(st.booleans())
@@ -60,6 +102,23 @@ def specs(draw):
         spec["groups"] = draw(st.sampled_from([1, 2, 4]))
         spec["width_per_group"] = draw(st.sampled_from([16, 64, 128]))
         spec["expansion"] = draw(st.sampled_from([1, 2, 4]))
+    if block == "regnet":
+        spec["group_width"] = draw(st.sampled_from([1, 2, 4, 8]))
+        spec["bottleneck_ratio"] = draw(st.sampled_from([1.0, 2.0]))
+        if draw(st.booleans()):
+            # The stages as RegNet's generator writes them, at a toy scale.
+            spec["stages"] = {
+                "regnet": {
+                    "depth": draw(st.integers(1, 5)),
+                    "w0": draw(st.sampled_from([8, 16])),
+                    "wa": draw(st.sampled_from([0.0, 3.5, 8.0, 12.25])),
+                    "wm": draw(st.sampled_from([1.5, 2.0, 2.5])),
+                    "group_width": draw(st.sampled_from([1, 4, 8])),
+                    **({"se_ratio": 0.25} if draw(st.booleans()) else {}),
+                }
+            }
+    if family != "resnet":
+        spec.pop("preact", None)
     return spec
 
 

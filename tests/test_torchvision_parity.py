@@ -1,4 +1,8 @@
-"""Stock specs of torchvision architectures are torchvision's models: parameters, keys, outputs, published numbers."""
+"""Stock specs of torchvision architectures are torchvision's models: parameters, keys, outputs, published numbers.
+
+Every output comparison goes through `parity.load_for_comparison` (random norms, then a strict load) and
+`parity.assert_same_outputs` (eval at two sizes, one odd and non-square, then train mode).
+"""
 
 from __future__ import annotations
 
@@ -8,19 +12,17 @@ import torchvision
 
 import archspec
 from conftest import TORCHVISION_ARCHS
+from parity import assert_same_outputs, load_for_comparison
 
 
 @pytest.mark.parametrize("name", TORCHVISION_ARCHS)
 def test_torchvision_weights_load_strictly_and_outputs_match(name):
     torch.manual_seed(0)
-    reference = getattr(torchvision.models, name)().eval()
-    model = archspec.build(name, device="cpu").eval()
+    reference = getattr(torchvision.models, name)()
+    model = archspec.build(name, device="cpu")
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in reference.parameters())
-    model.load_state_dict(reference.state_dict(), strict=True)
-    x = torch.randn(2, 3, 128, 128)
-    with torch.no_grad():
-        difference = (model(x) - reference(x)).abs().max().item()
-    assert difference < 1e-5
+    load_for_comparison(model, reference)
+    assert_same_outputs(model, reference, [(128, 128), (97, 130)])
 
 
 @pytest.mark.parametrize("name", TORCHVISION_ARCHS)

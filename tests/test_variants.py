@@ -16,18 +16,29 @@ from archspec.nn.fvcore_count import fvcore_complexity
 from archspec.nn.layers import ResidualBlock
 from archspec.tools.variants import KNOBS, knob_table
 from conftest import ROOT, TIMM_ARCHS
+from parity import assert_same_outputs, load_for_comparison
 
 
 @pytest.mark.parametrize("name", TIMM_ARCHS)
 def test_timm_weights_load_strictly_and_outputs_match(name):
     torch.manual_seed(0)
-    reference = timm.create_model(name, pretrained=False).eval()
-    model = archspec.build(name, device="cpu").eval()
+    reference = timm.create_model(name, pretrained=False)
+    model = archspec.build(name, device="cpu")
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in reference.parameters())
-    model.load_state_dict(reference.state_dict(), strict=True)
-    x = torch.randn(2, 3, 96, 96)
-    with torch.no_grad():
-        assert (model(x) - reference(x)).abs().max().item() < 1e-5
+    load_for_comparison(model, reference)
+    assert_same_outputs(model, reference, [(96, 96), (97, 130)])
+
+
+# Dilation (output_stride) and ResNet-D's average-pool shortcut, for basic and bottleneck blocks: timm's
+# resnet18/resnet50 and their -D variants, at both output strides.
+@pytest.mark.parametrize("name", ["resnet18", "resnet18d", "resnet50", "resnet50d"])
+@pytest.mark.parametrize("output_stride", [8, 16])
+def test_dilated_stages_equal_timms(name, output_stride):
+    torch.manual_seed(0)
+    reference = timm.create_model(name, pretrained=False, output_stride=output_stride)
+    model = archspec.build(name, device="cpu", overrides=[f"output_stride={output_stride}"])
+    load_for_comparison(model, reference)
+    assert_same_outputs(model, reference, [(96, 96), (97, 130)])
 
 
 # --- extends and --set ------------------------------------------------------------------------

@@ -160,6 +160,13 @@ class RegNetRule(Model):
         None, description="Squeeze-and-excitation with this ratio of each block's input width (RegNetY: 0.25); none for RegNetX."
     )
     block: BlockType = Field("regnet", description="The block type of the generated stages.")
+    arithmetic: Literal["torchvision", "pycls"] = Field(
+        "torchvision",
+        description=(
+            "How widths are computed and fitted to group widths: torchvision's (float32, halves rounded up; its RegNets load) "
+            "or pycls's, the paper's code (float64, halves rounded to even; the paper's published models)."
+        ),
+    )
 
 
 class StageGenerators(Model):
@@ -169,7 +176,10 @@ class StageGenerators(Model):
 
 
 def _stages_tag(value: Any) -> str:
-    return "generator" if isinstance(value, dict) and any(key in value for key in GENERATORS) else "list"
+    # Called on the input when validating and on the model when serializing.
+    if isinstance(value, StageGenerators) or isinstance(value, dict) and any(key in value for key in GENERATORS):
+        return "generator"
+    return "list"
 
 
 StagesField = Annotated[

@@ -85,11 +85,16 @@ def _not_found(ref: str, base: Path | None = None) -> str:
     if _looks_like_path(ref):
         where = _display(base.parent / ref) if base is not None else ref
         relative = " (a path in `extends` is relative to the file that has it)" if base is not None else ""
-        return f"no spec file {shorten(where, 200)!r}{relative}"
-    names = stock_names()
-    close = difflib.get_close_matches(ref, names, n=1, cutoff=0.6)
-    hint = f"; did you mean `{close[0]}`?" if close else ""
-    return f"no spec file or stock spec named {shorten(ref)!r}{hint} (stock specs: {', '.join(names)})"
+        stem = Path(ref).stem
+        hint = f"; did you mean the stock spec `{stem}` (a name, without a path)?" if _is_file(stock_dir() / f"{stem}.yaml") and base is None else ""
+        return f"no spec file {shorten(where, 200)!r}{relative}{hint}"
+    close = difflib.get_close_matches(ref, stock_names(), n=3, cutoff=0.6)
+    if close:
+        names = [f"`{name}`" for name in close]
+        hint = "; did you mean " + (names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]) + "?"
+    else:
+        hint = "; `archspec list` shows the stock specs"
+    return f"no spec file or stock spec named {shorten(ref)!r}{hint}"
 
 
 def load_document(source, overrides: tuple[str, ...] | list[str] = ()) -> Document:

@@ -30,7 +30,8 @@ def validate(doc: Document) -> Spec:
         spec = Spec.model_validate(doc.data)
     except ValidationError as exc:
         problems = _problems(doc, exc)
-        raise SpecError(problems) from None
+        # In the order of the file, as a reader goes through it.
+        raise SpecError(sorted(problems, key=lambda p: (p.mark.line or 0, p.mark.column or 0))) from None
     _check_size(doc, spec)
     return spec
 

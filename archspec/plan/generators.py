@@ -24,10 +24,13 @@ def _f32(x: float) -> float:
 
 
 def regnet_widths(rule: RegNetRule) -> list[int]:
-    """Per-block widths of the quantized linear rule, in torchvision's float32 arithmetic.
+    """Per-block widths of the quantized linear rule, in torchvision's float32 arithmetic (or pycls's float64).
 
     u_j = w0 + wa * j; s_j = round(log(u_j / w0) / log(wm)); w_j = round(w0 * wm^s_j / 8) * 8.
     """
+    if rule.arithmetic == "pycls":
+        steps64 = [round(math.log((rule.w0 + rule.wa * j) / rule.w0) / math.log(rule.wm)) for j in range(rule.depth)]
+        return [round(rule.w0 * rule.wm**s / _QUANT) * _QUANT for s in steps64]
     w0, wa, wm = _f32(rule.w0), _f32(rule.wa), _f32(rule.wm)
     log_wm = _f32(math.log(rule.wm))
     widths = []
@@ -42,7 +45,8 @@ def regnet_widths(rule: RegNetRule) -> list[int]:
 def expand_regnet(rule: RegNetRule) -> list[Stage]:
     """RegNet's stages: blocks of equal width form a stage (stride 2 each); each stage's width is then adjusted
     so that its inner width (width / b) divides by its group width, itself capped at the inner width
-    (torchvision's `_adjust_widths_groups_compatibilty`)."""
+    (torchvision's `_adjust_widths_groups_compatibilty`, or pycls's `adjust_ws_gs_comp`: they differ where
+    a width lies exactly halfway between two multiples of the group width)."""
     widths = regnet_widths(rule)
     runs: list[list[int]] = []  # [width, depth]
     for width in widths:
@@ -56,7 +60,11 @@ def expand_regnet(rule: RegNetRule) -> list[Stage]:
     for width, depth in runs:
         inner = int(width / ratio)
         group_width = min(rule.group_width, inner)
-        width = int(make_divisible_regnet(inner, group_width) * ratio)
+        if rule.arithmetic == "pycls":
+            fitted = int(round(inner / group_width) * group_width)  # Python's round: halves to even
+        else:
+            fitted = make_divisible_regnet(inner, group_width)
+        width = int(fitted * ratio)
         fields: dict[str, object] = {"depth": depth, "width": width, "stride": 2, "block": rule.block}
         if "group_width" in kind.knobs:
             fields["group_width"] = group_width

@@ -30,6 +30,45 @@ PAPER_PARAMS = {
     "preact_resnet164": 1.7e6,
 }
 
+# Radosavovic et al. 2020 ("Designing Network Design Spaces"), as published with the paper's code
+# (pycls MODEL_ZOO.md): GFLOPs (multiply-adds) and parameters in millions, 224x224.
+PAPER_REGNET = {
+    "regnet_x_400mf": (0.4, 5.2),
+    "regnet_x_800mf": (0.8, 7.3),
+    "regnet_x_1_6gf": (1.6, 9.2),
+    "regnet_x_3_2gf": (3.2, 15.3),
+    "regnet_x_8gf": (8.0, 39.6),
+    "regnet_x_16gf": (15.9, 54.3),
+    "regnet_x_32gf": (31.7, 107.8),
+    "regnet_y_400mf": (0.4, 4.3),
+    "regnet_y_800mf": (0.8, 6.3),
+    "regnet_y_1_6gf": (1.6, 11.2),
+    "regnet_y_3_2gf": (3.2, 19.4),
+    "regnet_y_8gf": (8.0, 39.2),
+    "regnet_y_16gf": (15.9, 83.6),
+    "regnet_y_32gf": (32.3, 145.0),
+}
+# torchvision's published metadata of the first weights of each RegNet (`num_params`, `_ops` in GMACs;
+# regnet_y_128gf's at 384x384). tests/test_regnet.py checks these against torchvision itself.
+TORCHVISION_REGNET = {
+    "regnet_x_400mf": (5_495_976, 0.414),
+    "regnet_x_800mf": (7_259_656, 0.8),
+    "regnet_x_1_6gf": (9_190_136, 1.603),
+    "regnet_x_3_2gf": (15_296_552, 3.177),
+    "regnet_x_8gf": (39_572_648, 7.995),
+    "regnet_x_16gf": (54_278_536, 15.941),
+    "regnet_x_32gf": (107_811_560, 31.736),
+    "regnet_y_400mf": (4_344_144, 0.402),
+    "regnet_y_800mf": (6_432_512, 0.834),
+    "regnet_y_1_6gf": (11_202_430, 1.612),
+    "regnet_y_3_2gf": (19_436_338, 3.176),
+    "regnet_y_8gf": (39_381_472, 8.473),
+    "regnet_y_16gf": (83_590_140, 15.912),
+    "regnet_y_32gf": (145_046_770, 32.28),
+    "regnet_y_128gf": (644_812_894, 374.57),
+}
+PYCLS = "stages.regnet.arithmetic=pycls"
+
 _reference_plans: dict[str, Plan] = {}
 
 
@@ -145,4 +184,61 @@ def paper_markdown() -> str:
         "  projections.",
         "",
     ]
+    lines += _regnet_section()
     return "\n".join(lines)
+
+
+def _regnet_section() -> list[str]:
+    lines = [
+        "## RegNet (Radosavovic et al. 2020): the paper's models and torchvision's",
+        "",
+        "Each stock RegNet is written as its generator's numbers (d, w0, wa, wm, g). The paper's figures",
+        "(pycls's model zoo, which published the paper's models) and torchvision's metadata are set beside",
+        "archspec's analytic counts, once with pycls's arithmetic (`arithmetic: pycls` in the generator)",
+        "and once with torchvision's (the stock specs, whose weights load from torchvision).",
+        "",
+    ]
+    rows = []
+    for name, (tv_params, tv_ops) in TORCHVISION_REGNET.items():
+        plan = _reference(name)
+        rule = plan.spec.stages
+        numbers = getattr(rule, "regnet", None)
+        ours = complexity(plan)
+        row = {
+            "model": name,
+            "rule": f"{numbers.depth}, {numbers.w0}, {numbers.wa:g}, {numbers.wm:g}, {numbers.group_width}" if numbers else "",
+            "tv_params": f"{tv_params / 1e6:.2f}M",
+            "tv_ops": f"{tv_ops:g}",
+            "ours_params": f"{ours.params / 1e6:.2f}M",
+            "ours_ops": f"{ours.macs / 1e9:.3f}",
+            "paper": "-",
+            "pycls": "-",
+        }
+        if name in PAPER_REGNET:
+            flops, params = PAPER_REGNET[name]
+            paper = complexity(load_plan(name, overrides=[PYCLS]))
+            row["paper"] = f"{flops:.1f}G, {params:.1f}M"
+            row["pycls"] = f"{paper.macs / 1e9:.2f}G, {paper.params / 1e6:.2f}M"
+        rows.append(row)
+    columns = [
+        ("model", "model"),
+        ("rule", "d, w0, wa, wm, g"),
+        ("paper", "paper (pycls zoo)"),
+        ("pycls", "archspec, pycls arithmetic"),
+        ("tv_ops", "torchvision GMACs"),
+        ("ours_ops", "archspec GMACs"),
+        ("tv_params", "torchvision params"),
+        ("ours_params", "archspec params"),
+    ]
+    lines += [render(rows, columns, "markdown"), ""]
+    lines += [
+        "- With pycls's arithmetic every figure rounds to the paper's. With torchvision's, every figure equals",
+        "  torchvision's metadata (regnet_y_128gf at 384x384, the size of its first weights).",
+        "- The two differ for RegNetX-400MF, RegNetY-800MF and RegNetY-8GF only. Both fit each stage's width to",
+        "  its group width by rounding width / g to a whole number; at an exact half pycls rounds to even and",
+        "  torchvision up (RegNetX-400MF's last stage: 392 / 16 = 24.5 gives 384 in pycls, 400 in torchvision),",
+        "  and torchvision also never rounds more than 10% down (RegNetY-8GF's first stage: 192 / 56 rounds to",
+        "  168 in pycls, 224 in torchvision).",
+        "",
+    ]
+    return lines
