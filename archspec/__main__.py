@@ -1,3 +1,3 @@
-from archspec.cli.app import main
+from archspec.cli import main
 
 main()

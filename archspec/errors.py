@@ -42,15 +42,20 @@ class Problem:
 
 
 class SpecError(Exception):
-    """Raised for anything a user can get wrong; carries one or more located problems."""
+    """Raised for anything a user can get wrong; carries one or more located problems.
 
-    def __init__(self, problems: list[Problem] | Problem):
+    `code` is the exit status the command line gives it: 1, or 2 for a mistake in how a command
+    was called (a usage error).
+    """
+
+    def __init__(self, problems: list[Problem] | Problem, code: int = 1):
         self.problems = [problems] if isinstance(problems, Problem) else list(problems)
+        self.code = code
         super().__init__("\n".join(str(p) for p in self.problems))
 
     def via(self, mark: Mark) -> SpecError:
         """The same problems, seen through a child spec that extends the failing one."""
-        return SpecError([Problem(p.mark, p.path, p.message, p.via + (mark,)) for p in self.problems])
+        return SpecError([Problem(p.mark, p.path, p.message, p.via + (mark,)) for p in self.problems], self.code)
 
 
 def printable(text: str) -> str:

@@ -40,7 +40,7 @@ REGNETS = [name for name in STOCK if name.startswith("regnet_")]
 @pytest.fixture
 def cli():
     """Run the archspec CLI in-process; returns click's Result (stdout and stderr kept apart)."""
-    from archspec.cli.app import app
+    from archspec.cli import app
 
     runner = CliRunner()
 

@@ -10,11 +10,16 @@ import sys
 
 import pytest
 import torch
+from conftest import ROOT
 
 import archspec
-from archspec.tools.bench import PEERS, Progress, build_peer, peer_name, run_bench, summary_markdown
 from archspec.errors import SpecError
-from conftest import ROOT
+from archspec.lang.refs import PEERS, ModelRef
+from archspec.nn.library import build_library_model
+from archspec.report.results import BenchResult
+from archspec.report.tables import bench_markdown
+from archspec.tools.bench import peer_name, run_bench
+from archspec.tools.progress import Progress
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 # A small, quick configuration; one thread, so that a busy machine cannot stall OpenMP.
@@ -26,7 +31,7 @@ def resnet18_vs_torchvision():
     """One JSON run of resnet18 with --train against torchvision, shared by the tests that read it."""
     from typer.testing import CliRunner
 
-    from archspec.cli.app import app
+    from archspec.cli import app
 
     result = CliRunner().invoke(app, ["bench", "resnet18", "--device", "cpu", "--train", "--vs", "torchvision", "--format", "json", *QUICK])
     assert result.exit_code == 0, result.output
@@ -66,7 +71,7 @@ def test_progress_goes_to_stderr_and_stdout_is_only_json(resnet18_vs_torchvision
 def test_bench_leaves_torchs_thread_count_as_it_found_it():
     before = torch.get_num_threads()
     report = run_bench("resnet20", device="cpu", batch=1, warmup=0, iters=1, threads=1, progress=Progress(io.StringIO()))
-    assert report["threads"] == 1
+    assert report.threads == 1
     assert torch.get_num_threads() == before
 
 
@@ -92,7 +97,7 @@ def test_every_listed_peer_is_the_stock_spec_of_that_name_with_equal_parameters(
     for name in PEERS[library]:
         assert peer_name(archspec.load_plan(name), library) == name
         with torch.device("meta"):  # no memory, no initialisation: only the shapes
-            peer = build_peer(library, name, "meta")
+            peer = build_library_model(ModelRef(library, name), "meta")
         assert sum(p.numel() for p in peer.parameters()) == archspec.count(name).params, (library, name)
 
 
@@ -108,12 +113,15 @@ def test_the_peer_is_found_at_another_input_size():
 def test_a_modified_spec_has_no_peer(cli):
     result = cli("bench", "resnet50", "--set", "stages.2.depth=7", "--device", "cpu", "--vs", "torchvision")
     assert result.exit_code == 1
-    assert result.stderr.startswith("--vs torchvision: vs: torchvision has no model with the architecture of resnet50;")
+    assert result.stderr.strip() == (
+        "--vs torchvision: vs: this spec differs from torchvision's resnet50 in stages.2.depth; "
+        "bench the unmodified stock spec, or name a model with --vs torchvision:NAME"
+    )
     assert "Traceback" not in result.output
 
 
 def test_cifar_resnets_have_no_timm_peer():
-    with pytest.raises(SpecError, match="timm has no model with the architecture of resnet20"):
+    with pytest.raises(SpecError, match="timm ships no model with the architecture of resnet20"):
         peer_name(archspec.load_plan("resnet20"), "timm")
 
 
@@ -138,7 +146,7 @@ def test_an_unknown_peer_library_is_a_usage_error(cli):
 
 def test_summary_markdown_has_a_row_per_spec_and_mode_with_the_ratio(resnet18_vs_torchvision):
     report = json.loads(resnet18_vs_torchvision.stdout)
-    text = summary_markdown([report, {**report, "spec": "other", "compile": True}])
+    text = bench_markdown([BenchResult.from_json(report), BenchResult.from_json({**report, "spec": "other", "compile": True})])
     lines = text.splitlines()
     assert lines[0].startswith(f"Device: {report['device_name']} (cpu, torch ")
     assert lines[2] == "| spec | mode | settings | batch | archspec images/s | torchvision images/s | archspec / torchvision | archspec peak memory |"

@@ -6,9 +6,9 @@ import re
 
 import pytest
 import torch
+from conftest import REGNETS, STOCK
 
 import archspec
-from conftest import REGNETS, STOCK
 
 # He et al. 2015, Table 6, exact counts with option A shortcuts (shared/reference/published-numbers.md).
 CIFAR_PARAMS = {

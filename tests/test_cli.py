@@ -6,12 +6,12 @@ import json
 
 import pytest
 import torch
-import yaml
-from fvcore.nn import FlopCountAnalysis
 import torchvision
+import yaml
+from conftest import ROOT, STOCK
+from fvcore.nn import FlopCountAnalysis
 
 import archspec
-from conftest import ROOT, STOCK
 
 
 def test_build_prints_name_device_parameters_and_output_shape(cli):

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
+from conftest import STOCK
 from fvcore.nn import FlopCountAnalysis
 
 import archspec
-from archspec.plan import load_plan
 from archspec.counting.analytic import complexity
 from archspec.nn.fvcore_count import fvcore_complexity
-from conftest import STOCK
+from archspec.plan import load_plan
 
 
 def _sizes(name: str):

@@ -8,9 +8,8 @@ import shlex
 import pytest
 import torch
 import torchvision
-from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
-
 from conftest import ROOT
+from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
 
 _MARKER = re.compile(r"<!-- output: (?P<command>.+?) -->\n```console\n\$ (?P=command)\n(?P<body>.*?)```", re.S)
 # Lines that hold wall-clock times, or that depend on the machine.

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from conftest import ROOT
+
 from archspec.lang.reference import schema_json
 from archspec.tools.paper import paper_markdown
-from conftest import ROOT
 
 
 def test_committed_schema_is_current():

@@ -24,11 +24,11 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from archspec.plan import load_plan
 from archspec.counting.analytic import complexity
 from archspec.errors import SpecError, printable
 from archspec.lang.schema import Head, Input, Spec, Stage, Stem
 from archspec.lang.sources import stock_dir, stock_names
+from archspec.plan import load_plan
 
 _LONG_RUN = int(os.environ.get("ARCHSPEC_FUZZ_EXAMPLES", "0"))
 

@@ -6,12 +6,11 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 _PROBE = """
 import sys
-from archspec.cli.app import app
+from archspec.cli import app
 try:
     app({args!r}, standalone_mode=False)
 except SystemExit:

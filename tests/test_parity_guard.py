@@ -7,9 +7,9 @@ import pytest
 import timm
 import torch
 import torchvision
+from parity import load_for_comparison, outputs_agree, perturb_one_block_conv
 
 import archspec
-from parity import load_for_comparison, outputs_agree, perturb_one_block_conv
 
 FAMILIES = [
     ("torchvision", "resnet18", 64),  # basic blocks

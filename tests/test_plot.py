@@ -8,11 +8,11 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
+from conftest import ROOT
 from PIL import Image
 
 import archspec
 from archspec.tools.plot import cost_points, draw
-from conftest import ROOT
 
 SPECS = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
 SVG = "{http://www.w3.org/2000/svg}"
@@ -47,10 +47,10 @@ def test_svg_keeps_every_label_as_text(cli, tmp_path):
 
 def test_points_are_the_analytic_counts():
     points = cost_points(["resnet50"], ["vgg19"], input_size=112)
-    assert [(p["label"], p["baseline"]) for p in points] == [("resnet50", False), ("vgg19", True)]
+    assert [(p.name, p.baseline) for p in points] == [("resnet50", False), ("vgg19", True)]
     for point in points:
-        counts = archspec.count(point["label"], input_size=112)
-        assert (point["params"], point["flops"], point["input_size"]) == (counts.params, counts.flops, [112, 112])
+        counts = archspec.count(point.name, input_size=112)
+        assert (point.params, point.flops, point.input_size) == (counts.params, counts.flops, [112, 112])
 
 
 def test_axes_turn_logarithmic_only_for_a_wide_spread():
@@ -109,7 +109,7 @@ def test_without_matplotlib_the_message_names_the_extra(cli, tmp_path, monkeypat
 
 def test_plot_does_not_import_torch(tmp_path):
     probe = (
-        "import sys\nfrom archspec.cli.app import app\n"
+        "import sys\nfrom archspec.cli import app\n"
         f"try:\n    app(['plot', 'resnet50', '--out', {str(tmp_path / 'c.svg')!r}], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
         "print('torch' in sys.modules, file=sys.stderr)"
     )
@@ -122,5 +122,5 @@ def test_plot_does_not_import_torch(tmp_path):
 def test_any_stock_spec_can_be_drawn(name, tmp_path):
     from archspec.tools.plot import plot_cost
 
-    points = plot_cost([name], ["vgg19"], tmp_path / "c.svg")
-    assert points[0]["label"] == name
+    points = plot_cost([name], baselines=["vgg19"], out=tmp_path / "c.svg")
+    assert points[0].name == name

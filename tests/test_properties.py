@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import archspec
-from archspec.plan import load_plan
 from archspec.counting.analytic import complexity
 from archspec.nn.fvcore_count import fvcore_complexity
+from archspec.plan import load_plan
 
 EXAMPLES = int(os.environ.get("ARCHSPEC_PROPERTY_EXAMPLES", "300"))
 

@@ -8,14 +8,14 @@ import random
 import pytest
 import torch
 import torchvision
+from conftest import REGNETS
+from parity import assert_same_outputs, load_for_comparison
 from torchvision.models.regnet import BlockParams, RegNet
 
 import archspec
 from archspec.lang.schema import RegNetRule
 from archspec.plan.generators import expand_regnet
 from archspec.tools.paper import PAPER_REGNET, TORCHVISION_REGNET
-from conftest import REGNETS
-from parity import assert_same_outputs, load_for_comparison
 
 # regnet_y_128gf (645M parameters) is built only in the slow tier; its counts are checked everywhere.
 FAST_REGNETS = [name for name in REGNETS if name != "regnet_y_128gf"]

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from archspec.errors import SpecError
 from archspec.lang import yamldoc
 from archspec.plan import load_plan
-from archspec.errors import SpecError
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = "stages:\n  - {depth: 1, width: 8}\n"
@@ -196,7 +196,7 @@ def test_an_internal_error_is_one_line_without_debug_and_a_traceback_with_it(cli
     monkeypatch.setattr(archspec.plan, "load_plan", broken)
     result = cli("validate", "resnet18")
     assert result.exit_code == 1
-    assert result.stderr == "archspec: error: KeyError: 'stem' (rerun with --debug for the traceback)\n"
+    assert result.stderr == "archspec: internal error: KeyError: 'stem' (a bug; rerun with --debug for the traceback)\n"
     debug = cli("--debug", "validate", "resnet18")
     assert isinstance(debug.exception, KeyError)  # the CliRunner holds what a terminal would print as a traceback
 
@@ -382,9 +382,14 @@ def checkpoint(tmp_path):
     save_checkpoint(api.build("resnet20", device="cpu"), load_plan("resnet20").spec, path)
     payload = torch.load(path, weights_only=True)
 
-    def tampered(change) -> Path:
+    def tampered(change, checksum: bool = True) -> Path:
+        """A copy changed by `change`; with `checksum` its checksum is made to match (a crafted file, not a corrupted one)."""
+        from archspec.nn.checkpoint import state_digest
+
         copy = {**payload, "spec": dict(payload["spec"]), "state_dict": dict(payload["state_dict"])}
         change(copy)
+        if checksum and all(isinstance(v, torch.Tensor) for v in copy["state_dict"].values()):
+            copy["sha256"] = state_digest(copy["state_dict"])
         out = tmp_path / "tampered.pt"
         torch.save(copy, out)
         return out
@@ -403,17 +408,37 @@ def test_a_state_dict_with_a_wrong_shape_names_the_first_mismatched_key(checkpoi
 
     path = checkpoint(reshape)
     assert problems_of(lambda: load_checkpoint(path, device="cpu")) == [
-        f"{path}: state_dict: key 'layer2.0.conv1.weight' has shape (32, 16, 1, 1), the spec's model needs (32, 16, 3, 3)"
+        f"{path}: state_dict: does not fit resnet20: wrong shape: 'layer2.0.conv1.weight' is 32x16x1x1 in the file, 32x16x3x3 in the spec "
+        "(stage 2, block 1), 'fc.weight' is 3x64 in the file, 10x64 in the spec (the head)"
     ]
+
+
+def test_a_checkpoint_whose_weights_changed_on_disk_is_detected(checkpoint):
+    import torch
+
+    from archspec.nn.checkpoint import load_checkpoint
+
+    def flip(payload):
+        weight = payload["state_dict"]["layer1.0.conv1.weight"].clone()
+        weight.view(-1)[0] += 1
+        payload["state_dict"]["layer1.0.conv1.weight"] = weight
+
+    path = checkpoint(flip, checksum=False)
+    assert problems_of(lambda: load_checkpoint(path, device="cpu")) == [
+        f"{path}: sha256: the weights do not match the checksum stored with them: the file is corrupted"
+    ]
+    assert torch.load(path, weights_only=True)["version"] == 2
 
 
 def test_a_state_dict_with_a_missing_or_extra_key_names_it(checkpoint):
     from archspec.nn.checkpoint import load_checkpoint
 
     missing = checkpoint(lambda payload: payload["state_dict"].pop("layer1.1.bn2.running_var"))
-    assert problems_of(lambda: load_checkpoint(missing, device="cpu")) == [f"{missing}: state_dict: missing key 'layer1.1.bn2.running_var' that the spec's model has"]
+    assert problems_of(lambda: load_checkpoint(missing, device="cpu")) == [
+        f"{missing}: state_dict: does not fit resnet20: missing 'layer1.1.bn2.running_var' (stage 1, block 2)"
+    ]
     extra = checkpoint(lambda payload: payload["state_dict"].__setitem__("layer4.0.conv1.weight", payload["state_dict"]["fc.bias"]))
-    assert problems_of(lambda: load_checkpoint(extra, device="cpu")) == [f"{extra}: state_dict: unexpected key 'layer4.0.conv1.weight' that the spec's model does not have"]
+    assert problems_of(lambda: load_checkpoint(extra, device="cpu")) == [f"{extra}: state_dict: does not fit resnet20: unexpected 'layer4.0.conv1.weight'"]
 
 
 def test_a_state_dict_value_that_is_not_a_tensor_is_named(checkpoint):
@@ -446,6 +471,6 @@ def test_a_file_that_is_not_a_checkpoint_gets_a_clear_message(tmp_path):
     assert problems_of(lambda: load_checkpoint(text, device="cpu")) == [f"{text}: (document): not an archspec checkpoint: it is a text file (a spec?), not a torch file"]
     assert problems_of(lambda: load_checkpoint(empty, device="cpu")) == [f"{empty}: (document): not an archspec checkpoint: the file is empty"]
     assert problems_of(lambda: load_checkpoint(other, device="cpu")) == [
-        f"{other}: (document): not an archspec checkpoint: a torch file, but not one written by `archspec build --out`"
+        f"{other}: (document): not an archspec checkpoint: a torch file, but not one written by `archspec build --out` or `archspec train`"
     ]
     assert problems_of(lambda: load_checkpoint(tmp_path / "gone.pt", device="cpu")) == [f"{tmp_path / 'gone.pt'}: (document): no such checkpoint file"]

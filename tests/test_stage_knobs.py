@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
+from parity import assert_same_outputs, load_for_comparison
 from torch import nn
 from torchvision.models.regnet import BlockParams, RegNet
 
@@ -12,7 +13,6 @@ import archspec
 from archspec.counting.analytic import complexity
 from archspec.nn.fvcore_count import fvcore_complexity
 from archspec.plan import load_plan
-from parity import assert_same_outputs, load_for_comparison
 
 HYBRID = """extends: resnet50
 description: ResNet-50 whose last stage is ResNeXt 32x4d.

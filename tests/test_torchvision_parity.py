@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
-
-import archspec
 from conftest import TORCHVISION_ARCHS
 from parity import assert_same_outputs, load_for_comparison
+
+import archspec
 
 
 @pytest.mark.parametrize("name", TORCHVISION_ARCHS)

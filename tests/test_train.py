@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT
 
 import archspec
-from archspec.tools.train.loop import Cluster, Options, Recipe, _epoch_order, train
 from archspec.tools.train.data import _pad_crop_flip, load_data, parse_data
-from conftest import ROOT
+from archspec.tools.train.loop import Cluster, Options, Recipe, _epoch_order, train
+
 
 # The digits are small enough that two OpenMP threads mostly wait on each other, and on a busy
 # machine they slow training tenfold; one thread keeps these tests' time predictable.
@@ -93,7 +94,7 @@ def test_digits_split_is_fixed_and_normalised_with_training_statistics():
 
 
 def test_train_help_does_not_import_torch():
-    probe = "import sys\nfrom archspec.cli.app import app\ntry:\n    app(['train', '--help'], standalone_mode=False)\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules, file=sys.stderr)"
+    probe = "import sys\nfrom archspec.cli import app\ntry:\n    app(['train', '--help'], standalone_mode=False)\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules, file=sys.stderr)"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
     assert "--resume" in result.stdout and result.stderr.strip().endswith("False"), result.stderr
 

@@ -7,16 +7,16 @@ import re
 import pytest
 import timm
 import torch
+from conftest import ROOT, TIMM_ARCHS
+from parity import assert_same_outputs, load_for_comparison
 from torch import nn
 
 import archspec
-from archspec.plan import load_plan
 from archspec.counting.analytic import complexity
 from archspec.nn.fvcore_count import fvcore_complexity
 from archspec.nn.layers import ResidualBlock
+from archspec.plan import load_plan
 from archspec.tools.variants import KNOBS, knob_table
-from conftest import ROOT, TIMM_ARCHS
-from parity import assert_same_outputs, load_for_comparison
 
 
 @pytest.mark.parametrize("name", TIMM_ARCHS)

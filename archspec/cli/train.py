@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 import sys
 import time
 from dataclasses import asdict
@@ -12,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from archspec.cli.app import Amp, Device, DeviceOpt, SetOpt, SpecsArg, TableFormat, app, echo_err, guarded
+from archspec.cli.common import Amp, Device, DeviceOpt, SetOpt, SpecsArg, TableFormat, echo_err, guarded
 from archspec.errors import SpecError
 
 
@@ -21,44 +20,6 @@ class Schedule(str, Enum):
     cosine = "cosine"
 
 
-_COLUMNS = [
-    ("name", "spec"),
-    ("layers", "layers"),
-    ("params", "params"),
-    ("epoch", "epochs"),
-    ("train_loss", "train loss"),
-    ("train_error", "train err %"),
-    ("heldout_error", "held-out err %"),
-    ("images_per_second", "img/s"),
-    ("seconds", "time (s)"),
-]
-
-
-def results_table(results, fmt: str = "table") -> str:
-    """The final row of each spec as a table (or Markdown, for docs)."""
-    from archspec.report.render import human, render
-
-    rows = []
-    for result in results:
-        final = result.final
-        rows.append(
-            {
-                "name": result.name,
-                "layers": result.layers,
-                "params": human(result.params),
-                "epoch": final["epoch"],
-                "train_loss": f"{final['train_loss']:.4f}",
-                "train_error": f"{final['train_error']:.2f}",
-                "heldout_error": f"{final['heldout_error']:.2f}",
-                # The median epoch: the first one pays for warm-up (and compilation).
-                "images_per_second": f"{statistics.median(r['images_per_second'] for r in result.history):.0f}",
-                "seconds": f"{sum(r['seconds'] for r in result.history):.1f}",
-            }
-        )
-    return render(rows, _COLUMNS, fmt)
-
-
-@app.command()
 @guarded
 def train(
     specs: SpecsArg,
@@ -87,13 +48,14 @@ def train(
     lr /10 at 1/2 and 3/4 of training). Under `torchrun --nproc_per_node N -m archspec train ...` the
     same command trains with DistributedDataParallel; only rank 0 prints and writes files.
     """
-    from archspec.tools.train.loop import Options, Progress, Recipe, is_main_process
+    from archspec.tools.progress import Progress
+    from archspec.tools.train.loop import Options, Recipe, is_main_process
     from archspec.tools.train.loop import train as run
 
     try:
         recipe = Recipe(epochs, batch, lr, momentum, weight_decay, schedule.value, seed, amp.value if amp else None)
         options = Options(device.value, channels_last, compile_model)
-        results = run(specs, data, recipe, options, overrides or (), out, resume, force, plot, Progress(sys.stderr))
+        results = run(specs, data, recipe, options, overrides or (), out, resume, force, plot, Progress(sys.stderr, prefix="", enabled=is_main_process()))
     except (SpecError, KeyboardInterrupt) as exc:
         if not is_main_process():
             # Every rank meets the same problem and rank 0 alone reports it; torchrun stops the whole
@@ -105,9 +67,14 @@ def train(
         raise
     if not is_main_process():
         return
-    if fmt == TableFormat.json:
-        from archspec.report.render import to_json
+    from archspec.report.render import to_json
+    from archspec.report.tables import train_table
 
+    if fmt == TableFormat.json:
         typer.echo(to_json({"data": data, "recipe": asdict(recipe), "results": [r.as_dict() for r in results]}))
         return
-    typer.echo(results_table(results))
+    typer.echo(train_table(results))
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(train)

@@ -11,8 +11,8 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from archspec.lang import yamldoc
 from archspec.errors import Mark, Problem, SpecError, shorten
+from archspec.lang import yamldoc
 from archspec.lang.yamldoc import Document
 
 _MISSING = object()

@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from archspec.errors import Mark, Problem, SpecError
+from archspec.nn.layers import DropPath, Network, ResidualBlock, SamePadAvgPool, SqueezeExcite, ZeroPadShortcut
 from archspec.plan import ops as p
 from archspec.plan.layouts import LAYOUTS
-from archspec.nn.layers import DropPath, Network, ResidualBlock, SamePadAvgPool, SqueezeExcite, ZeroPadShortcut
 
 _ACTIVATIONS: dict[str, Callable[[bool], nn.Module]] = {
     "relu": lambda inplace: nn.ReLU(inplace=inplace),

@@ -1,52 +1,36 @@
-"""Checkpoints: the resolved spec and the state_dict in one file, written atomically."""
+"""Checkpoints: the resolved spec, the state_dict and a checksum of the weights in one file, written atomically.
+
+Reading one trusts nothing in it: torch's weights-only loader (no pickled objects), the
+embedded spec validated like any spec, every tensor checked to be a plain dense real tensor,
+the checksum compared, and the keys and shapes compared with the spec's plan before a single
+parameter is allocated.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pickle
 import re
-import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
 
 from archspec.errors import Mark, Problem, SpecError, shorten
+from archspec.files import atomic_write
+from archspec.lang.schema import Spec
+from archspec.plan.ops import Plan
+from archspec.plan.tensors import compare_state, describe_key
 
 FORMAT = "archspec-checkpoint"
-VERSION = 1
+VERSION = 2  # 2 adds `sha256`; version 1 files (no checksum) still load
+_LISTED = 4  # keys named per kind of mismatch before "and N more"
 
 
-def atomic_write(path: str | os.PathLike, write, force: bool = False) -> None:
-    """Call `write(file_object)` on a temporary file beside `path`, then rename it into place.
-
-    An existing file is kept unless `force`; if `write` fails, nothing at `path` changes.
-    """
-    target = Path(path)
-    if target.is_dir():
-        raise SpecError(Problem(Mark(str(target)), "--out", "is a folder; give a file name"))
-    if target.exists() and not force:
-        raise SpecError(Problem(Mark(str(target)), "--out", "file exists; pass --force to overwrite it"))
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        raise SpecError(Problem(Mark(str(target)), "--out", f"folder {str(folder)!r} does not exist"))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise SpecError(Problem(Mark(str(target)), "--out", f"cannot write in {str(folder)!r}: {exc.strerror or exc}")) from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp makes the file private (0600); give it the mode a plain open() would.
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, target)
-    except BaseException as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise SpecError(Problem(Mark(str(target)), "--out", f"cannot write the file: {exc.strerror or exc}; nothing was changed")) from None
-        raise
-
-
-def _is_text(path) -> bool:
+def _is_text(path: str | os.PathLike[str]) -> bool:
     try:
         with open(path, "rb") as handle:
             head = handle.read(4096)
@@ -58,79 +42,158 @@ def _is_text(path) -> bool:
         return False
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
     return type(exc).__name__ + (": " + shorten(text.splitlines()[0]) if text else "")
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def state_digest(state: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 over every key, dtype, shape and the tensor's bytes, in key order."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        tensor = state[key].detach().cpu().contiguous()
+        digest.update(f"{key}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
-def save_checkpoint(model, spec, path, force: bool = False) -> None:
-    """Write the spec (as plain data) and the model's weights to `path`."""
-    import torch
-
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    payload = {"format": FORMAT, "version": VERSION, "spec": spec.model_dump(mode="json", exclude={"extends"}), "state_dict": state}
+def save_checkpoint(model: nn.Module, spec: Spec, path: str | os.PathLike[str], *, force: bool = False) -> None:
+    """Write the spec (as plain data), the model's weights and their checksum to `path`."""
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "spec": spec.model_dump(mode="json", exclude={"extends"}),
+        "state_dict": state,
+        "sha256": state_digest(state),
+    }
     atomic_write(path, lambda handle: torch.save(payload, handle), force=force)
 
 
-def load_checkpoint(path, *, device="auto"):
-    """Rebuild the model saved in `path`: validate the embedded spec, build it, load the weights (strict)."""
-    import pickle
+def _problem(source: str, path: str, message: str) -> SpecError:
+    return SpecError(Problem(Mark(source), path, message))
 
-    import torch
 
-    from archspec.lang.yamldoc import from_mapping
-    from archspec.nn.builder import build_from_plan
-    from archspec.plan.load import plan_document
-
+def torch_file(path: str | os.PathLike[str], noun: str = "checkpoint file", what: str = "an archspec checkpoint") -> Any:
+    """What torch's weights-only loader reads from `path` (memory-mapped); one-line errors for anything else."""
     source = str(path)
     if Path(path).is_dir():
-        raise SpecError(Problem(Mark(source), "", "is a folder, not a checkpoint file"))
+        raise _problem(source, "", f"is a folder, not a {noun}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            # Memory-mapped: a large file is checked before its tensors are read into memory.
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as exc:
+            if "mmap" not in str(exc):
+                raise
+            return torch.load(path, map_location="cpu", weights_only=True)  # the legacy (non-zip) format
     except FileNotFoundError:
-        raise SpecError(Problem(Mark(source), "", "no such checkpoint file")) from None
+        raise _problem(source, "", f"no such {noun}") from None
     except pickle.UnpicklingError as exc:
         if "weights only" in str(exc).lower():
             reason = "it holds pickled Python objects, and archspec loads tensors and plain data only (weights_only=True)"
         else:
-            reason = f"torch cannot read it ({_first_line(exc)})"
-        raise SpecError(Problem(Mark(source), "", f"not an archspec checkpoint: {reason}")) from None
+            reason = f"torch cannot read it ({first_line(exc)})"
+        raise _problem(source, "", f"not {what}: {reason}") from None
     except Exception as exc:  # torch.load fails on foreign bytes with many types (KeyError, RuntimeError, EOFError, ...)
-        if os.path.getsize(path) == 0:
+        try:
+            empty = os.path.getsize(path) == 0
+        except OSError:
+            empty = False
+        if empty:
             reason = "the file is empty"
         elif _is_text(path):
             reason = "it is a text file (a spec?), not a torch file"
         else:
-            reason = f"torch cannot read it ({_first_line(exc)})"
-        raise SpecError(Problem(Mark(source), "", f"not an archspec checkpoint: {reason}")) from None
+            reason = f"torch cannot read it ({first_line(exc)})"
+        raise _problem(source, "", f"not {what}: {reason}") from None
+
+
+def checked_tensors(state: object, source: str, field: str = "state_dict") -> dict[str, torch.Tensor]:
+    """`state` as a mapping of names to plain tensors: dense, on the CPU, real-valued; anything else is a SpecError."""
+    if not isinstance(state, Mapping) or not state:
+        raise _problem(source, field, "missing, empty or not a mapping of names to tensors")
+    tensors: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        shown = shorten(repr(key))
+        if not isinstance(key, str):
+            raise _problem(source, field, f"key {shown} is not a name")
+        if not isinstance(value, torch.Tensor):
+            raise _problem(source, field, f"key {shown} holds {type(value).__name__}, not a tensor")
+        if value.layout != torch.strided:
+            raise _problem(source, field, f"key {shown} holds a {str(value.layout).removeprefix('torch.')} tensor; archspec loads dense tensors only")
+        if value.device.type == "meta":
+            raise _problem(source, field, f"key {shown} holds a meta tensor (a shape without data)")
+        if value.is_complex() or value.is_quantized:
+            raise _problem(source, field, f"key {shown} holds a {str(value.dtype).removeprefix('torch.')} tensor; archspec's models are real-valued")
+        tensors[key] = value
+    return tensors
+
+
+def mismatch_message(shapes: Mapping[str, tuple[int, ...]], plan: Plan, *, skip: frozenset[str] = frozenset()) -> str | None:
+    """One sentence listing what does not fit the plan (each key with its stage and block), or None."""
+    mismatch = compare_state(dict(shapes), plan)
+    missing = [k for k in mismatch.missing if k not in skip]
+    wrong = [w for w in mismatch.wrong_shape if w[0] not in skip]
+    if not (missing or mismatch.unexpected or wrong):
+        return None
+
+    def listed(items: list[str]) -> str:
+        more = f" and {len(items) - _LISTED} more" if len(items) > _LISTED else ""
+        return ", ".join(items[:_LISTED]) + more
+
+    def shape(dims: tuple[int, ...]) -> str:
+        return "x".join(map(str, dims)) or "a scalar"
+
+    parts = []
+    if missing:
+        parts.append("missing " + listed([f"{k!r} ({describe_key(plan, k)})" for k in missing]))
+    if mismatch.unexpected:
+        parts.append("unexpected " + listed([repr(shorten(k)) for k in mismatch.unexpected]))
+    if wrong:
+        parts.append("wrong shape: " + listed([f"{k!r} is {shape(got)} in the file, {shape(want)} in the spec ({describe_key(plan, k)})" for k, got, want in wrong]))
+    return f"does not fit {plan.spec.name}: " + "; ".join(parts)
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(embedded spec as data, checked tensors) of an archspec checkpoint; the checksum is verified."""
+    source = str(path)
+    payload = torch_file(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise SpecError(Problem(Mark(source), "", "not an archspec checkpoint: a torch file, but not one written by `archspec build --out`"))
-    if payload.get("version") != VERSION:
-        raise SpecError(Problem(Mark(source), "version", f"checkpoint version {payload.get('version')!r} is not supported (expected {VERSION})"))
-    embedded = f"{source} (embedded spec)"
-    plan = plan_document(from_mapping(payload.get("spec"), source=embedded))
-    state = payload.get("state_dict")
-    if not isinstance(state, dict):
-        raise SpecError(Problem(Mark(source), "state_dict", "missing or not a mapping of tensors"))
-    model = build_from_plan(plan, device)
-    expected = model.state_dict()
-    for key, value in expected.items():
-        if key not in state:
-            raise SpecError(Problem(Mark(source), "state_dict", f"missing key {key!r} that the spec's model has"))
-        if not isinstance(state[key], torch.Tensor):
-            raise SpecError(Problem(Mark(source), "state_dict", f"key {key!r} holds {type(state[key]).__name__}, not a tensor"))
-        if tuple(state[key].shape) != tuple(value.shape):
-            raise SpecError(
-                Problem(Mark(source), "state_dict", f"key {key!r} has shape {tuple(state[key].shape)}, the spec's model needs {tuple(value.shape)}")
-            )
-    for key in state:
-        if key not in expected:
-            raise SpecError(Problem(Mark(source), "state_dict", f"unexpected key {shorten(repr(key))} that the spec's model does not have"))
+        raise _problem(source, "", "not an archspec checkpoint: a torch file, but not one written by `archspec build --out` or `archspec train`")
+    version = payload.get("version")
+    if version not in (1, VERSION):
+        raise _problem(source, "version", f"checkpoint version {shorten(repr(version))} is not supported (expected 1 or {VERSION})")
+    spec = payload.get("spec")
+    if not isinstance(spec, dict):
+        raise _problem(source, "spec", "missing or not a mapping")
+    state = checked_tensors(payload.get("state_dict"), source)
+    if version == VERSION and payload.get("sha256") != state_digest(state):
+        raise _problem(source, "sha256", "the weights do not match the checksum stored with them: the file is corrupted")
+    return spec, state
+
+
+def checkpoint_plan(spec: dict[str, Any], source: str) -> Plan:
+    """The plan of a checkpoint's embedded spec, validated like any other spec."""
+    from archspec.lang.yamldoc import from_mapping
+    from archspec.plan.load import plan_document
+
+    return plan_document(from_mapping(spec, source=f"{source} (embedded spec)"))
+
+
+def load_checkpoint(path: str | os.PathLike[str], *, device: str | torch.device = "auto", force: bool = False) -> nn.Module:
+    """Rebuild the model saved in `path`: check everything in the file against its own plan, then build and load."""
+    from archspec.nn.builder import build_from_plan, resolve_device
+    from archspec.nn.guard import check_fits
+
+    source = str(path)
+    spec, state = read_checkpoint(path)
+    plan = checkpoint_plan(spec, source)
+    message = mismatch_message({k: tuple(v.shape) for k, v in state.items()}, plan)
+    if message is not None:
+        raise _problem(source, "state_dict", message)
+    target = resolve_device(device)
+    check_fits(plan, target, mode="weights", force=force, source=source)
+    model = build_from_plan(plan, target)
     model.load_state_dict(state, strict=True)
     return model

@@ -4,24 +4,42 @@ from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import dataclass
+
+import torch
+from torch import nn
 
 from archspec.counting.analytic import Complexity, count_ops
+from archspec.nn.builder import build_from_plan
+from archspec.nn.guard import check_fits
 from archspec.plan.ops import Plan
 
 
-def fvcore_complexity(plan: Plan) -> Complexity:
-    """fvcore's counts for one image in eval mode on the CPU, in the same shape as the analytic counter's."""
-    import torch
+@dataclass(frozen=True)
+class FvcoreCounts:
+    flops_by_op: dict[str, int]
+    by_module: dict[str, int]
+    activations: int
+    activations_by_module: dict[str, int]
+    params: int
 
+    @property
+    def flops(self) -> int:
+        return sum(self.flops_by_op.values())
+
+    @property
+    def macs(self) -> int:
+        return self.flops_by_op.get("conv", 0) + self.flops_by_op.get("linear", 0)
+
+
+def fvcore_counts(model: nn.Module, x: torch.Tensor) -> FvcoreCounts:
+    """fvcore's flops (by operator and by module) and activations of `model` on `x`, in eval mode."""
     with warnings.catch_warnings():
         # Importing fvcore touches torch.jit.script, which torch now warns about on every import.
         warnings.simplefilter("ignore", FutureWarning)
         from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
 
-    from archspec.nn.builder import build_from_plan
-
-    model = build_from_plan(plan, "cpu").eval()
-    x = torch.zeros(1, plan.input_channels, *plan.input_size)
+    model = model.eval()
     # fvcore logs a warning for every op it does not count (relu, add, max pool); those are
     # part of its convention, not news to the user.
     logger = logging.getLogger("fvcore")
@@ -33,22 +51,32 @@ def fvcore_complexity(plan: Plan) -> Complexity:
             flops = FlopCountAnalysis(model, x)
             flops.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
             by_op = {k: int(v) for k, v in sorted(flops.by_operator().items()) if v}
+            by_module = {k: int(v) for k, v in flops.by_module().items()}
             acts = ActivationCountAnalysis(model, x)
             acts.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
             activations = int(acts.total())
+            activations_by_module = {k: int(v) for k, v in acts.by_module().items()}
     finally:
         logger.setLevel(previous)
     params = sum(p.numel() for p in model.parameters())
+    return FvcoreCounts(by_op, by_module, activations, activations_by_module, params)
+
+
+def fvcore_complexity(plan: Plan, *, force: bool = False) -> Complexity:
+    """fvcore's counts for one image in eval mode on the CPU, in the same shape as the analytic counter's."""
+    check_fits(plan, "cpu", 1, force=force)
+    model = build_from_plan(plan, "cpu")
+    counts = fvcore_counts(model, torch.zeros(1, plan.input_channels, *plan.input_size))
     return Complexity(
         name=plan.spec.name,
         input_size=plan.input_size,
         # fvcore does not count layers; depth is a property of the plan.
         layers=count_ops(plan.children).layers,
-        params=params,
-        flops=sum(by_op.values()),
-        flops_by_op=by_op,
-        macs=by_op.get("conv", 0) + by_op.get("linear", 0),
-        activations=activations,
+        params=counts.params,
+        flops=counts.flops,
+        flops_by_op=counts.flops_by_op,
+        macs=counts.macs,
+        activations=counts.activations,
         params_by_section={},
         flops_by_section={},
     )

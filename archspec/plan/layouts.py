@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from archspec.plan.blocks import StagePlan
-from archspec.plan.ops import Items, Op, Sequence
+from archspec.plan.ops import Items, Op, Plan, Sequence
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,35 @@ class Layout:
     fc_name: str | None  # the name of a lone classifier layer; None: always a `classifier` sequence
     linear_init: str  # "default" (torch's) or "normal" (N(0, 0.01), zero bias)
     assemble: Callable[[list[tuple[str, Op]], list[StagePlan]], Assembly]
+    place: Callable[[Plan, str], str]  # where a state_dict key lives, in words
+
+
+def _stage_block(stage: str, block: str) -> str:
+    return f"stage {stage}, block {int(block) + 1}" if block.isdigit() else f"stage {stage}"
+
+
+def _resnet_place(plan: Plan, key: str) -> str:
+    first, _, rest = key.partition(".")
+    if first.startswith("layer") and first[5:].isdigit():
+        return _stage_block(first[5:], rest.partition(".")[0])
+    stem = {name for section in plan.sections if section.name == "stem" for name, _ in section.ops}
+    return "the stem" if first in stem else "the head"
+
+
+def _regnet_place(plan: Plan, key: str) -> str:
+    parts = key.split(".")
+    if parts[0] == "trunk_output" and len(parts) > 2 and parts[1].startswith("block"):
+        return _stage_block(parts[1][5:], parts[2].rpartition("-")[2])
+    return "the stem" if parts[0] == "stem" else "the head"
+
+
+def _vgg_place(plan: Plan, key: str) -> str:
+    parts = key.split(".")
+    if parts[0] == "features" and len(parts) > 1:
+        for section in plan.sections:
+            if any(name == parts[1] for name, _ in section.ops):
+                return f"stage {section.name[5:]}" if section.name.startswith("stage") else f"the {section.name}"
+    return "the head"
 
 
 def _resnet(stem: list[tuple[str, Op]], stages: list[StagePlan]) -> Assembly:
@@ -82,8 +111,8 @@ def _regnet(stem: list[tuple[str, Op]], stages: list[StagePlan]) -> Assembly:
 LAYOUTS: dict[str, Layout] = {
     layout.name: layout
     for layout in (
-        Layout("resnet", "torchvision's ResNet: conv1, bn1, maxpool, layer1..N, fc", "fc", "default", _resnet),
-        Layout("vgg", "torchvision's VGG: features.N, avgpool, classifier.N", None, "normal", _vgg),
-        Layout("regnet", "torchvision's RegNet: stem, trunk_output.blockN.blockN-J, fc", "fc", "normal", _regnet),
+        Layout("resnet", "torchvision's ResNet: conv1, bn1, maxpool, layer1..N, fc", "fc", "default", _resnet, _resnet_place),
+        Layout("vgg", "torchvision's VGG: features.N, avgpool, classifier.N", None, "normal", _vgg, _vgg_place),
+        Layout("regnet", "torchvision's RegNet: stem, trunk_output.blockN.blockN-J, fc", "fc", "normal", _regnet, _regnet_place),
     )
 }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from archspec.lang.schema import KNOBS, SqueezeExcite, Spec, Stage
+from archspec.lang.schema import KNOBS, Spec, SqueezeExcite, Stage
 from archspec.plan.blocks import BLOCKS
 from archspec.plan.stems import stem_problems
 from archspec.plan.walker import PlanProblem

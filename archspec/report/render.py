@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
+import math
+from typing import Any
+
+from archspec.errors import printable
 
 _UNITS = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K"))
 
@@ -29,14 +34,18 @@ def ratio(value: float | None) -> str:
 def render(rows: list[dict], columns: list[tuple[str, str]], fmt: str) -> str:
     """Rows of already formatted cells as an aligned table, Markdown or CSV."""
     headers = [title for _, title in columns]
-    cells = [[str(row.get(key, "")) for key, _ in columns] for row in rows]
+    raw = [[str(row.get(key, "")) for key, _ in columns] for row in rows]
     if fmt == "csv":
+        cells = raw
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(headers)
         writer.writerows(cells)
         return out.getvalue().rstrip("\n")
+    # One cell never breaks its row: control characters are escaped, and a bar in Markdown.
+    cells = [[printable(cell) for cell in row] for row in raw]
     if fmt == "markdown":
+        cells = [[cell.replace("|", "\\|") for cell in row] for row in cells]
         lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
         lines += ["| " + " | ".join(row) + " |" for row in cells]
         return "\n".join(lines)
@@ -48,5 +57,28 @@ def render(rows: list[dict], columns: list[tuple[str, str]], fmt: str) -> str:
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in cells])
 
 
-def to_json(value) -> str:
-    return json.dumps(value, indent=2)
+def plain(value: Any) -> Any:
+    """Dataclasses (the typed results) as dicts, recursively; everything else as it is."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def to_json(value: Any) -> str:
+    """Indented JSON of results (dataclasses included); non-finite floats become null, so it stays JSON."""
+    return json.dumps(finite(plain(value)), indent=2)
+
+
+def finite(value: Any) -> Any:
+    """NaN and infinity (a diverged run) as None, recursively, so that JSON stays JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(v) for v in value]
+    return value

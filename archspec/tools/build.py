@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from archspec.plan import load_plan
-from archspec.counting.analytic import complexity
-from archspec.errors import Mark, Problem, SpecError
-from archspec.report.render import human, render, to_json
+from archspec.counting.analytic import Complexity, complexity
+from archspec.files import check_output
+from archspec.plan import Plan, Source, load_plan
+from archspec.report.results import BuildResult, StageRow
 
 
-def _stage_rows(plan, c) -> list[dict]:
+def stage_rows(plan: Plan, c: Complexity) -> list[StageRow]:
+    """The report's rows: stem, each stage, head, with their parameters and FLOPs."""
     rows = []
     for section in plan.sections:
         if section.name == "head":
@@ -21,38 +23,60 @@ def _stage_rows(plan, c) -> list[dict]:
             size = f"{section.out_size[0]}x{section.out_size[1]}"
             kind = plan.spec.stem.type if section.name == "stem" else section.block
         rows.append(
-            {
-                "stage": section.name,
-                "blocks": section.blocks or "-",
-                "block": kind,
-                "shortcut": section.shortcut or "-",
-                "channels": f"{section.in_channels} -> {section.out_channels}",
-                "stride": section.stride if section.name != "head" else "-",
-                "output": size,
-                "params": c.params_by_section[section.name],
-                "flops": c.flops_by_section[section.name],
-            }
+            StageRow(
+                stage=section.name,
+                blocks=section.blocks or "-",
+                block=kind,
+                shortcut=section.shortcut or "-",
+                channels=f"{section.in_channels} -> {section.out_channels}",
+                stride=section.stride if section.name != "head" else "-",
+                output=size,
+                params=c.params_by_section[section.name],
+                flops=c.flops_by_section[section.name],
+            )
         )
     return rows
 
 
-def build_report(source, device: str, batch: int, overrides, fmt: str, out: Path | None, force: bool, progress) -> str:
-    """Build `source` on `device`, run one batch through it, optionally save a checkpoint; return the report."""
+def run_build(
+    source: Source,
+    *,
+    overrides: Sequence[str] = (),
+    device: str = "auto",
+    batch: int = 1,
+    out: Path | None = None,
+    force: bool = False,
+    weights: Path | None = None,
+    progress: Callable[[str], None] = lambda text: None,
+) -> BuildResult:
+    """Build `source` on `device` (with `weights` when given), run one batch through it, optionally save a checkpoint."""
     plan = load_plan(source, overrides=overrides)
     c = complexity(plan)
-    if out is not None and Path(out).exists() and not force:
-        raise SpecError(Problem(Mark(str(out)), "--out", "file exists; pass --force to overwrite it"))
+    if out is not None:
+        check_output(out, force=force)
     progress("archspec: loading torch ...")
     import torch
 
-    from archspec.nn.builder import build_from_plan, resolve_device
+    from archspec.nn.builder import resolve_device
     from archspec.nn.guard import check_fits
 
     target = resolve_device(device)
     check_fits(plan, target, batch, force=force, source=str(source))
-    progress(f"archspec: building {plan.spec.name} ({c.params:,} parameters) on {target} ...")
-    started = time.perf_counter()
-    model = build_from_plan(plan, target).eval()
+    loaded = None
+    if weights is not None:
+        from archspec.nn.weights import load_weights
+
+        progress(f"archspec: checking {weights} against {plan.spec.name}'s plan ...")
+        started = time.perf_counter()
+        model, loaded = load_weights(plan, weights, device=target, force=force)
+        progress(f"archspec: {loaded}")
+    else:
+        from archspec.nn.builder import build_from_plan
+
+        progress(f"archspec: building {plan.spec.name} ({c.params:,} parameters) on {target} ...")
+        started = time.perf_counter()
+        model = build_from_plan(plan, target)
+    model.eval()
     built = time.perf_counter() - started
     progress(f"archspec: forward pass, batch {batch} at {plan.input_size[0]}x{plan.input_size[1]} ...")
     x = torch.randn(batch, plan.input_channels, *plan.input_size, device=target)
@@ -62,55 +86,27 @@ def build_report(source, device: str, batch: int, overrides, fmt: str, out: Path
     if target.type == "cuda":
         torch.cuda.synchronize(target)
     forward = time.perf_counter() - started
-    outputs = [tuple(t.shape) for t in y] if isinstance(y, list) else [tuple(y.shape)]
+    outputs = [list(t.shape) for t in y] if isinstance(y, list) else [list(y.shape)]
     params = sum(p.numel() for p in model.parameters())
     if out is not None:
         from archspec.nn.checkpoint import save_checkpoint
 
         save_checkpoint(model, plan.spec, out, force=force)
         progress(f"archspec: wrote checkpoint {out}")
-    rows = _stage_rows(plan, c)
-    device_name = torch.cuda.get_device_name(target) if target.type == "cuda" else "cpu"
-    if fmt == "json":
-        return to_json(
-            {
-                "name": plan.spec.name,
-                "device": str(target),
-                "device_name": device_name,
-                "batch": batch,
-                "input": [plan.input_channels, *plan.input_size],
-                "output_shape": [list(s) for s in outputs] if len(outputs) > 1 or plan.taps else list(outputs[0]),
-                "layers": c.layers,
-                "params": params,
-                "flops": c.flops,
-                "macs": c.macs,
-                "stages": rows,
-                "build_seconds": round(built, 4),
-                "forward_seconds": round(forward, 4),
-                "checkpoint": str(out) if out is not None else None,
-            }
-        )
-    shown = [{**r, "params": human(r["params"]), "flops": human(r["flops"])} for r in rows]
-    shown.append({"stage": "total", "blocks": sum(s.blocks for s in plan.sections), "params": human(params), "flops": human(c.flops)})
-    columns = [
-        ("stage", "stage"),
-        ("blocks", "blocks"),
-        ("block", "block"),
-        ("shortcut", "shortcut"),
-        ("channels", "in -> out"),
-        ("stride", "stride"),
-        ("output", "output"),
-        ("params", "params"),
-        ("flops", "FLOPs"),
-    ]
-    shape = ", ".join("x".join(map(str, s)) for s in outputs)
-    lines = [
-        f"{plan.spec.name}: {c.layers} layers, {params:,} parameters, {human(c.flops)} FLOPs (fvcore convention), {human(c.macs)} MACs",
-        f"device: {target} ({device_name}); input {batch}x{plan.input_channels}x{plan.input_size[0]}x{plan.input_size[1]} -> output {shape}",
-        f"built in {built:.2f} s, forward pass {forward:.3f} s",
-        "",
-        render(shown, columns, "table"),
-    ]
-    if out is not None:
-        lines += ["", f"checkpoint: {out}"]
-    return "\n".join(lines)
+    return BuildResult(
+        name=plan.spec.name,
+        device=str(target),
+        device_name=torch.cuda.get_device_name(target) if target.type == "cuda" else "cpu",
+        batch=batch,
+        input=[plan.input_channels, *plan.input_size],
+        output_shape=outputs if len(outputs) > 1 or plan.taps else outputs[0],
+        layers=c.layers,
+        params=params,
+        flops=c.flops,
+        macs=c.macs,
+        stages=stage_rows(plan, c),
+        build_seconds=round(built, 4),
+        forward_seconds=round(forward, 4),
+        checkpoint=str(out) if out is not None else None,
+        weights=str(loaded) if loaded is not None else None,
+    )

@@ -12,10 +12,9 @@ import contextlib
 import io
 import time
 import warnings
-from dataclasses import dataclass
-from pathlib import Path
 
 from archspec.errors import Mark, Problem, SpecError
+from archspec.report.results import ExportResult
 
 FORMATS = ("onnx", "torchscript", "exported-program")
 # The example batch the graph is traced with; torch.export specialises a size of 1, so a
@@ -28,22 +27,6 @@ ATOL = 1e-4
 RTOL = 1e-4
 # ONNX files are single protobufs, which cannot exceed 2 GiB.
 _ONNX_LIMIT = 2**31
-
-
-@dataclass(frozen=True)
-class ExportResult:
-    """What `export_model` wrote and how closely the written model reproduced PyTorch's outputs."""
-
-    path: str
-    format: str
-    batch: int | None  # None: dynamic
-    input_shape: list  # with "batch" for a dynamic axis
-    output_names: list
-    bytes: int
-    checked_batch: int  # 0: not checked
-    max_abs_difference: float | None
-    max_abs_output: float | None
-    seconds: float
 
 
 def parse_batch(text: str | int | None) -> int | None:
@@ -64,25 +47,6 @@ def output_names(plan) -> list[str]:
     if plan.taps is None:
         return ["logits"]
     return [f"features.{index}" for index in plan.spec.head.features]
-
-
-def load_weights(model, checkpoint) -> None:
-    """Copy a checkpoint's weights into `model` (built from the spec being exported); shapes must agree."""
-    from archspec.nn.checkpoint import load_checkpoint
-
-    trained = load_checkpoint(checkpoint, device="cpu").state_dict()
-    expected = model.state_dict()
-    missing = [key for key in expected if key not in trained]
-    unexpected = [key for key in trained if key not in expected]
-    if missing or unexpected:
-        what = f"lacks {missing[0]!r}" if missing else f"has {unexpected[0]!r}, which the spec's model does not"
-        raise SpecError(Problem(Mark(str(checkpoint)), "state_dict", f"does not fit the spec being exported: the checkpoint {what}"))
-    for key, value in expected.items():
-        if tuple(trained[key].shape) != tuple(value.shape):
-            raise SpecError(
-                Problem(Mark(str(checkpoint)), "state_dict", f"key {key!r} has shape {tuple(trained[key].shape)}, the spec's model needs {tuple(value.shape)}")
-            )
-    model.load_state_dict(trained, strict=True)
 
 
 @contextlib.contextmanager
@@ -164,16 +128,14 @@ def compare(exported: list, reference: list) -> tuple[float, float, bool]:
     return worst, largest, close
 
 
-def export_model(model, plan, fmt: str, out, batch: int | None = None, force: bool = False, check: bool = True, progress=None) -> ExportResult:
+def export_model(model, plan, fmt: str, out, *, batch: int | None = None, force: bool = False, check: bool = True, progress=None) -> ExportResult:
     """Export `model` (built from `plan`, on the CPU) to `out` in `fmt`; check the result first (unless not `check`), then write it."""
     import torch
 
-    from archspec.nn.checkpoint import atomic_write
+    from archspec.files import atomic_write, check_output
 
     say = progress or (lambda text: None)
-    if Path(out).exists() and not force:
-        # Refuse before the export, which takes a while, rather than after.
-        raise SpecError(Problem(Mark(str(out)), "--out", "file exists; pass --force to overwrite it"))
+    check_output(out, force=force)  # before the export, which takes a while, rather than after
     names = output_names(plan)
     shape = [plan.input_channels, *plan.input_size]
     model = model.to("cpu").eval()

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from archspec.plan import load_plan
+from collections.abc import Callable, Sequence
+from typing import Any
+
 from archspec.counting.analytic import Complexity, complexity
-from archspec.errors import SpecError
-from archspec.report.render import human, ratio, render
+from archspec.errors import Mark, Problem, SpecError, shorten
+from archspec.lang.refs import ModelRef, parse_model_ref
+from archspec.plan import InputSize, Plan, load_plan
+from archspec.plan.shapes import as_size
+from archspec.report.results import CountsPair, FieldChange, FlopsRow, ModuleRow, Ratio, SpecDiff
 from archspec.report.spec import resolved_data
+from archspec.tools.paper import paper_figure
+
+Say = Callable[[str], None]
+# The input size torchvision and timm models are counted at unless --size says otherwise.
+_LIBRARY_SIZE = (224, 224)
 
 
-def _measure(plan, counter: str) -> Complexity:
+def _measure(plan: Plan, counter: str) -> Complexity:
     if counter == "fvcore":
         from archspec.nn.fvcore_count import fvcore_complexity
 
@@ -17,105 +27,162 @@ def _measure(plan, counter: str) -> Complexity:
     return complexity(plan)
 
 
-def _row(source: str, plan, c: Complexity, baseline: bool) -> dict:
-    from archspec.tools.paper import paper_figure
+def _row(source: str, plan: Plan, counter: str, baseline: bool) -> FlopsRow:
+    c = _measure(plan, counter)
+    return FlopsRow(
+        name=plan.spec.name,
+        source=source,
+        baseline=baseline,
+        input_size=list(c.input_size),
+        layers=c.layers,
+        params=c.params,
+        flops=c.flops,
+        macs=c.macs,
+        activations=c.activations,
+        flops_by_op=dict(c.flops_by_op),
+        paper=paper_figure(plan),
+        counter=counter,
+    )
 
-    return {
-        "name": plan.spec.name,
-        "source": source,
-        "baseline": baseline,
-        "input_size": list(c.input_size),
-        "layers": c.layers,
-        "params": c.params,
-        "flops": c.flops,
-        "macs": c.macs,
-        "activations": c.activations,
-        "flops_by_op": dict(c.flops_by_op),
-        "paper": paper_figure(plan),
-    }
+
+def _external_row(ref: ModelRef, size: tuple[int, int], baseline: bool) -> FlopsRow:
+    """A torchvision or timm model, counted with fvcore at `size` (3-channel input)."""
+    import torch
+
+    from archspec.nn.fvcore_count import fvcore_counts
+    from archspec.nn.library import build_library_model
+
+    model = build_library_model(ref, "cpu")
+    try:
+        counts = fvcore_counts(model, torch.zeros(1, 3, *size))
+    except RuntimeError as exc:  # the model cannot take this input size
+        raise SpecError(Problem(Mark(str(ref)), "--size", f"{ref} cannot take a {size[0]}x{size[1]} input ({shorten(str(exc).splitlines()[0])})")) from None
+    return FlopsRow(
+        name=str(ref),
+        source=str(ref),
+        baseline=baseline,
+        input_size=list(size),
+        layers=None,
+        params=counts.params,
+        flops=counts.flops,
+        macs=counts.macs,
+        activations=counts.activations,
+        flops_by_op=counts.flops_by_op,
+        paper="",
+        counter="fvcore",
+    )
 
 
-def compare_rows(specs, baselines, input_size, overrides, counter: str = "analytic", progress=None, note=None) -> list[dict]:
-    """One dict per spec, then per baseline, each with `vs` = {baseline: {params_ratio, flops_ratio}}.
+class _Model:
+    """One row's model: a spec (planned once) or a library model (counted per input size)."""
+
+    def __init__(self, source: str, option: str, overrides: Sequence[str] = (), input_size: InputSize | None = None):
+        self.source = source
+        self.ref = parse_model_ref(source, option)
+        if self.ref is not None:
+            from archspec.nn.library import check_known
+
+            check_known(self.ref, option)
+            self.name = str(self.ref)
+            self.size = as_size(input_size) if input_size is not None else _LIBRARY_SIZE
+            self.plan: Plan | None = None
+        else:
+            self.plan = load_plan(source, overrides=overrides, input_size=input_size)
+            self.name = self.plan.spec.name
+            self.size = self.plan.input_size
+
+    def row(self, counter: str, baseline: bool, size: tuple[int, int] | None = None) -> FlopsRow:
+        if self.ref is not None:
+            return _external_row(self.ref, size or self.size, baseline)
+        assert self.plan is not None
+        plan = self.plan if size is None or size == self.plan.input_size else load_plan(self.source, input_size=size)
+        return _row(self.source, plan, counter, baseline)
+
+
+def compare(
+    specs: Sequence[str],
+    *,
+    baselines: Sequence[str] = ("vgg19",),
+    overrides: Sequence[str] = (),
+    input_size: InputSize | None = None,
+    counter: str = "analytic",
+    progress: Say | None = None,
+    note: Say | None = None,
+) -> list[FlopsRow]:
+    """One row per spec (or `torchvision:NAME` / `timm:NAME` model), then one per baseline, each with its
+    ratios to every baseline (`vs`).
 
     A ratio compares like with like: each baseline is counted at the row's own input size (a
     CIFAR net against VGG-19 at 32x32, not at 224x224). Where a baseline cannot take that
     size (its feature maps would vanish), the ratio is None and `note` is told why.
-    `progress` hears about each count as it starts.
+    Library models are counted with fvcore on the built model (their row says so); specs with
+    `counter`. `progress` hears about each count as it starts. A baseline is its own row unless
+    a row is the very same network (same spec, no `--set`), which is then marked as the baseline.
     """
-    measured = []
-    for source in specs:
-        plan = load_plan(source, overrides=overrides, input_size=input_size)
-        if progress:
-            progress(f"counting {plan.spec.name} with {counter} ...")
-        measured.append(_row(source, plan, _measure(plan, counter), False))
+    models = [_Model(source, "", overrides, input_size) for source in specs]
     # Baselines load at their own size first, so a misspelt name is still an error.
-    own = {source: load_plan(source) for source in baselines}
-    names = {source: plan.spec.name for source, plan in own.items()}
-    at_size: dict[tuple, dict | None] = {}
+    own = {source: _Model(source, "--vs") for source in baselines}
+    names = {source: model.name for source, model in own.items()}
+    at_size: dict[tuple[str, tuple[int, int]], FlopsRow | None] = {}
 
-    def baseline_at(source: str, size):
-        size = own[source].input_size if size is None else ((size, size) if isinstance(size, int) else tuple(size))
+    def baseline_at(source: str, size: tuple[int, int]) -> FlopsRow | None:
         key = (source, size)
         if key not in at_size:
             try:
-                plan = own[source] if size == own[source].input_size else load_plan(source, input_size=size)
+                if progress:
+                    progress(f"counting baseline {names[source]} at {size[0]}x{size[1]} ...")
+                at_size[key] = own[source].row(counter, True, size)
             except SpecError as exc:
                 if note:
-                    shown = "x".join(map(str, size))
-                    note(f"archspec: baseline {names[source]} cannot take a {shown} input, so its ratios are left out: {exc.problems[0].message}")
+                    note(f"archspec: baseline {names[source]} cannot take a {size[0]}x{size[1]} input, so its ratios are left out: {exc.problems[0].message}")
                 at_size[key] = None
-            else:
-                if progress:
-                    progress(f"counting baseline {plan.spec.name} at {size[0]}x{size[1]} with {counter} ...")
-                at_size[key] = _row(source, plan, _measure(plan, counter), True)
         return at_size[key]
 
-    base_rows = [row for row in (baseline_at(source, input_size) for source in baselines) if row is not None]
-    rows = measured + [b for b in base_rows if b["source"] not in specs]
-    for row in rows:
-        row["vs"] = {}
-        for source in baselines:
-            ref = baseline_at(source, tuple(row["input_size"]))
-            if ref is None:
-                row["vs"][names[source]] = {"params_ratio": None, "flops_ratio": None}
-            else:
-                row["vs"][names[source]] = {"params_ratio": row["params"] / ref["params"], "flops_ratio": row["flops"] / ref["flops"] if ref["flops"] else None}
-    return rows
+    rows: list[FlopsRow] = []
+    marked: set[str] = set()
+    for model in models:
+        if progress:
+            progress(f"counting {model.name} ...")
+        same = model.source in own and not overrides and (input_size is None or model.size == own[model.source].size)
+        if same:
+            marked.add(model.source)
+        rows.append(model.row(counter, same))
+    for source in baselines:
+        if source in marked:
+            continue
+        base = baseline_at(source, own[source].size if input_size is None else as_size(input_size))
+        if base is not None:
+            rows.append(base)
+    return [_with(row, vs=_ratios(row, baselines, names, baseline_at)) for row in rows]
 
 
-def flops_columns(baselines: list[str], ops: list[str]) -> list[tuple[str, str]]:
-    columns = [("name", "name"), ("layers", "layers"), ("params", "params"), ("flops", "GFLOPs"), ("macs", "GMACs"), ("paper", "paper")]
-    for b in baselines:
-        columns += [(f"params_vs_{b}", f"params/{b}"), (f"flops_vs_{b}", f"FLOPs/{b}")]
-    columns += [(f"op_{op}", op) for op in ops]
-    return columns
+def module_rows(source: str, *, overrides: Sequence[str] = (), input_size: InputSize | None = None, depth: int = 2) -> list[ModuleRow]:
+    """Counts per module of the spec's model, down to `depth` levels below the model (analytic, no torch)."""
+    from archspec.counting.modules import module_counts
+
+    return [row for row in module_counts(load_plan(source, overrides=overrides, input_size=input_size)) if row.depth <= depth]
 
 
-def format_flops_rows(rows: list[dict], columns: list[tuple[str, str]], fmt: str) -> str:
-    exact = fmt == "csv"
-    cells = []
-    for row in rows:
-        cell = {
-            "name": row["name"] + (" (baseline)" if row["baseline"] and not exact else ""),
-            "layers": row["layers"],
-            "params": row["params"] if exact else human(row["params"]),
-            "flops": row["flops"] if exact else human(row["flops"]),
-            "macs": row["macs"] if exact else human(row["macs"]),
-            "paper": row["paper"],
-        }
-        for b, r in row["vs"].items():
-            cell[f"params_vs_{b}"] = ("" if r["params_ratio"] is None else repr(r["params_ratio"])) if exact else ratio(r["params_ratio"])
-            flops_ratio = r["flops_ratio"]
-            cell[f"flops_vs_{b}"] = ("" if flops_ratio is None else repr(flops_ratio)) if exact else ratio(flops_ratio)
-        for op, value in row["flops_by_op"].items():
-            cell[f"op_{op}"] = value if exact else human(value)
-        cells.append(cell)
-    return render(cells, columns, fmt)
+def _with(row: FlopsRow, **changes: Any) -> FlopsRow:
+    from dataclasses import replace
+
+    return replace(row, **changes)
 
 
-def _flatten(data, prefix: str = "") -> dict:
-    flat = {}
+def _ratios(row: FlopsRow, baselines: Sequence[str], names: dict[str, str], baseline_at: Callable[[str, tuple[int, int]], FlopsRow | None]) -> dict[str, Ratio]:
+    ratios = {}
+    size = (row.input_size[0], row.input_size[1])
+    for source in baselines:
+        ref = baseline_at(source, size)
+        if ref is None:
+            ratios[names[source]] = Ratio(None, None)
+        else:
+            ratios[names[source]] = Ratio(row.params / ref.params, row.flops / ref.flops if ref.flops else None)
+    return ratios
+
+
+def _flatten(data: object, prefix: str = "") -> dict[str, object]:
+    flat: dict[str, object] = {}
     if isinstance(data, dict):
         for key, value in data.items():
             flat.update(_flatten(value, f"{prefix}{key}."))
@@ -128,7 +195,7 @@ def _flatten(data, prefix: str = "") -> dict:
     return flat
 
 
-def _compared(plan) -> dict:
+def _compared(plan: Plan) -> dict[str, object]:
     """The resolved spec without its name and description; no groups and no group width reads as 1 group."""
     data = {k: v for k, v in resolved_data(plan).items() if k not in ("name", "description")}
     if data["groups"] is None and data["group_width"] is None:
@@ -136,20 +203,20 @@ def _compared(plan) -> dict:
     return data
 
 
-def spec_diff(a: str, b: str, overrides=()) -> str:
-    """Fields that differ between two resolved specs, then parameters and FLOPs side by side."""
-    plan_a, plan_b = load_plan(a, overrides=overrides), load_plan(b, overrides=overrides)
+def spec_diff(a: str, b: str, *, overrides: Sequence[str] = ()) -> SpecDiff:
+    """Fields that differ between two resolved specs (generators expanded), and their counts side by side."""
+    return diff_plans(load_plan(a, overrides=overrides), load_plan(b, overrides=overrides), a, b)
+
+
+def diff_plans(plan_a: Plan, plan_b: Plan, a: str, b: str) -> SpecDiff:
+    """The resolved fields that differ between two planned specs, and their counts side by side."""
     left, right = _flatten(_compared(plan_a)), _flatten(_compared(plan_b))
-    lines = [f"--- {plan_a.spec.name} ({a})", f"+++ {plan_b.spec.name} ({b})"]
-    changed = [k for k in sorted(set(left) | set(right)) if left.get(k, "(unset)") != right.get(k, "(unset)")]
-    for key in changed:
-        lines.append(f"  {key}: {left.get(key, '(unset)')} -> {right.get(key, '(unset)')}")
-    if not changed:
-        lines.append("  (the resolved specs are the same)")
+    unset = "(unset)"
+    changes = [
+        FieldChange(key, left.get(key, unset), right.get(key, unset))
+        for key in sorted(set(left) | set(right))
+        if left.get(key, unset) != right.get(key, unset)
+    ]
     ca, cb = complexity(plan_a), complexity(plan_b)
-    rows = []
-    for label, x, y in (("layers", ca.layers, cb.layers), ("params", ca.params, cb.params), ("GFLOPs", ca.flops, cb.flops), ("GMACs", ca.macs, cb.macs)):
-        change = f"{(y - x) / x * 100:+.1f}%" if x else "-"
-        rows.append({"what": label, "a": x if label == "layers" else human(x), "b": y if label == "layers" else human(y), "change": change})
-    lines += ["", render(rows, [("what", ""), ("a", plan_a.spec.name), ("b", plan_b.spec.name), ("change", "change")], "table")]
-    return "\n".join(lines)
+    counts = [CountsPair(what, x, y) for what, x, y in (("layers", ca.layers, cb.layers), ("params", ca.params, cb.params), ("flops", ca.flops, cb.flops), ("macs", ca.macs, cb.macs))]
+    return SpecDiff(plan_a.spec.name, a, plan_b.spec.name, b, changes, counts)

@@ -6,9 +6,17 @@ matplotlib, the optional `plot` extra.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from archspec.errors import Mark, Problem, SpecError
+from archspec.errors import Mark, Problem, SpecError, printable
+from archspec.plan import InputSize
+from archspec.report.results import FlopsRow
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 FORMATS = ("png", "svg")
 # Spread wider than this on an axis and the axis is drawn on a log scale.
@@ -23,29 +31,23 @@ def image_format(out) -> str:
     return suffix
 
 
-def cost_points(specs, baselines, input_size=None, overrides=()) -> list[dict]:
-    """One point per spec, then per baseline not already among the specs: name, params, flops, ratios to the baselines."""
-    from archspec.tools.flops import compare_rows
+def cost_points(specs: Sequence[str], baselines: Sequence[str], input_size: InputSize | None = None, overrides: Sequence[str] = ()) -> list[FlopsRow]:
+    """One point per spec, then per baseline not already among the specs (the rows of `archspec flops`)."""
+    from archspec.tools.flops import compare
 
-    rows = compare_rows(specs, baselines, input_size, overrides)
-    return [
-        {
-            "label": row["name"],
-            "params": row["params"],
-            "flops": row["flops"],
-            "input_size": row["input_size"],
-            "baseline": row["baseline"],
-            "vs": row["vs"],
-        }
-        for row in rows
-    ]
+    return compare(specs, baselines=baselines, overrides=overrides, input_size=input_size)
+
+
+def plain_text(text: str) -> str:
+    """`text` as matplotlib draws it literally: a `$` would otherwise start mathtext (and a stray one fail to draw)."""
+    return printable(text).replace("$", r"\$")
 
 
 # Where a label may go, relative to its point (points, horizontal alignment): tried in order.
 _LABEL_PLACES = [((6, 4), "left"), ((6, -12), "left"), ((-6, 4), "right"), ((-6, -12), "right"), ((6, 16), "left"), ((6, -24), "left")]
 
 
-def draw(points: list[dict], title: str | None = None):
+def draw(points: list[FlopsRow], title: str | None = None) -> Figure:
     """A matplotlib Figure of the points (not shown, not saved)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -54,29 +56,30 @@ def draw(points: list[dict], title: str | None = None):
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     for baseline, style in ((False, dict(marker="o", color="tab:blue", label="spec")), (True, dict(marker="s", color="tab:red", label="baseline"))):
-        chosen = [p for p in points if p["baseline"] == baseline]
+        chosen = [p for p in points if p.baseline == baseline]
         if chosen:
-            axes.scatter([p["flops"] / 1e9 for p in chosen], [p["params"] / 1e6 for p in chosen], s=40, zorder=3, **style)
-    flops = [p["flops"] for p in points if p["flops"] > 0]
-    params = [p["params"] for p in points if p["params"] > 0]
+            axes.scatter([p.flops / 1e9 for p in chosen], [p.params / 1e6 for p in chosen], s=40, zorder=3, **style)
+    flops = [p.flops for p in points if p.flops > 0]
+    params = [p.params for p in points if p.params > 0]
     if flops and max(flops) / min(flops) > _LOG_SPREAD:
         axes.set_xscale("log")
     if params and max(params) / min(params) > _LOG_SPREAD:
         axes.set_yscale("log")
     axes.margins(0.1)
-    sizes = {tuple(p["input_size"]) for p in points}
+    sizes = {tuple(p.input_size) for p in points}
     at = f"at {'x'.join(map(str, next(iter(sizes))))}" if len(sizes) == 1 else "at each spec's input size"
     axes.set_xlabel(f"GFLOPs per image {at} (fvcore convention: 1 multiply-add = 1 flop)")
     axes.set_ylabel("parameters (millions)")
-    baselines = [p["label"] for p in points if p["baseline"]]
-    axes.set_title(title or "Parameters against FLOPs" + (f" (baseline{'s' if len(baselines) > 1 else ''}: {', '.join(baselines)})" if baselines else ""))
+    baselines = [p.name for p in points if p.baseline]
+    heading = title or "Parameters against FLOPs" + (f" (baseline{'s' if len(baselines) > 1 else ''}: {', '.join(baselines)})" if baselines else "")
+    axes.set_title(plain_text(heading))
     axes.grid(True, which="major", alpha=0.3)
     axes.legend(loc="upper left")
     _place_labels(figure, axes, points)
     return figure
 
 
-def _place_labels(figure, axes, points: list[dict]) -> None:
+def _place_labels(figure: Figure, axes: Axes, points: list[FlopsRow]) -> None:
     """Label every point where the label overlaps no earlier label and stays inside the axes."""
     from matplotlib.transforms import Bbox
 
@@ -88,15 +91,15 @@ def _place_labels(figure, axes, points: list[dict]) -> None:
     # The markers too, so that no label covers another point.
     radius = 5 * figure.dpi / 72
     for point in points:
-        x, y = axes.transData.transform((point["flops"] / 1e9, point["params"] / 1e6))
+        x, y = axes.transData.transform((point.flops / 1e9, point.params / 1e6))
         placed.append(Bbox.from_extents(x - radius, y - radius, x + radius, y + radius))
-    for point in sorted(points, key=lambda p: (p["flops"], p["params"])):
-        xy = (point["flops"] / 1e9, point["params"] / 1e6)
+    for point in sorted(points, key=lambda p: (p.flops, p.params)):
+        xy = (point.flops / 1e9, point.params / 1e6)
         label = None
         for offset, align in _LABEL_PLACES:
             if label is not None:
                 label.remove()
-            label = axes.annotate(point["label"], xy, xytext=offset, textcoords="offset points", ha=align, fontsize=8)
+            label = axes.annotate(plain_text(point.name), xy, xytext=offset, textcoords="offset points", ha=align, fontsize=8)
             box = label.get_window_extent(renderer)
             fits = inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1
             if fits and not any(box.overlaps(other) for other in placed):
@@ -104,19 +107,27 @@ def _place_labels(figure, axes, points: list[dict]) -> None:
         placed.append(label.get_window_extent(renderer))
 
 
-def plot_cost(specs, baselines, out, input_size=None, overrides=(), force: bool = False, title: str | None = None) -> list[dict]:
+def plot_cost(
+    specs: Sequence[str],
+    *,
+    baselines: Sequence[str],
+    out: Path,
+    input_size: InputSize | None = None,
+    overrides: Sequence[str] = (),
+    force: bool = False,
+    title: str | None = None,
+) -> list[FlopsRow]:
     """Draw the chart and write it to `out` (.png or .svg, atomically); return the points drawn."""
     import matplotlib
 
-    from archspec.nn.checkpoint import atomic_write
+    from archspec.files import atomic_write, check_output
 
     fmt = image_format(out)
-    if Path(out).exists() and not force:
-        raise SpecError(Problem(Mark(str(out)), "--out", "file exists; pass --force to overwrite it"))
+    check_output(out, force=force)
     points = cost_points(specs, baselines, input_size, overrides)
     figure = draw(points, title)
     # The labels go into the file's metadata too, so a reader (or a test) can list them without OCR.
-    metadata = {"Title": figure.axes[0].get_title(), "Description": "points: " + ", ".join(p["label"] for p in points)}
+    metadata = {"Title": printable(title) if title else figure.axes[0].get_title(), "Description": "points: " + ", ".join(printable(p.name) for p in points)}
     # svg.fonttype "none" keeps labels as <text>, searchable and selectable, instead of outlines.
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "archspec"}):
         atomic_write(out, lambda handle: figure.savefig(handle, format=fmt, metadata=metadata), force=force)

@@ -9,6 +9,7 @@ import inspect
 import json
 import re
 
+
 def _type_name(annotation) -> str:
     text = str(annotation).replace("typing.", "").replace("Optional[", "").replace("archspec.lang.schema.", "")
     text = re.sub(r"Annotated\[(\w+), .*?\]", r"\1", text)

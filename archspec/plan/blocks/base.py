@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from archspec.lang.schema import SqueezeExcite as SESettings
 from archspec.lang.schema import Spec, Stage
+from archspec.lang.schema import SqueezeExcite as SESettings
 from archspec.plan.ops import Op, Residual
 from archspec.plan.shapes import make_divisible
 from archspec.plan.walker import Walker

@@ -7,7 +7,19 @@ pre-activation blocks (He et al. 2016) follow timm's PreAct naming (`bn1`/`act1`
 from __future__ import annotations
 
 from archspec.plan.blocks.base import BlockArgs, BlockKind, plan_residual_stage, se_reduced_width
-from archspec.plan.ops import Act, AvgPool, Conv, Identity, Items, Op, Residual, Sequence, Size2, SqueezeExcite, ZeroPadShortcut
+from archspec.plan.ops import (
+    Act,
+    AvgPool,
+    Conv,
+    Identity,
+    Items,
+    Op,
+    Residual,
+    Sequence,
+    Size2,
+    SqueezeExcite,
+    ZeroPadShortcut,
+)
 from archspec.plan.shapes import pool_out
 from archspec.plan.walker import Walker
 

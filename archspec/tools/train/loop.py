@@ -19,11 +19,14 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from archspec.nn.checkpoint import atomic_write
 from archspec.errors import Mark, Problem, SpecError
+from archspec.files import atomic_write, check_output
+from archspec.report.render import finite
+from archspec.report.results import TrainResult as Result
+from archspec.tools.progress import Progress
 from archspec.tools.train.data import DataSource, describe, load_data, parse_data, shape_overrides
 
 RUN_FILE = "run.json"
@@ -78,57 +81,9 @@ class Options:
     compile: bool = False
 
 
-@dataclass
-class Result:
-    """One trained spec: its per-epoch metrics (the last row is the final one)."""
-
-    name: str
-    residual: bool
-    layers: int
-    params: int
-    history: list[dict] = field(default_factory=list)
-
-    @property
-    def final(self) -> dict:
-        return self.history[-1]
-
-    def as_dict(self) -> dict:
-        return _finite({"name": self.name, "residual": self.residual, "layers": self.layers, "params": self.params, **self.final, "history": self.history})
-
-
-def _finite(value):
-    """NaN and infinity (a diverged run) as null, so the JSON stays JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
 def is_main_process() -> bool:
     """Rank 0 of a torchrun job, or a plain process: the one that prints and writes files."""
     return os.environ.get("RANK", "0") == "0"
-
-
-class Progress:
-    """Per-epoch lines on a stream (stderr); a live bar within each epoch where the stream is a terminal."""
-
-    def __init__(self, stream=None):
-        self.stream = stream if is_main_process() else None
-        self.live = bool(stream is not None and getattr(stream, "isatty", lambda: False)())
-
-    def line(self, text: str) -> None:
-        if self.stream is not None:
-            self.stream.write(("\r\033[K" if self.live else "") + text + "\n")
-            self.stream.flush()
-
-    def step(self, label: str, done: int, total: int) -> None:
-        if self.live and self.stream is not None:
-            filled = int(24 * done / total)
-            self.stream.write(f"\r{label} [{'#' * filled}{'.' * (24 - filled)}] {done}/{total}")
-            self.stream.flush()
 
 
 # --- distributed --------------------------------------------------------------------------------
@@ -249,7 +204,7 @@ def _recipe_changes(previous: dict, record: dict) -> list[str]:
 
 
 def _write_metrics(folder: Path, history: list[dict]) -> None:
-    jsonl = "".join(json.dumps(_finite(row)) + "\n" for row in history)
+    jsonl = "".join(json.dumps(finite(row)) + "\n" for row in history)
     table = io.StringIO()
     writer = csv.DictWriter(table, METRIC_KEYS, lineterminator="\n")
     writer.writeheader()
@@ -304,9 +259,9 @@ def train_spec(plan, data, recipe: Recipe, options: Options, cluster: Cluster, d
     """Train one planned spec from scratch, or on from `state`; rank 0 writes its files into `folder`."""
     import torch
 
+    from archspec.counting.analytic import complexity
     from archspec.nn.builder import build_from_plan
     from archspec.nn.checkpoint import save_checkpoint
-    from archspec.counting.analytic import complexity
 
     spec = plan.spec
     c = complexity(plan)
@@ -333,7 +288,7 @@ def train_spec(plan, data, recipe: Recipe, options: Options, cluster: Cluster, d
         torch.set_rng_state(state["rng"])
         if device.type == "cuda" and state.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(state["cuda_rng"], device)
-        progress.line(f"{spec.name}: resuming after epoch {start}/{recipe.epochs}")
+        progress.note(f"{spec.name}: resuming after epoch {start}/{recipe.epochs}")
     net = model
     if cluster.world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -350,9 +305,10 @@ def train_spec(plan, data, recipe: Recipe, options: Options, cluster: Cluster, d
         order = _epoch_order(data.train_size, cluster, recipe.seed, epoch)
         augmentation = data.augmentation(recipe.seed, epoch)
         label = f"{spec.name} epoch {epoch + 1}/{recipe.epochs}"
+        progress.phase(label, steps)
         started = time.perf_counter()
         batches = (order[step * local_batch : (step + 1) * local_batch] for step in range(steps))
-        loss_sum, wrong = _train_epoch(net, optimizer, scaler, data, batches, augmentation, device, memory_format, amp_dtype, lambda step: progress.step(label, step, steps))
+        loss_sum, wrong = _train_epoch(net, optimizer, scaler, data, batches, augmentation, device, memory_format, amp_dtype, lambda step: progress.step())
         train_seconds = time.perf_counter() - started
         if cluster.world > 1:
             _share_buffers(model)
@@ -371,12 +327,12 @@ def train_spec(plan, data, recipe: Recipe, options: Options, cluster: Cluster, d
         if folder is not None:
             _save_state(folder, model, optimizer, scaler, epoch + 1, result.history, spec, recipe, device)
             _write_metrics(folder, result.history)
-        progress.line(
+        progress.note(
             f"{label}  loss {row['train_loss']:.4f}  train err {row['train_error']:.2f}%  held-out err {row['heldout_error']:.2f}%"
             f"  lr {lr:.4g}  {row['images_per_second']:.0f} img/s  {row['seconds']:.1f} s"
         )
         if not math.isfinite(row["train_loss"]):
-            progress.line(f"{spec.name}: the training loss is not finite; a lower --lr may help")
+            progress.note(f"{spec.name}: the training loss is not finite; a lower --lr may help")
         if on_epoch_end is not None:
             on_epoch_end(spec.name, epoch + 1)
     if folder is not None:
@@ -501,10 +457,7 @@ def _resolve(options: Options, recipe: Recipe, cluster: Cluster):
 def _check_plot(plot: Path, force: bool) -> None:
     if plot.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise SpecError(Problem(Mark(f"--plot {plot}"), "plot", "name a .png, .svg or .pdf file"))
-    if plot.exists() and not force:
-        raise SpecError(Problem(Mark(f"--plot {plot}"), "plot", "file exists; pass --force to overwrite it"))
-    if not plot.parent.is_dir():
-        raise SpecError(Problem(Mark(f"--plot {plot}"), "plot", f"folder {str(plot.parent)!r} does not exist"))
+    check_output(plot, force=force, option="--plot")
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -528,7 +481,7 @@ def train(
 
     `on_epoch_end(name, epoch)` is called after each finished (and saved) epoch.
     """
-    progress = progress or Progress()
+    progress = progress or Progress(prefix="", enabled=is_main_process())
     source = parse_data(data)
     if resume and out is None:
         raise SpecError(Problem(Mark("--resume"), "resume", "needs --out DIR, the folder of the run to continue"))
@@ -552,7 +505,7 @@ def train(
 
         cluster.on_writer(check_outputs)
         if cluster.world > 1:
-            progress.line(f"archspec: {cluster.world} processes ({dist.get_backend()}), {recipe.batch // cluster.world} images each per step of {recipe.batch}")
+            progress.note(f"archspec: {cluster.world} processes ({dist.get_backend()}), {recipe.batch // cluster.world} images each per step of {recipe.batch}")
         results, cache = [], {}
         for plan in plans:
             key = (plan.input_channels, plan.input_size, plan.spec.head.num_classes)
@@ -565,7 +518,7 @@ def train(
             results.append(train_spec(plan, cache[key], recipe, options, cluster, device, writer_folder, state, progress, on_epoch_end))
         if plot is not None and cluster.writer:
             plot_curves(results, plot)
-            progress.line(f"archspec: wrote {plot}")
+            progress.note(f"archspec: wrote {plot}")
         return results
     finally:
         if cluster.world > 1 and dist.is_initialized():
@@ -580,12 +533,14 @@ def plot_curves(results: list[Result], path: Path) -> None:
     (the paper's Figure 6); nets of the same depth share a colour."""
     from matplotlib.figure import Figure
 
+    from archspec.tools.plot import plain_text
+
     depths = sorted({r.layers for r in results})
     figure = Figure(figsize=(11, 4.2), layout="constrained")
     loss_axes, error_axes = figure.subplots(1, 2)
     for result in results:
         epochs = [row["epoch"] for row in result.history]
-        style = {"color": f"C{depths.index(result.layers) % 10}", "linestyle": "-" if result.residual else "--", "linewidth": 1.6, "label": result.name}
+        style = {"color": f"C{depths.index(result.layers) % 10}", "linestyle": "-" if result.residual else "--", "linewidth": 1.6, "label": plain_text(result.name)}
         loss_axes.plot(epochs, [row["train_loss"] for row in result.history], **style)
         error_axes.plot(epochs, [row["heldout_error"] for row in result.history], **style)
     loss_axes.set(xlabel="epoch", ylabel="training loss", yscale="log", title="training loss")
@@ -598,4 +553,4 @@ def plot_curves(results: list[Result], path: Path) -> None:
     atomic_write(path, lambda handle: figure.savefig(handle, format=fmt, dpi=120), force=True)
 
 
-__all__ = ["Options", "Progress", "Recipe", "Result", "is_main_process", "plot_curves", "train", "train_spec"]
+__all__ = ["Options", "Recipe", "is_main_process", "plot_curves", "train", "train_spec"]

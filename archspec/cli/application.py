@@ -1,0 +1,82 @@
+"""The `archspec` command line: the Typer app, with every command group registered explicitly.
+
+Commands stay thin: they call library functions and print. Results go to stdout, progress
+and diagnostics to stderr. torch is imported only by the commands that build a module.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from archspec.cli import common, inspect, measure, models, train
+from archspec.cli.common import STATE, Terminated, echo_err, fail
+from archspec.errors import SpecError
+
+HELP = "Describe ResNets, VGGs and RegNets in YAML, compile them into PyTorch, and measure them."
+
+
+def _version(value: bool) -> None:
+    if value:
+        from archspec import __version__
+
+        typer.echo(f"archspec {__version__}")
+        raise typer.Exit()
+
+
+def _options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks (for bug reports); also accepted after the command.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print archspec's version and exit.", callback=_version, is_eager=True)] = False,
+) -> None:
+    STATE["debug"] = debug or STATE["debug_in_argv"]
+
+
+def make_app() -> typer.Typer:
+    app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False, help=HELP)
+    app.callback()(_options)
+    for group in (inspect, measure, models, train):
+        group.register(app)
+    return app
+
+
+app = make_app()
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Run the app on `argv` (default: the process's arguments) and exit with its status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    # `--debug` may come after the command too: take it out wherever it is (before a `--`).
+    end = args.index("--") if "--" in args else len(args)
+    STATE["debug_in_argv"] = "--debug" in args[:end]
+    args = [a for i, a in enumerate(args) if not (a == "--debug" and i < end)]
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        app(args=args, prog_name="archspec")
+    except SpecError as exc:  # raised outside a command (should not happen)
+        fail(exc.problems, exc.code)
+    except Terminated:
+        echo_err("archspec: terminated")
+        sys.exit(143)
+    except BrokenPipeError:
+        _closed_stdout()
+
+
+def _closed_stdout() -> None:
+    """The reader of stdout went away (`archspec validate ... | head -1`): stop quietly, as a pipe's writer does."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    sys.exit(141)
+
+
+__all__ = ["app", "common", "make_app", "run"]

@@ -1,0 +1,89 @@
+"""`archspec flops` and `archspec plot`: counts side by side, and the cost-versus-VGG chart. torch is imported
+only to count with fvcore or to count another library's model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from archspec.cli.common import (
+    Counter,
+    ForceOpt,
+    OutputFormat,
+    SetOpt,
+    SizeOpt,
+    SpecsArg,
+    echo_err,
+    guarded,
+    parse_size,
+    require,
+)
+from archspec.report.render import to_json
+
+VsOpt = Annotated[
+    list[str] | None,
+    typer.Option("--vs", help="A baseline: a spec, or torchvision:NAME / timm:NAME (repeatable; default vgg19).", metavar="BASELINE", show_default=False),
+]
+
+
+@guarded
+def flops(
+    specs: Annotated[list[str], typer.Argument(help="Spec files, stock spec names, or torchvision:NAME / timm:NAME.", metavar="MODEL...", show_default=False)],
+    vs: VsOpt = None,
+    size: SizeOpt = None,
+    overrides: SetOpt = None,
+    counter: Annotated[Counter, typer.Option("--counter", help="analytic (instant, no torch) or fvcore (builds the model).")] = Counter.analytic,
+    by_op: Annotated[bool, typer.Option("--by-op", help="Add a column per operator (fvcore's names).")] = False,
+    by_module: Annotated[bool, typer.Option("--by-module", help="Per module of the built model's hierarchy instead (analytic, no torch).")] = False,
+    depth: Annotated[int, typer.Option("--depth", min=0, max=64, help="With --by-module: the deepest module level to list.", metavar="N")] = 2,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
+) -> None:
+    """Parameters and FLOPs of each spec or library model, and their ratio to each baseline (VGG-19 by default)."""
+    from archspec.report.tables import flops_table, modules_table
+    from archspec.tools.flops import compare, module_rows
+
+    input_size = parse_size(size)
+    if by_module:
+        for source in specs:
+            rows = module_rows(source, overrides=overrides or (), input_size=input_size, depth=depth)
+            typer.echo(to_json(rows) if fmt == OutputFormat.json else modules_table(rows, fmt.value))
+        return
+    progress = echo_err if counter == Counter.fvcore or any(":" in s and not s.endswith((".yaml", ".yml")) for s in [*specs, *(vs or [])]) else None
+    rows = compare(
+        specs,
+        baselines=vs or ["vgg19"],
+        overrides=overrides or (),
+        input_size=input_size,
+        counter=counter.value,
+        progress=progress,
+        note=echo_err,
+    )
+    typer.echo(to_json(rows) if fmt == OutputFormat.json else flops_table(rows, fmt.value, by_op=by_op))
+
+
+@guarded
+def plot(
+    specs: SpecsArg,
+    out: Annotated[Path, typer.Option("--out", help="The image to write: FILE.png or FILE.svg.", metavar="FILE", show_default=False)],
+    vs: Annotated[list[str] | None, typer.Option("--vs", help="Baseline spec to draw (repeatable; default vgg19).", metavar="BASELINE", show_default=False)] = None,
+    size: SizeOpt = None,
+    overrides: SetOpt = None,
+    title: Annotated[str | None, typer.Option("--title", help="The chart's title.", metavar="TEXT", show_default=False)] = None,
+    force: ForceOpt = False,
+) -> None:
+    """Draw parameters against FLOPs, one labelled point per spec and per baseline (the cost-versus-VGG chart)."""
+    from archspec.files import check_output
+    from archspec.tools.plot import image_format, plot_cost
+
+    image_format(out)
+    check_output(out, force=force)
+    require(["matplotlib"], "pip install 'archspec[plot]'", "archspec plot")
+    points = plot_cost(specs, baselines=vs or ["vgg19"], out=out, input_size=parse_size(size), overrides=overrides or (), force=force, title=title)
+    echo_err(f"wrote {out}: {len(points)} points ({', '.join(p.name for p in points)})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(flops)
+    app.command()(plot)

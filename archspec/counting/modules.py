@@ -1,0 +1,47 @@
+"""Counts per module of the built model's hierarchy, read off the plan (fvcore's `by_module`, without torch).
+
+Every module the builder makes has a row, named as `model.named_modules()` names it
+(`layer3.4.conv2`; "" is the whole model), in the same order, with the parameters, FLOPs,
+MACs and activations of the module and everything inside it.
+"""
+
+from __future__ import annotations
+
+from archspec.counting.analytic import Counts, count_op
+from archspec.plan import ops as p
+from archspec.report.results import ModuleRow
+
+
+def _submodules(op: p.Op) -> p.Items:
+    """The named children a built op's module registers, in order (beyond the plan's own `children`)."""
+    if isinstance(op, p.SqueezeExcite):
+        # archspec.nn.layers.SqueezeExcite: pool, fc1, act, fc2.
+        return (("pool", p.AdaptivePool("avg", op.channels, op.size, (1, 1))), ("fc1", op.fc1), ("act", p.Act("relu")), ("fc2", op.fc2))
+    return p.children(op)
+
+
+def _walk(name: str, op: p.Op, main_path: bool, rows: list[ModuleRow]) -> Counts:
+    index = len(rows)
+    rows.append(ModuleRow(name, name.count(".") + 1, 0, 0, 0, 0))
+    children = _submodules(op)
+    if not children:
+        total = count_op(op, main_path)
+    else:
+        total = Counts()
+        shortcut = op.shortcut_name if isinstance(op, p.Residual) else None
+        for child_name, child in children:
+            total.add(_walk(f"{name}.{child_name}", child, main_path and child_name != shortcut and not isinstance(op, p.SqueezeExcite), rows))
+        if isinstance(op, p.Residual) and op.drop_path > 0:
+            rows.append(ModuleRow(f"{name}.drop_path", name.count(".") + 2, 0, 0, 0, 0))
+    rows[index] = ModuleRow(name, rows[index].depth, total.params, total.flops, total.macs, total.activations)
+    return total
+
+
+def module_counts(plan: p.Plan) -> list[ModuleRow]:
+    """One row per module of the plan's model, the model itself ("") first."""
+    rows: list[ModuleRow] = [ModuleRow("", 0, 0, 0, 0, 0)]
+    total = Counts()
+    for name, op in plan.children:
+        total.add(_walk(name, op, True, rows))
+    rows[0] = ModuleRow("", 0, total.params, total.flops, total.macs, total.activations)
+    return rows

@@ -1,0 +1,107 @@
+"""Published weights into an archspec model: torchvision or timm state_dicts (`.pth`, `.safetensors`) or
+archspec checkpoints, checked key by key and shape by shape against the spec's plan before anything is built.
+
+A file whose only difference is the classifier's number of classes loads everything else and
+leaves the head freshly initialised (fine-tuning from ImageNet weights); anything else that
+does not fit is one located message naming each key's stage and block.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from archspec.errors import Mark, Problem, SpecError, shorten
+from archspec.nn.builder import build_from_plan
+from archspec.nn.checkpoint import FORMAT, checked_tensors, mismatch_message, read_checkpoint, torch_file
+from archspec.nn.guard import check_fits
+from archspec.plan.ops import Plan
+from archspec.plan.tensors import compare_state, head_keys, state_shapes
+
+# Wrappers that training scripts put around a state_dict, and the prefix DataParallel adds to every key.
+_NESTED = ("state_dict", "model", "model_state_dict", "module")
+_PARALLEL_PREFIX = "module."
+
+
+@dataclass(frozen=True)
+class LoadedWeights:
+    """What was loaded: the file, what kind of file it was, how many tensors, and whether the head was reset."""
+
+    path: str
+    kind: str
+    tensors: int
+    head_reset: str | None  # why the classifier was left freshly initialised, or None
+
+    def __str__(self) -> str:
+        text = f"loaded {self.tensors} tensors from {self.path} ({self.kind})"
+        return text + (f"; {self.head_reset}" if self.head_reset else "")
+
+
+def read_weights(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], str]:
+    """(tensors, kind) of a weights file: safetensors, an archspec checkpoint, or a (wrapped) torch state_dict."""
+    source = str(path)
+    if Path(path).suffix == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+        except ImportError:
+            raise SpecError(Problem(Mark(source), "--weights", "reading .safetensors needs the safetensors package: pip install safetensors")) from None
+        if not Path(path).is_file():
+            raise SpecError(Problem(Mark(source), "--weights", "no such weights file"))
+        try:
+            state = load_file(str(path), device="cpu")
+        except Exception as exc:  # safetensors raises its own error types for foreign bytes
+            raise SpecError(Problem(Mark(source), "--weights", f"not a safetensors file ({shorten(str(exc))})")) from None
+        return checked_tensors(state, source, "--weights"), "safetensors"
+    payload = torch_file(path, "weights file", "a weights file")
+    if isinstance(payload, dict) and payload.get("format") == FORMAT:
+        return read_checkpoint(path)[1], "archspec checkpoint"
+    kind = "state_dict"
+    while isinstance(payload, dict) and len(payload) >= 1 and not any(isinstance(v, torch.Tensor) for v in payload.values()):
+        nested = next((key for key in _NESTED if isinstance(payload.get(key), dict)), None)
+        if nested is None:
+            break
+        payload, kind = payload[nested], f"state_dict under `{nested}`"
+    state = checked_tensors(payload, source, "--weights")
+    if all(key.startswith(_PARALLEL_PREFIX) for key in state):
+        state = {key[len(_PARALLEL_PREFIX) :]: value for key, value in state.items()}
+        kind += ", `module.` prefix removed"
+    return state, kind
+
+
+def _layout_hint(keys: list[str], plan: Plan) -> str:
+    """A hint when the file's names are another library's layout for the same family."""
+    if plan.family == "regnet" and any(k.startswith(("s1.", "stem.conv.")) for k in keys):
+        return "; the file uses timm's RegNet names (s1.b1...), archspec's RegNets take torchvision's (trunk_output.block1...)"
+    if plan.family == "vgg" and any(k.startswith(("pre_logits.", "head.fc.")) for k in keys):
+        return "; the file uses timm's VGG names (pre_logits, head.fc), archspec's VGGs take torchvision's (classifier.N)"
+    if plan.family == "resnet" and any(k.startswith(("stages.", "stem.")) for k in keys):
+        return "; the file uses another library's ResNet names (stem, stages), archspec's ResNets take torchvision's and timm's (conv1, layer1...)"
+    return ""
+
+
+def load_weights(plan: Plan, path: str | os.PathLike[str], *, device: torch.device | str = "cpu", force: bool = False) -> tuple[nn.Module, LoadedWeights]:
+    """Check a weights file against `plan`, then build the model and load the file into it (strict, but for a
+    classifier whose number of classes differs, which is left freshly initialised)."""
+    source = str(path)
+    state, kind = read_weights(path)
+    shapes = {key: tuple(value.shape) for key, value in state.items()}
+    head = head_keys(plan)
+    mismatch = compare_state(shapes, plan)
+    head_only = bool(head) and not mismatch.missing and not mismatch.unexpected and {key for key, _, _ in mismatch.wrong_shape} <= set(head)
+    head_reset = None
+    if mismatch and head_only:
+        classes = state_shapes(plan)[head[0]][0]
+        head_reset = f"the head ({head[0].rsplit('.', 1)[0]}) is left freshly initialised: the file has {shapes[head[0]][0]} classes, the spec {classes}"
+        state = {key: value for key, value in state.items() if key not in head}
+    else:
+        message = mismatch_message(shapes, plan)
+        if message is not None:
+            raise SpecError(Problem(Mark(source), "--weights", message + _layout_hint(list(state), plan)))
+    check_fits(plan, device, mode="weights", force=force, source=source)
+    model = build_from_plan(plan, device)
+    model.load_state_dict(state, strict=head_reset is None)
+    return model, LoadedWeights(source, kind, len(state), head_reset)
