@@ -37,11 +37,20 @@ def build(
     overrides: Sequence[str] = (),
     input_size: InputSize | None = None,
     device: str = "auto",
+    weights: str | os.PathLike[str] | None = None,
 ) -> nn.Module:
-    """A freshly initialised `nn.Module` for the spec, on `device` ("auto": CUDA when there is one)."""
-    from archspec.nn.builder import build_from_plan
+    """An `nn.Module` for the spec on `device` ("auto": CUDA when there is one), freshly initialised, or with
+    `weights` (a torchvision or timm state_dict, `.pth` or `.safetensors`, or an archspec checkpoint) checked
+    against the spec's plan and loaded strictly (a classifier with another number of classes stays fresh)."""
+    from archspec.nn.builder import build_from_plan, resolve_device
 
-    return build_from_plan(load_plan(source, overrides=overrides, input_size=input_size), device)
+    plan = load_plan(source, overrides=overrides, input_size=input_size)
+    if weights is None:
+        return build_from_plan(plan, device)
+    from archspec.nn.weights import load_weights
+
+    model, _ = load_weights(plan, weights, device=resolve_device(device))
+    return model
 
 
 def load_checkpoint(path: str | os.PathLike[str], *, device: str = "auto") -> nn.Module:
