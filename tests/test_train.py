@@ -206,7 +206,9 @@ def test_resume_with_another_recipe_names_what_changed(cli, tmp_path):
         ("mnist", "--data mnist: data: unknown data 'mnist'; use digits, synthetic, cifar10:DIR or imagefolder:DIR"),
         ("cifar10:/no/such/folder", "--data cifar10:/no/such/folder: data: folder '/no/such/folder' does not exist"),
         ("imagefolder", "--data imagefolder: data: imagefolder needs a folder: imagefolder:DIR"),
-        ("synthetic:many", "--data synthetic:many: data: synthetic:N takes a positive number of images, not 'many'"),
+        ("synthetic:many", "--data synthetic:many: data: synthetic:N takes a number of images from 1 to 100,000,000, not 'many'"),
+        ("synthetic:²", "--data synthetic:²: data: synthetic:N takes a number of images from 1 to 100,000,000, not '²'"),
+        ("synthetic:10000000000000000000000", "--data synthetic:10000000000000000000000: data: synthetic:N takes a number of images from 1 to 100,000,000, not '10000000000000000000000'"),
         ("digits:8", "--data digits:8: data: digits takes no argument (it is scikit-learn's bundled set)"),
     ],
 )
@@ -224,7 +226,7 @@ def test_two_specs_with_one_name_or_a_name_with_a_slash_are_refused(cli):
 
 def test_fp16_on_the_cpu_is_refused_with_the_alternative(cli):
     result = cli("train", "resnet20", "--device", "cpu", "--amp", "fp16")
-    assert result.exit_code == 1 and result.stderr.strip() == "--amp fp16: amp: fp16 autocast needs CUDA; on the CPU use --amp bf16"
+    assert result.exit_code == 1 and result.stderr.strip() == "--amp fp16: amp: float16 autocast needs CUDA; on the CPU use --amp bf16"
 
 
 def test_a_spec_that_cannot_take_the_data_says_what_does_not_fit(cli):

@@ -22,7 +22,11 @@ StemType = Literal["imagenet", "cifar", "deep", "simple", "none"]
 ShortcutOption = Literal["A", "B", "C"]
 Activation = Literal["relu", "silu", "gelu"]
 StrideIn = Literal["1x1", "3x3"]
-PositiveInt = Annotated[int, Field(ge=1)]
+# Widths, channels and classes far beyond any real network (2**24) are typos; bounding them keeps every
+# later multiplication in range and every message short.
+MAX_WIDTH = 1 << 24
+MAX_SIZE = 1 << 16
+PositiveInt = Annotated[int, Field(ge=1, le=MAX_WIDTH)]
 Ratio = Annotated[float, Field(gt=0, le=64)]
 # The stage generators `stages:` may name instead of a list; see `archspec.plan.generators`.
 GENERATORS = ("regnet",)
@@ -35,12 +39,12 @@ def _is_int(value: object) -> bool:
 def _size(value: object) -> int | list[int]:
     """One positive integer, or [height, width]."""
     if isinstance(value, int) and _is_int(value):
-        if value < 1:
-            raise ValueError("sizes must be at least 1")
+        if not 1 <= value <= MAX_SIZE:
+            raise ValueError(f"sizes must be from 1 to {MAX_SIZE}")
         return value
     if isinstance(value, list) and len(value) == 2 and all(_is_int(v) for v in value):
-        if min(value) < 1:
-            raise ValueError("sizes must be at least 1")
+        if not 1 <= min(value) <= max(value) <= MAX_SIZE:
+            raise ValueError(f"sizes must be from 1 to {MAX_SIZE}")
         return value
     raise ValueError("expected a size: one positive integer, or [height, width]")
 
@@ -51,8 +55,8 @@ Size = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "integer", "minimum": 1},
-                {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 2, "maxItems": 2},
+                {"type": "integer", "minimum": 1, "maximum": MAX_SIZE},
+                {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": MAX_SIZE}, "minItems": 2, "maxItems": 2},
             ]
         }
     ),
@@ -210,7 +214,9 @@ class Head(Model):
 class Spec(Model):
     """One network: stem, stages of blocks, head."""
 
-    name: str = Field("custom", min_length=1, max_length=200, description="Name shown in reports.")
+    name: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")] = Field(
+        "custom", description="Name shown in reports (one line: no control characters)."
+    )
     description: str = Field("", max_length=10_000, description="Free text.")
     extends: Optional[str] = Field(None, description="A stock spec name or a path (relative to this file) whose values this spec overrides.")
     input: Input = Field(default_factory=Input, description="The input the network is designed for.")

@@ -47,6 +47,13 @@ def _looks_like_path(ref: str) -> bool:
     return ref.endswith((".yaml", ".yml")) or "/" in ref or os.sep in ref
 
 
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
 def _is_file(path: Path) -> bool:
     # A name with a NUL byte, or one too long for the file system, names no file.
     try:
@@ -105,6 +112,8 @@ def load_document(source, overrides: tuple[str, ...] | list[str] = ()) -> Docume
         ref = os.fspath(source)
         path = locate(ref)
         if path is None:
+            if _is_dir(Path(ref)):
+                raise SpecError(Problem(Mark(shorten(ref)), "", "is a folder, not a spec file"))
             raise SpecError(Problem(Mark(shorten(ref)), "", _not_found(ref)))
         doc = _resolve_file(path, ref if _is_file(Path(ref)) else _display(path), ())
     elif isinstance(source, dict):
@@ -183,11 +192,15 @@ def _parse_override(item: str, label: str | None = None) -> tuple[list, object, 
     key = key.strip()
     if not sep or not key:
         raise SpecError(Problem(mark, "", "expected KEY=VALUE, for example --set stages.2.depth=36"))
+    if any(ch in item for ch in "\r\n\x00"):
+        # YAML would read a second line as something else, or drop it: refuse rather than guess.
+        raise SpecError(Problem(mark, key, "a --set value is one line; write lists and mappings in flow style, like [1, 2] or {a: 1}"))
     parts: list = []
     for part in key.split("."):
         if not part:
             raise SpecError(Problem(mark, key, "empty part in the key; use dots between names, like head.num_classes"))
-        parts.append(int(part) if part.isdigit() else part)
+        # ASCII digits only: `²` or `٣` is a name, not an index.
+        parts.append(int(part) if part.isascii() and part.isdigit() and len(part) < 10 else part)
     try:
         value = yamldoc.parse("value: " + text, mark.source).data.get("value") if text.strip() else None
     except SpecError as exc:

@@ -179,6 +179,8 @@ def _message(doc: Document, path: tuple, error: dict) -> str:
         need = f"at least {bound}" if kind == "too_short" else f"at most {bound}"
         got = "an empty list" if not value else f"{len(value)}"
         return f"expected a list of {need} {'entry' if bound == 1 else 'entries'}, got {got}"
+    if kind == "string_pattern_mismatch":
+        return f"must be one line of text, without line breaks or control characters; got {_describe(doc, path, value)}"
     if kind == "string_too_short":
         return "expected text, got an empty string" if ctx.get("min_length") == 1 else f"expected at least {ctx.get('min_length')} characters"
     if kind in _BOUNDS:

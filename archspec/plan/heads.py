@@ -28,10 +28,12 @@ def plan_head(walker: Walker, *, preact_last: bool, single_fc_name: str | None) 
     features = walker.channels * walker.size[0] * walker.size[1]
     layers: list[Op] = []
     for width in head.hidden:
+        walker.add_params(features * width)
         layers += [Linear(features, width), Act(spec.activation), Dropout(head.dropout)]
         features = width
     if not head.hidden and head.dropout > 0:
         layers.append(Dropout(head.dropout))
+    walker.add_params(features * head.num_classes)
     layers.append(Linear(features, head.num_classes))
     if single_fc_name is not None and not head.hidden:
         items += [("dropout", op) if isinstance(op, Dropout) else (single_fc_name, op) for op in layers]

@@ -15,6 +15,11 @@ from archspec.lang.schema import Spec
 from archspec.plan.ops import Act, Conv, Items, MaxPool, Norm, Op, Sequence, Size2
 from archspec.plan.shapes import as_size, conv_out, pool_out
 
+# Plausibility limits, far beyond any real network (RegNetY-128GF has 6.4e8 parameters and its largest
+# map 2.4e7 elements): a spec past them is a typo, refused before anything is counted or built.
+MAX_PARAMS = 10**11
+MAX_MAP_ELEMENTS = 10**10
+
 
 @dataclass(frozen=True)
 class PlanProblem:
@@ -47,6 +52,7 @@ class Walker:
         self.has_norm = spec.norm != "none"
         self.block_index = 0
         self.total_blocks = total_blocks
+        self.params = 0
 
     def problem(self, message: str, *field: str | int) -> PlanError:
         """A PlanError at the current place (or a field below it)."""
@@ -77,7 +83,22 @@ class Walker:
     ) -> Conv:
         out = (conv_out(size[0], kernel, stride, padding, dilation), conv_out(size[1], kernel, stride, padding, dilation))
         self._check_size(out, f"a {kernel}x{kernel} conv")
+        self.add_params(cout * (cin // groups) * kernel * kernel)
+        if cout * out[0] * out[1] > MAX_MAP_ELEMENTS:
+            raise self.problem(
+                f"a feature map of {cout} x {out[0]} x {out[1]} = {cout * out[0] * out[1]:.3g} elements per image; "
+                f"archspec refuses maps over {MAX_MAP_ELEMENTS:.0e} (a typo in a width or the input size?)"
+            )
         return Conv(cin, cout, kernel, size, out, stride, padding, dilation, groups, (not self.has_norm) if bias is None else bias)
+
+    def add_params(self, count: int) -> None:
+        """Count parameters as they are planned; past MAX_PARAMS the spec is refused at the current place."""
+        self.params += count
+        if self.params > MAX_PARAMS:
+            raise self.problem(
+                f"the network passes {MAX_PARAMS:.0e} parameters here ({self.params:.3g} so far; 400 GB of float32 weights); "
+                "archspec refuses specs this large (a typo in a width or depth?)"
+            )
 
     def norm(self, channels: int, size: Size2) -> Norm:
         spec = self.spec

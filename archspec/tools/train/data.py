@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from archspec.errors import Mark, Problem, SpecError
+from archspec.errors import Mark, Problem, SpecError, shorten
 
 KINDS = ("digits", "synthetic", "cifar10", "imagefolder")
 SYNTHETIC_IMAGES = 1024
+CIFAR_CLASSES = 10
+MAX_SYNTHETIC = 10**8
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".ppm", ".tif", ".tiff")
 # Fixed, so that every run, seed and machine holds out the same images.
 SPLIT_SEED = 0
@@ -33,7 +36,18 @@ class DataSource:
     count: int = SYNTHETIC_IMAGES
 
     def problem(self, message: str) -> SpecError:
-        return SpecError(Problem(Mark(f"--data {self.text}"), "data", message))
+        return SpecError(Problem(Mark(f"--data {shorten(self.text, 200)}"), "data", message))
+
+    def estimated_bytes(self, channels: int, size: tuple[int, int]) -> int:
+        """About how much memory the data set takes once loaded for a spec of this input shape."""
+        pixels = channels * size[0] * size[1]
+        if self.kind == "synthetic":
+            return (self.count + max(1, self.count // 4)) * pixels * 4  # float32
+        if self.kind == "cifar10":
+            return 60_000 * 3 * 32 * 32  # uint8
+        if self.kind == "imagefolder" and self.folder is not None:
+            return _count_images(self.folder) * 3 * size[0] * size[1]  # uint8, resized to the spec's input
+        return 0
 
 
 def parse_data(text: str) -> DataSource:
@@ -49,14 +63,18 @@ def parse_data(text: str) -> DataSource:
     if kind == "synthetic":
         if not sep:
             return source
-        if not rest.isdigit() or int(rest) < 1:
-            raise source.problem(f"synthetic:N takes a positive number of images, not {rest!r}")
+        if not (rest.isascii() and rest.isdigit()) or not 1 <= int(rest[:12]) <= MAX_SYNTHETIC:
+            raise source.problem(f"synthetic:N takes a number of images from 1 to {MAX_SYNTHETIC:,}, not {shorten(repr(rest))}")
         return DataSource(text, kind, count=int(rest))
     if not rest:
         raise source.problem(f"{kind} needs a folder: {kind}:DIR")
-    folder = Path(rest).expanduser()
-    if not folder.is_dir():
-        raise source.problem(f"folder {rest!r} does not exist")
+    try:
+        folder = Path(rest).expanduser()
+        exists = folder.is_dir()
+    except (OSError, ValueError, RuntimeError):
+        exists = False
+    if not exists:
+        raise source.problem(f"folder {shorten(repr(rest), 200)} does not exist")
     return DataSource(text, kind, folder=folder)
 
 
@@ -224,10 +242,19 @@ def _cifar_batch(source: DataSource, path: Path):
     try:
         with open(path, "rb") as handle:
             batch = _NumpyOnly(handle, encoding="bytes").load()
-        data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-        labels = np.asarray(batch[b"labels"], dtype=np.int64)
-    except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as exc:
-        raise source.problem(f"{path} is not a CIFAR-10 python batch ({exc})") from None
+        raw = batch[b"data"]
+        data = np.asarray(raw, dtype=np.uint8).reshape(-1, 3, 32, 32)
+        raw_labels = np.asarray(batch[b"labels"])
+    except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError, IndexError, MemoryError) as exc:
+        raise source.problem(f"{path} is not a CIFAR-10 python batch ({shorten(str(exc))})") from None
+    # Every check a batch can fail is made now, not in the middle of training.
+    if raw_labels.ndim != 1 or raw_labels.dtype.kind not in "iu":
+        raise source.problem(f"{path}: the labels are not a list of whole numbers")
+    labels = raw_labels.astype(np.int64)
+    if len(labels) != len(data):
+        raise source.problem(f"{path} holds {len(data)} images but {len(labels)} labels")
+    if len(labels) and (labels.min() < 0 or labels.max() >= CIFAR_CLASSES):
+        raise source.problem(f"{path} has labels from {labels.min()} to {labels.max()}; CIFAR-10's classes are 0 to {CIFAR_CLASSES - 1}")
     return data, labels
 
 
@@ -258,18 +285,39 @@ def _read_images(source: DataSource, folder: Path, classes: list[str], size: tup
         raise source.problem("needs Pillow to read images: pip install pillow") from None
     images, labels = [], []
     for label, name in enumerate(classes):
-        files = sorted(p for p in (folder / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = _image_files(folder / name)
         if not files:
             raise source.problem(f"class folder {str(folder / name)!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
         for path in files:
             try:
-                with Image.open(path) as image:
-                    pixels = np.asarray(image.convert("RGB").resize((size[1], size[0]), Image.BILINEAR), dtype=np.uint8)
-            except OSError as exc:
-                raise source.problem(f"cannot read image {str(path)!r} ({exc})") from None
+                with warnings.catch_warnings():
+                    # Pillow warns of a possible decompression bomb before it refuses one: refuse both.
+                    warnings.simplefilter("error", Image.DecompressionBombWarning)
+                    with Image.open(path) as image:
+                        pixels = np.asarray(image.convert("RGB").resize((size[1], size[0]), Image.BILINEAR), dtype=np.uint8)
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+                raise source.problem(f"image {str(path)!r} is too large to decode safely (a decompression bomb?)") from None
+            except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
+                raise source.problem(f"cannot read image {str(path)!r} ({shorten(str(exc) or type(exc).__name__)})") from None
             images.append(pixels.transpose(2, 0, 1))
             labels.append(label)
     return np.stack(images), np.asarray(labels, dtype=np.int64)
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def _count_images(folder: Path) -> int:
+    """Image files one level below each class folder (of DIR, or DIR/train and DIR/val)."""
+    total = 0
+    try:
+        for top in (folder / "train", folder / "val", folder / "test") if (folder / "train").is_dir() else (folder,):
+            if top.is_dir():
+                total += sum(len(_image_files(Path(entry.path))) for entry in os.scandir(top) if entry.is_dir())
+    except OSError:
+        return 0
+    return total
 
 
 def _image_folder(source: DataSource, size: tuple[int, int]) -> TrainData:
@@ -283,8 +331,15 @@ def _image_folder(source: DataSource, size: tuple[int, int]) -> TrainData:
         if missing:
             raise source.problem(f"held-out folder {str(held_dir)!r} lacks the classes {', '.join(missing)}")
         held_x, held_y = _read_images(source, held_dir, classes, size)
+        if len(held_y) == 0:
+            raise source.problem(f"held-out folder {str(held_dir)!r} holds no images")
         return _with_statistics("imagefolder", torch.from_numpy(x), y, torch.from_numpy(held_x), held_y, scale=255.0)
     train, held = _stratified_split(y)
+    if not held:
+        raise source.problem(
+            f"every class of {str(source.folder)!r} has too few images to hold a fifth out for the held-out error; "
+            "add images, or give DIR/train and DIR/val folders"
+        )
     x = torch.from_numpy(x)
     return _with_statistics("imagefolder", x[train], y[train], x[held], y[held], scale=255.0)
 

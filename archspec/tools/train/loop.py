@@ -12,9 +12,6 @@ saved whole, so `--resume` continues an interrupted run to the same weights.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 import os
 import random
@@ -24,17 +21,26 @@ from pathlib import Path
 
 from archspec.errors import Mark, Problem, SpecError
 from archspec.files import atomic_write, check_output
-from archspec.report.render import finite
 from archspec.report.results import TrainResult as Result
 from archspec.tools.progress import Progress
 from archspec.tools.train.data import DataSource, describe, load_data, parse_data, shape_overrides
+from archspec.tools.train.run_folder import (
+    CHECKPOINT_FILE,
+    RUN_FORMAT,
+    STATE_FILE,
+    STATE_FORMAT,
+    RunLock,
+    SavedState,
+    folder_name_problem,
+    prepare_out,
+    read_state,
+    write_metrics,
+)
 
-RUN_FILE = "run.json"
-STATE_FILE = "state.pt"
-CHECKPOINT_FILE = "model.pt"
-METRICS_FILES = ("metrics.jsonl", "metrics.csv")
-METRIC_KEYS = ("epoch", "lr", "train_loss", "train_error", "heldout_error", "seconds", "images_per_second")
-RUN_FORMAT = "archspec-train"
+# Bounds that keep a typo from reaching torch as an absurd number.
+MAX_EPOCHS = 1_000_000
+MAX_BATCH = 2**31 - 1
+MAX_SEED = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -51,13 +57,20 @@ class Recipe:
     amp: str | None = None
 
     def __post_init__(self):
+        def whole(value: object, low: int, high: int) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+        def number(value: object) -> bool:
+            return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
         checks = [
-            (self.epochs >= 1, "--epochs", "needs at least one epoch"),
-            (self.batch >= 1, "--batch", "needs a positive batch size"),
-            (self.lr > 0 and math.isfinite(self.lr), "--lr", "needs a positive, finite learning rate"),
-            (0 <= self.momentum < 1, "--momentum", "takes a value in [0, 1)"),
-            (self.weight_decay >= 0, "--weight-decay", "cannot be negative"),
+            (whole(self.epochs, 1, MAX_EPOCHS), "--epochs", f"needs a whole number of epochs from 1 to {MAX_EPOCHS:,}"),
+            (whole(self.batch, 1, MAX_BATCH), "--batch", f"needs a batch size from 1 to {MAX_BATCH:,}"),
+            (number(self.lr) and self.lr > 0, "--lr", "needs a positive, finite learning rate"),
+            (number(self.momentum) and 0 <= self.momentum < 1, "--momentum", "takes a value in [0, 1)"),
+            (number(self.weight_decay) and self.weight_decay >= 0, "--weight-decay", "needs a finite value of at least 0"),
             (self.schedule in ("step", "cosine"), "--schedule", "is step or cosine"),
+            (whole(self.seed, 0, MAX_SEED), "--seed", f"needs a whole number from 0 to {MAX_SEED}"),
             (self.amp in (None, "bf16", "fp16"), "--amp", "is bf16 or fp16"),
         ]
         for ok, option, message in checks:
@@ -157,80 +170,6 @@ def _join(cluster: Cluster, device):
 # --- the run folder (rank 0 only) ---------------------------------------------------------------
 
 
-def _out_problem(out: Path, message: str) -> SpecError:
-    return SpecError(Problem(Mark(f"--out {out}"), "out", message))
-
-
-def _prepare_out(out: Path, record: dict, names: list[str], resume: bool, force: bool) -> None:
-    """Check that `out` may take this run (a fresh run never writes over a previous one unasked), then record it."""
-    run_file = out / RUN_FILE
-    if out.exists() and not out.is_dir():
-        raise _out_problem(out, "is a file; give a folder")
-    if resume:
-        if not run_file.is_file():
-            raise _out_problem(out, "holds no previous run to resume (no run.json); start one without --resume")
-        try:
-            previous = json.loads(run_file.read_text())
-        except (OSError, ValueError) as exc:
-            raise _out_problem(out, f"run.json is not readable ({exc})") from None
-        changed = _recipe_changes(previous, record)
-        if changed:
-            raise _out_problem(out, f"the previous run used {', '.join(changed)}; resume with the same options, or start a new --out")
-        names = list(dict.fromkeys(previous.get("specs", []) + names))
-    elif out.is_dir() and any(out.iterdir()):
-        if not force and run_file.exists():
-            raise _out_problem(out, "holds a previous run; pass --resume to continue it, or --force to start it over")
-        if not force:
-            raise _out_problem(out, "is not empty; give a new or empty folder, or pass --force to write into it")
-        for name in names:
-            # Starting over: the named specs' own files go, so a later --resume cannot pick up stale state.
-            for file in (STATE_FILE, CHECKPOINT_FILE, *METRICS_FILES):
-                (out / name / file).unlink(missing_ok=True)
-    for name in names:
-        (out / name).mkdir(parents=True, exist_ok=True)
-    text = json.dumps({**record, "specs": names}, indent=2) + "\n"
-    atomic_write(run_file, lambda handle: handle.write(text.encode()), force=True)
-
-
-def _recipe_changes(previous: dict, record: dict) -> list[str]:
-    changes = []
-    if previous.get("data") != record["data"]:
-        changes.append(f"--data {previous.get('data')}")
-    old = previous.get("recipe", {})
-    for key, value in record["recipe"].items():
-        if old.get(key) != value:
-            changes.append(f"--{key.replace('_', '-')} {old.get(key)} (now {value})")
-    return changes
-
-
-def _write_metrics(folder: Path, history: list[dict]) -> None:
-    jsonl = "".join(json.dumps(finite(row)) + "\n" for row in history)
-    table = io.StringIO()
-    writer = csv.DictWriter(table, METRIC_KEYS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(history)
-    for name, text in zip(METRICS_FILES, (jsonl, table.getvalue())):
-        atomic_write(folder / name, lambda handle, text=text: handle.write(text.encode()), force=True)
-
-
-def _read_state(folder: Path, spec_data: dict, recipe: Recipe):
-    """The state saved after the last finished epoch of this spec, or None; a changed spec is an error."""
-    import torch
-
-    path = folder / STATE_FILE
-    if not path.is_file():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a torn or foreign file: say which, do not guess
-        raise SpecError(Problem(Mark(str(path)), "resume", f"cannot read the saved state ({type(exc).__name__}); delete it to restart this spec")) from None
-    if state.get("spec") != spec_data:
-        raise SpecError(Problem(Mark(str(path)), "resume", f"spec {spec_data['name']!r} changed since the previous run; train it into a new --out"))
-    if state.get("recipe") != asdict(recipe):
-        raise SpecError(Problem(Mark(str(path)), "resume", "this state was trained with another recipe; start a new --out"))
-    return state
-
-
 # --- training one spec --------------------------------------------------------------------------
 
 
@@ -255,7 +194,19 @@ def _epoch_order(size: int, cluster: Cluster, seed: int, epoch: int):
     return torch.tensor(list(sampler), dtype=torch.long)
 
 
-def train_spec(plan, data, recipe: Recipe, options: Options, cluster: Cluster, device, folder: Path | None, state, progress: Progress, on_epoch_end=None) -> Result:
+def train_spec(
+    plan,
+    data,
+    recipe: Recipe,
+    options: Options,
+    cluster: Cluster,
+    device,
+    folder: Path | None,
+    state: SavedState | None,
+    progress: Progress,
+    on_epoch_end=None,
+    weights: Path | None = None,
+) -> Result:
     """Train one planned spec from scratch, or on from `state`; rank 0 writes its files into `folder`."""
     import torch
 
@@ -271,7 +222,14 @@ def train_spec(plan, data, recipe: Recipe, options: Options, cluster: Cluster, d
         raise SpecError(Problem(Mark(f"--batch {recipe.batch}"), "batch", f"is larger than the {data.train_size} training images of --data {data.name}"))
     local_batch = recipe.batch // cluster.world
     _seed_everything(recipe.seed)
-    model = build_from_plan(plan, device)
+    if weights is not None and state is None:
+        from archspec.nn.weights import load_weights
+
+        # Fine-tuning: start from published or earlier weights (a head of another size starts fresh).
+        model, loaded = load_weights(plan, weights, device=device, force=True)
+        progress.note(f"{spec.name}: {loaded}")
+    else:
+        model = build_from_plan(plan, device)
     memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
@@ -279,15 +237,19 @@ def train_spec(plan, data, recipe: Recipe, options: Options, cluster: Cluster, d
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(recipe.amp)
     start = 0
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        result.history = list(state["history"])
-        start = state["epoch"]
-        # Dropout and drop path draw from torch's generator: continue it where the run stopped.
-        torch.set_rng_state(state["rng"])
-        if device.type == "cuda" and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
+        try:
+            model.load_state_dict(state.model)
+            optimizer.load_state_dict(state.optimizer)
+            scaler.load_state_dict(state.scaler)
+            # Dropout and drop path draw from torch's generator: continue it where the run stopped.
+            torch.set_rng_state(state.rng)
+            if device.type == "cuda" and state.cuda_rng is not None:
+                torch.cuda.set_rng_state(state.cuda_rng, device)
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
+            where = folder / STATE_FILE if folder is not None else STATE_FILE
+            raise SpecError(Problem(Mark(str(where)), "resume", f"the saved state does not fit this run ({type(exc).__name__}); delete it to restart this spec")) from None
+        result.history = list(state.history)
+        start = state.epoch
         progress.note(f"{spec.name}: resuming after epoch {start}/{recipe.epochs}")
     net = model
     if cluster.world > 1:
@@ -324,15 +286,20 @@ def train_spec(plan, data, recipe: Recipe, options: Options, cluster: Cluster, d
             "images_per_second": round(steps * recipe.batch / train_seconds, 1),
         }
         result.history.append(row)
-        if folder is not None:
-            _save_state(folder, model, optimizer, scaler, epoch + 1, result.history, spec, recipe, device)
-            _write_metrics(folder, result.history)
         progress.note(
             f"{label}  loss {row['train_loss']:.4f}  train err {row['train_error']:.2f}%  held-out err {row['heldout_error']:.2f}%"
             f"  lr {lr:.4g}  {row['images_per_second']:.0f} img/s  {row['seconds']:.1f} s"
         )
         if not math.isfinite(row["train_loss"]):
-            progress.note(f"{spec.name}: the training loss is not finite; a lower --lr may help")
+            # A diverged run: keep its metrics to look at, but no state to resume from and no checkpoint.
+            if folder is not None:
+                write_metrics(folder, result.history)
+            raise SpecError(
+                Problem(Mark(f"--lr {recipe.lr}"), "lr", f"{spec.name}'s training loss became {row['train_loss']} in epoch {epoch + 1}; training stopped (a lower --lr may help)")
+            )
+        if folder is not None:
+            _save_state(folder, model, optimizer, scaler, epoch + 1, result.history, spec, recipe, device)
+            write_metrics(folder, result.history)
         if on_epoch_end is not None:
             on_epoch_end(spec.name, epoch + 1)
     if folder is not None:
@@ -394,7 +361,7 @@ def _save_state(folder: Path, model, optimizer, scaler, epoch: int, history, spe
     import torch
 
     state = {
-        "format": f"{RUN_FORMAT}-state",
+        "format": STATE_FORMAT,
         "epoch": epoch,
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict(),
@@ -433,10 +400,11 @@ def _plans(specs, source: DataSource, overrides) -> list:
             raise SpecError(Problem(Mark(str(ref)), "head.features", "this spec returns feature maps; training needs a classifier head"))
         plans.append(plan)
     names = [plan.spec.name for plan in plans]
-    for ref, name in zip(specs, names):
-        if name in (".", "..") or "/" in name or os.sep in name:
-            # The name becomes a folder under --out; it must stay a single folder inside it.
-            raise SpecError(Problem(Mark(str(ref)), "name", f"{name!r} cannot name a folder; give the spec a name without slashes"))
+    for ref, name in zip(specs, names, strict=True):
+        # The name becomes a folder under --out; it must stay a single folder inside it.
+        problem = folder_name_problem(name)
+        if problem is not None:
+            raise SpecError(Problem(Mark(str(ref)), "name", problem))
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
         raise SpecError(Problem(Mark(" ".join(map(str, specs))), "name", f"specs share the name {', '.join(twice)}; each spec's results are kept under its name"))
@@ -445,10 +413,12 @@ def _plans(specs, source: DataSource, overrides) -> list:
 
 def _resolve(options: Options, recipe: Recipe, cluster: Cluster):
     from archspec.nn.builder import resolve_device
+    from archspec.nn.device import check_amp, check_compile
 
     device = resolve_device(options.device)
-    if recipe.amp == "fp16" and device.type != "cuda":
-        raise SpecError(Problem(Mark("--amp fp16"), "amp", "fp16 autocast needs CUDA; on the CPU use --amp bf16"))
+    check_amp(recipe.amp, device)
+    if options.compile:
+        check_compile()
     if recipe.batch % cluster.world:
         raise SpecError(Problem(Mark(f"--batch {recipe.batch}"), "batch", f"the global batch must divide evenly among the {cluster.world} processes"))
     return device
@@ -476,10 +446,13 @@ def train(
     plot: Path | None = None,
     progress: Progress | None = None,
     on_epoch_end=None,
+    weights: Path | None = None,
 ) -> list[Result]:
     """Train each spec in turn with the same data, seed and recipe; return their metrics.
 
-    `on_epoch_end(name, epoch)` is called after each finished (and saved) epoch.
+    `on_epoch_end(name, epoch)` is called after each finished (and saved) epoch. `weights` is the
+    starting point of every spec (fine-tuning); a resumed spec continues from its saved state instead.
+    `force` starts over in an --out that holds a previous run, overwrites --plot and skips the memory check.
     """
     progress = progress or Progress(prefix="", enabled=is_main_process())
     source = parse_data(data)
@@ -490,9 +463,11 @@ def train(
     device = _resolve(options, recipe, cluster)
     out = Path(out) if out is not None else None
     plot = Path(plot) if plot is not None else None
+    _check_memory(plans, source, recipe, cluster, device, force)
     import torch.distributed as dist
 
     device = _join(cluster, device)
+    lock = RunLock(out) if out is not None else None
     try:
         names = [plan.spec.name for plan in plans]
         record = {"format": RUN_FORMAT, "version": 1, "data": source.text, "recipe": asdict(recipe), "world_size": cluster.world}
@@ -501,7 +476,11 @@ def train(
             if plot is not None:
                 _check_plot(plot, force)
             if out is not None:
-                _prepare_out(out, record, names, resume, force)
+                if not out.exists() and out.parent.is_dir():
+                    out.mkdir()
+                if out.is_dir():
+                    lock.acquire(progress.note)
+                prepare_out(out, record, names, resume, force)
 
         cluster.on_writer(check_outputs)
         if cluster.world > 1:
@@ -513,16 +492,37 @@ def train(
                 cache[key] = load_data(source, *key)
             folder = out / plan.spec.name if out is not None else None
             spec_data = plan.spec.model_dump(mode="json", exclude={"extends"})
-            state = cluster.on_writer(lambda: _read_state(folder, spec_data, recipe)) if resume else None
+            state = cluster.on_writer(lambda: read_state(folder, plan, spec_data, recipe)) if resume else None
             writer_folder = folder if cluster.writer else None
-            results.append(train_spec(plan, cache[key], recipe, options, cluster, device, writer_folder, state, progress, on_epoch_end))
+            results.append(train_spec(plan, cache[key], recipe, options, cluster, device, writer_folder, state, progress, on_epoch_end, weights))
         if plot is not None and cluster.writer:
             plot_curves(results, plot)
             progress.note(f"archspec: wrote {plot}")
         return results
     finally:
+        if lock is not None:
+            lock.release()
         if cluster.world > 1 and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _check_memory(plans, source: DataSource, recipe: Recipe, cluster: Cluster, device, force: bool) -> None:
+    """The memory guard for every spec: weights, gradients and momentum, a training step at this process's
+    share of the batch, and the data set held in memory."""
+    from archspec.nn.guard import check_fits
+
+    for plan in plans:
+        data_bytes = source.estimated_bytes(plan.input_channels, plan.input_size)
+        check_fits(
+            plan,
+            device,
+            max(1, recipe.batch // cluster.world),
+            mode="train",
+            extra_bytes=data_bytes,
+            extra_what=f"--data {source.text}",
+            force=force,
+            source=plan.spec.name,
+        )
 
 
 # --- the chart ----------------------------------------------------------------------------------
