@@ -15,7 +15,7 @@ import typer
 
 from archspec.cli import common, inspect, measure, models, train
 from archspec.cli.common import STATE, Terminated, echo_err, fail
-from archspec.errors import SpecError
+from archspec.errors import SpecError, printable
 
 HELP = "Describe ResNets, VGGs and RegNets in YAML, compile them into PyTorch, and measure them."
 
@@ -46,6 +46,12 @@ def make_app() -> typer.Typer:
 app = make_app()
 
 
+try:  # typer vendors click since 0.2x; before, it used click itself
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older typer
+    from click import exceptions as click_exceptions  # type: ignore[no-redef]
+
+
 def _terminate(signum: int, frame: Any) -> None:
     raise Terminated()
 
@@ -59,7 +65,21 @@ def run(argv: list[str] | None = None) -> None:
     args = [a for i, a in enumerate(args) if not (a == "--debug" and i < end)]
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        app(args=args, prog_name="archspec")
+        status = app(args=args, prog_name="archspec", standalone_mode=False)
+    except click_exceptions.UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `archspec`: the help is the message
+            echo_err(exc.format_message())
+            sys.exit(2)
+        # One line, as every other mistake: which command, what is wrong, where to look.
+        command = exc.ctx.command_path if exc.ctx is not None else "archspec"
+        echo_err(f"{command}: {printable(exc.format_message())} (see --help)")
+        sys.exit(2)
+    except typer.Abort:
+        echo_err("archspec: interrupted")
+        sys.exit(130)
+    except click_exceptions.ClickException as exc:
+        echo_err(f"archspec: {printable(exc.format_message())}")
+        sys.exit(exc.exit_code)
     except SpecError as exc:  # raised outside a command (should not happen)
         fail(exc.problems, exc.code)
     except Terminated:
@@ -67,6 +87,7 @@ def run(argv: list[str] | None = None) -> None:
         sys.exit(143)
     except BrokenPipeError:
         _closed_stdout()
+    sys.exit(status if isinstance(status, int) else 0)
 
 
 def _closed_stdout() -> None:

@@ -113,7 +113,7 @@ def load_document(source, overrides: tuple[str, ...] | list[str] = ()) -> Docume
         path = locate(ref)
         if path is None:
             if _is_dir(Path(ref)):
-                raise SpecError(Problem(Mark(shorten(ref)), "", "is a folder, not a spec file"))
+                raise SpecError(Problem(Mark(shorten(ref, 200)), "", "is a folder, not a spec file"))
             raise SpecError(Problem(Mark(shorten(ref)), "", _not_found(ref)))
         doc = _resolve_file(path, ref if _is_file(Path(ref)) else _display(path), ())
     elif isinstance(source, dict):
