@@ -38,15 +38,17 @@ def _is_int(value: object) -> bool:
 
 def _size(value: object) -> int | list[int]:
     """One positive integer, or [height, width]."""
-    if isinstance(value, int) and _is_int(value):
-        if not 1 <= value <= MAX_SIZE:
-            raise ValueError(f"sizes must be from 1 to {MAX_SIZE}")
-        return value
-    if isinstance(value, list) and len(value) == 2 and all(_is_int(v) for v in value):
-        if not 1 <= min(value) <= max(value) <= MAX_SIZE:
-            raise ValueError(f"sizes must be from 1 to {MAX_SIZE}")
-        return value
-    raise ValueError("expected a size: one positive integer, or [height, width]")
+    if isinstance(value, int) and not isinstance(value, bool):
+        sizes = [value]
+    elif isinstance(value, list) and len(value) == 2 and all(_is_int(v) for v in value):
+        sizes = [int(v) for v in value]
+    else:
+        raise ValueError("expected a size: one positive integer, or [height, width]")
+    if min(sizes) < 1:
+        raise ValueError("sizes must be at least 1")
+    if max(sizes) > MAX_SIZE:
+        raise ValueError(f"sizes must be at most {MAX_SIZE}")
+    return value if isinstance(value, int) else sizes
 
 
 Size = Annotated[

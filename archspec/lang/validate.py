@@ -164,6 +164,8 @@ def _message(doc: Document, path: tuple, error: dict) -> str:
             return f"expected a list of stages or a generator such as `{{regnet: {{...}}}}`, got {_describe(doc, path, value)}"
         return f"expected a list, got {_describe(doc, path, value)}"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
+        if path and path[-1] == "se":
+            return f"expected squeeze-and-excitation settings (a mapping such as {{reduction: 16}}) or false, got {_describe(doc, path, value)}"
         message = f"expected a mapping of keys to values, got {_describe(doc, path, value)}"
         model = _model_at(path)
         if isinstance(value, str) and model is not None and "type" in model.model_fields and path:
