@@ -282,3 +282,43 @@ def test_every_stock_spec_loads_cleanly_through_the_same_path():
         path = control / f"{name}.yaml"
         path.write_text(text, encoding="utf-8")
         complexity(load_plan(str(path)))
+
+
+# --- 5. the command line: random argv around valid specs ------------------------------------
+
+_ARGV_SPECS = ["resnet20", "resnet50", "vgg11", "regnet_x_400mf", "preact_resnet110", "nope", "specs/", "x.yaml", "", "res\x00net", "²"]
+_ARGV_VALUES = [
+    "224", "0", "-1", "2x", "32x48", "²", "٣", "x", "json", "csv", "markdown", "table", "xml", "analytic",
+    "stages.0.depth=2", "stages.²=1", "head.num_classes=0", "name=$\\x{$", "{", "a=b\nc", "stages=[]", "input.size=[1, 1]",
+    "block=regnet", "se={ratio: 0.25, of: input}", "stages.0.groups=4", "1" * 30, "resnet*", "vgg19", "resnet56",
+]  # fmt: skip
+_ARGV_OPTIONS = ["--set", "--size", "--vs", "--format", "--by-op", "--by-module", "--depth", "--out", "--force", "--help", "--version"]
+_COMMANDS = ["validate", "show", "flops", "diff", "list", "schema", "paper", "plot", "nosuch"]
+
+
+@st.composite
+def command_lines(draw):
+    argv = [draw(st.sampled_from(_COMMANDS))]
+    argv += draw(st.lists(st.sampled_from(_ARGV_SPECS), max_size=3))
+    for _ in range(draw(st.integers(0, 4))):
+        option = draw(st.sampled_from(_ARGV_OPTIONS))
+        argv.append(option)
+        if option == "--out":
+            argv.append(str(_FOLDER / draw(st.sampled_from(["out.svg", "out.png", "out.json", "sub/out.svg", "", "x" * 300]))))
+        elif option not in ("--by-op", "--by-module", "--force", "--help", "--version") or draw(st.booleans()):
+            argv.append(draw(st.sampled_from(_ARGV_VALUES)))
+    return argv
+
+
+@fuzz_settings(250)
+@given(command_lines())
+def test_random_command_lines_end_in_a_message_never_an_internal_error(argv):
+    from typer.testing import CliRunner
+
+    from archspec.cli import app
+
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code in (0, 1, 2), (argv, result.output[-500:])
+    assert "Traceback" not in result.output and "internal error" not in result.output, (argv, result.output[-500:])
+    if result.exit_code == 1:
+        assert result.stderr.strip(), argv
