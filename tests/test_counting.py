@@ -20,16 +20,37 @@ def _sizes(name: str):
     return [None, 64, (96, 64)] if default != 64 else [None, 80, (96, 64)]
 
 
-@pytest.mark.parametrize("name", STOCK)
-def test_analytic_counts_equal_fvcore_and_the_module_at_three_sizes(name):
-    for size in _sizes(name):
-        plan = load_plan(name, input_size=size)
-        analytic = complexity(plan)
-        reference = fvcore_complexity(plan)
-        assert analytic.flops_by_op == reference.flops_by_op, (name, size)
-        assert analytic.params == reference.params, (name, size)
-        assert analytic.activations == reference.activations, (name, size)
-        assert analytic.macs == analytic.flops_by_op["conv"] + analytic.flops_by_op["linear"]
+def _check(name: str, size) -> None:
+    plan = load_plan(name, input_size=size)
+    analytic = complexity(plan)
+    reference = fvcore_complexity(plan)
+    assert analytic.flops_by_op == reference.flops_by_op, (name, size)
+    assert analytic.params == reference.params, (name, size)
+    assert analytic.activations == reference.activations, (name, size)
+    assert analytic.macs == analytic.flops_by_op["conv"] + analytic.flops_by_op["linear"]
+
+
+# The native size of every stock spec (regnet_y_128gf, 645M parameters at 384x384, in the slow tier).
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "regnet_y_128gf" else n for n in STOCK])
+def test_analytic_counts_equal_fvcore_and_the_module_at_the_native_size(name):
+    _check(name, None)
+
+
+# Three sizes (the default, a smaller square, a non-square one) for one spec of each kind here, for all in the slow tier.
+REPRESENTATIVE = ["resnet20", "resnet18", "resnet50", "resnext50_32x4d", "resnet50d", "seresnet50", "preact_resnet110", "plain34", "vgg11_bn", "regnet_x_400mf", "regnet_y_400mf"]
+
+
+@pytest.mark.parametrize("name", REPRESENTATIVE)
+def test_analytic_counts_equal_fvcore_at_other_sizes(name):
+    for size in _sizes(name)[1:]:
+        _check(name, size)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in STOCK if n not in REPRESENTATIVE])
+def test_analytic_counts_equal_fvcore_at_other_sizes_for_every_stock_spec(name):
+    for size in _sizes(name)[1:]:
+        _check(name, size)
 
 
 def test_fvcore_on_torchvisions_own_resnet50_gives_archspecs_number():

@@ -91,6 +91,11 @@ def export(
         require(modules, "pip install 'archspec[export]'", "archspec export --format onnx")
     plan = load_plan(spec, overrides=overrides or (), input_size=parse_size(size))
     check_output(out, force=force)
+    if fmt == ExportFormat.onnx:
+        from archspec.counting.analytic import complexity
+        from archspec.tools.export import check_onnx_size
+
+        check_onnx_size(complexity(plan).params * 4)
     echo_err("archspec: loading torch ...")
     from archspec.nn.builder import build_from_plan
     from archspec.nn.guard import check_fits

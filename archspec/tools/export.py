@@ -29,17 +29,10 @@ RTOL = 1e-4
 _ONNX_LIMIT = 2**31
 
 
-def parse_batch(text: str | int | None) -> int | None:
-    """`dynamic` (or None) -> None; `8` -> 8; anything else is a SpecError."""
-    if text is None or str(text).strip().lower() == "dynamic":
-        return None
-    try:
-        value = int(str(text))
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise SpecError(Problem(Mark(f"--batch {text}"), "--batch", "expected 'dynamic' or a positive batch size"))
-    return value
+def check_onnx_size(weight_bytes: int) -> None:
+    """One ONNX file is one protobuf, which cannot exceed 2 GiB."""
+    if weight_bytes >= _ONNX_LIMIT:
+        raise SpecError(Problem(Mark("--format onnx"), "--format", f"the weights take {weight_bytes / 2**30:.2f} GiB; one ONNX file holds at most 2 GiB"))
 
 
 def output_names(plan) -> list[str]:
@@ -77,9 +70,7 @@ def serialize(model, example, fmt: str, dynamic: bool, names: list[str]) -> byte
         torch.export.save(program, buffer)
         return buffer.getvalue()
     if fmt == "onnx":
-        params = sum(p.numel() * p.element_size() for p in model.parameters())
-        if params >= _ONNX_LIMIT:
-            raise SpecError(Problem(Mark("--format onnx"), "--format", f"the weights take {params / 2**30:.2f} GiB; one ONNX file holds at most 2 GiB"))
+        check_onnx_size(sum(p.numel() * p.element_size() for p in model.parameters()))
         # The dynamo-based exporter (torch.export, then onnxscript); the older TorchScript-based
         # one is deprecated in torch 2.x.
         program = torch.onnx.export(model, (example,), None, dynamo=True, verbose=False, input_names=["input"], output_names=names, dynamic_shapes=shapes, external_data=False)
