@@ -23,6 +23,7 @@ from typing import Any
 from archspec.errors import Mark, Problem, SpecError, printable, shorten
 from archspec.files import atomic_write
 from archspec.report.render import finite
+from archspec.tools.train.recipe import Recipe
 
 RUN_FILE = "run.json"
 STATE_FILE = "state.pt"
@@ -118,8 +119,6 @@ class RunLock:
 
 
 def _recipe_fields() -> dict[str, Any]:
-    from archspec.tools.train.loop import Recipe
-
     return {f.name: f.type for f in fields(Recipe)}
 
 
@@ -152,8 +151,6 @@ def read_run(out: Path) -> dict[str, Any]:
 
 def check_recipe(previous: dict[str, Any], record: dict[str, Any], out: Path) -> None:
     """The options of a resumed run must be the previous run's, but for `--epochs`, which may grow."""
-    from archspec.tools.train.loop import Recipe
-
     try:
         Recipe(**previous["recipe"])
     except (SpecError, TypeError) as exc:
