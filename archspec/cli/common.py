@@ -55,7 +55,7 @@ class Device(str, Enum):
 
 
 SpecArg = Annotated[str, typer.Argument(help="A spec file, or the name of a stock spec (see `archspec list`).", metavar="SPEC", show_default=False)]
-SpecsArg = Annotated[list[str], typer.Argument(help="Spec files or stock spec names.", metavar="SPEC...", show_default=False)]
+SpecsArg = Annotated[list[str], typer.Argument(help="Spec files or stock spec names.", metavar="SPEC", show_default=False)]
 SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a field by dotted path, e.g. --set stages.2.depth=36 (repeatable).", metavar="KEY=VALUE", show_default=False),
@@ -84,9 +84,9 @@ def fail(problems: list[Problem], code: int = 1) -> None:
     raise typer.Exit(code=code)
 
 
-def usage_error(option: str, value: str, message: str) -> SpecError:
-    """A mistake in how a command was called (exit code 2)."""
-    return SpecError(Problem(Mark(f"{option} {value}"), option.lstrip("-"), message), code=2)
+def usage_error(option: str, value: str, message: str, field: str | None = None) -> SpecError:
+    """A mistake in how a command was called (exit code 2); `field` is the spec field it stands for, if any."""
+    return SpecError(Problem(Mark(f"{option} {value}"), field or option.lstrip("-"), message), code=2)
 
 
 def guarded(command: F) -> F:
@@ -138,7 +138,7 @@ def parse_size(text: str | None) -> int | tuple[int, int] | None:
     parts = text.lower().replace(",", "x").split("x")
     numbers = [int(part) for part in parts if part.isascii() and part.isdigit() and len(part) <= 6]
     if len(numbers) != len(parts) or len(numbers) not in (1, 2) or min(numbers) < 1 or max(numbers) > 65536:
-        raise usage_error("--size", text, "expected a positive size: N or HxW, for example 224 or 224x320 (at most 65536)")
+        raise usage_error("--size", text, "expected a positive size: N or HxW, for example 224 or 224x320 (at most 65536)", "input.size")
     return numbers[0] if len(numbers) == 1 else (numbers[0], numbers[1])
 
 
