@@ -5,22 +5,23 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import STOCK
+from parity import randomize_norms
 
 import archspec
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
 
-@pytest.mark.parametrize("name", STOCK)
+@pytest.mark.parametrize("name", [n for n in STOCK if n != "regnet_y_128gf"])
 def test_cuda_build_matches_the_cpu_build(name):
     # TF32 would change the arithmetic, not the model: compare in full float32.
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     plan = archspec.load_plan(name)
-    cpu = archspec.build(name, device="cpu").eval()
+    cpu = randomize_norms(archspec.build(name, device="cpu")).eval()
     gpu = archspec.build(name, device="cuda").eval()
     assert next(gpu.parameters()).is_cuda
-    gpu.load_state_dict(cpu.state_dict())
+    gpu.load_state_dict(cpu.state_dict(), strict=True)
     x = torch.randn(2, plan.input_channels, *plan.input_size)
     with torch.no_grad():
         expected = cpu(x)
