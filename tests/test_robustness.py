@@ -408,8 +408,8 @@ def test_a_state_dict_with_a_wrong_shape_names_the_first_mismatched_key(checkpoi
 
     path = checkpoint(reshape)
     assert problems_of(lambda: load_checkpoint(path, device="cpu")) == [
-        f"{path}: state_dict: does not fit resnet20: wrong shape: 'layer2.0.conv1.weight' is 32x16x1x1 in the file, 32x16x3x3 in the spec "
-        "(stage 2, block 1), 'fc.weight' is 3x64 in the file, 10x64 in the spec (the head)"
+        f"{path}: state_dict: does not fit resnet20: wrong shape in 2 tensors: stage 2, block 1 (layer2.0.conv1.weight is 32x16x1x1 in the file, "
+        "32x16x3x3 in the spec), the head (fc.weight is 3x64 in the file, 10x64 in the spec)"
     ]
 
 
@@ -435,10 +435,10 @@ def test_a_state_dict_with_a_missing_or_extra_key_names_it(checkpoint):
 
     missing = checkpoint(lambda payload: payload["state_dict"].pop("layer1.1.bn2.running_var"))
     assert problems_of(lambda: load_checkpoint(missing, device="cpu")) == [
-        f"{missing}: state_dict: does not fit resnet20: missing 'layer1.1.bn2.running_var' (stage 1, block 2)"
+        f"{missing}: state_dict: does not fit resnet20: missing 1 tensor: stage 1, block 2 (layer1.1.bn2.running_var)"
     ]
     extra = checkpoint(lambda payload: payload["state_dict"].__setitem__("layer4.0.conv1.weight", payload["state_dict"]["fc.bias"]))
-    assert problems_of(lambda: load_checkpoint(extra, device="cpu")) == [f"{extra}: state_dict: does not fit resnet20: unexpected 'layer4.0.conv1.weight'"]
+    assert problems_of(lambda: load_checkpoint(extra, device="cpu")) == [f"{extra}: state_dict: does not fit resnet20: unexpected 1 tensor: stage 4, block 1 (layer4.0.conv1.weight)"]
 
 
 def test_a_state_dict_value_that_is_not_a_tensor_is_named(checkpoint):

@@ -30,14 +30,29 @@ VsOpt = Annotated[
 
 @guarded
 def flops(
-    specs: Annotated[list[str], typer.Argument(help="Spec files, stock spec names, or torchvision:NAME / timm:NAME.", metavar="MODEL...", show_default=False)],
+    specs: Annotated[
+        list[str],
+        typer.Argument(
+            help="Spec files, stock spec names, or torchvision:NAME / timm:NAME.", metavar="MODEL", show_default=False
+        ),
+    ],
     vs: VsOpt = None,
     size: SizeOpt = None,
     overrides: SetOpt = None,
-    counter: Annotated[Counter, typer.Option("--counter", help="analytic (instant, no torch) or fvcore (builds the model).")] = Counter.analytic,
+    counter: Annotated[
+        Counter, typer.Option("--counter", help="analytic (instant, no torch) or fvcore (builds the model).")
+    ] = Counter.analytic,
     by_op: Annotated[bool, typer.Option("--by-op", help="Add a column per operator (fvcore's names).")] = False,
-    by_module: Annotated[bool, typer.Option("--by-module", help="Per module of the built model's hierarchy instead (analytic, no torch).")] = False,
-    depth: Annotated[int, typer.Option("--depth", min=0, max=64, help="With --by-module: the deepest module level to list.", metavar="N")] = 2,
+    by_module: Annotated[
+        bool,
+        typer.Option(
+            "--by-module", help="One spec's counts per module, named as in model.named_modules() (analytic, no torch)."
+        ),
+    ] = False,
+    depth: Annotated[
+        int,
+        typer.Option("--depth", min=0, max=64, help="With --by-module: the deepest module level to list.", metavar="N"),
+    ] = 2,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
 ) -> None:
     """Parameters and FLOPs of each spec or library model, and their ratio to each baseline (VGG-19 by default)."""
@@ -46,11 +61,16 @@ def flops(
 
     input_size = parse_size(size)
     if by_module:
-        for source in specs:
-            rows = module_rows(source, overrides=overrides or (), input_size=input_size, depth=depth)
-            typer.echo(to_json(rows) if fmt == OutputFormat.json else modules_table(rows, fmt.value))
+        _check_by_module(specs, vs, counter, by_op)
+        modules = module_rows(specs[0], overrides=overrides or (), input_size=input_size, depth=depth)
+        typer.echo(to_json(modules) if fmt == OutputFormat.json else modules_table(modules, fmt.value))
         return
-    progress = echo_err if counter == Counter.fvcore or any(":" in s and not s.endswith((".yaml", ".yml")) for s in [*specs, *(vs or [])]) else None
+    progress = (
+        echo_err
+        if counter == Counter.fvcore
+        or any(":" in s and not s.endswith((".yaml", ".yml")) for s in [*specs, *(vs or [])])
+        else None
+    )
     rows = compare(
         specs,
         baselines=vs or ["vgg19"],
@@ -63,6 +83,26 @@ def flops(
     typer.echo(to_json(rows) if fmt == OutputFormat.json else flops_table(rows, fmt.value, by_op=by_op))
 
 
+def _check_by_module(specs: list[str], vs: list[str] | None, counter: Counter, by_op: bool) -> None:
+    """--by-module lists one spec's modules, counted from its plan: no library models, baselines or fvcore."""
+    from archspec.errors import Mark, Problem, SpecError, shorten
+    from archspec.lang.refs import parse_model_ref
+
+    def refuse(where: str, message: str) -> SpecError:
+        return SpecError(Problem(Mark(shorten(where)), "by-module", message), code=2)
+
+    if len(specs) > 1:
+        raise refuse("--by-module", f"lists the modules of one spec; got {len(specs)} ({shorten(', '.join(specs))})")
+    if parse_model_ref(specs[0]) is not None:
+        whole = f"`archspec flops {shorten(specs[0])}` counts it whole"
+        raise refuse(specs[0], f"per-module counts are read off a spec's plan and a library model has none; {whole}")
+    for option, given in (("--vs", bool(vs)), ("--counter fvcore", counter == Counter.fvcore), ("--by-op", by_op)):
+        if given:
+            raise refuse(
+                option, f"--by-module lists one spec's modules, analytically and without baselines; leave out {option}"
+            )
+
+
 @guarded
 def plot(
     specs: SpecsArg,
@@ -70,7 +110,7 @@ def plot(
     vs: Annotated[list[str] | None, typer.Option("--vs", help="Baseline spec to draw (repeatable; default vgg19).", metavar="BASELINE", show_default=False)] = None,
     size: SizeOpt = None,
     overrides: SetOpt = None,
-    title: Annotated[str | None, typer.Option("--title", help="The chart's title.", metavar="TEXT", show_default=False)] = None,
+    title: Annotated[str | None, typer.Option("--title", help="The chart's title.", metavar="TITLE", show_default=False)] = None,
     force: ForceOpt = False,
 ) -> None:
     """Draw parameters against FLOPs, one labelled point per spec and per baseline (the cost-versus-VGG chart)."""

@@ -16,7 +16,12 @@ def _submodules(op: p.Op) -> p.Items:
     """The named children a built op's module registers, in order (beyond the plan's own `children`)."""
     if isinstance(op, p.SqueezeExcite):
         # archspec.nn.layers.SqueezeExcite: pool, fc1, act, fc2.
-        return (("pool", p.AdaptivePool("avg", op.channels, op.size, (1, 1))), ("fc1", op.fc1), ("act", p.Act("relu")), ("fc2", op.fc2))
+        return (
+            ("pool", p.AdaptivePool("avg", op.channels, op.size, (1, 1))),
+            ("fc1", op.fc1),
+            ("act", p.Act("relu")),
+            ("fc2", op.fc2),
+        )
     return p.children(op)
 
 
@@ -30,7 +35,14 @@ def _walk(name: str, op: p.Op, main_path: bool, rows: list[ModuleRow]) -> Counts
         total = Counts()
         shortcut = op.shortcut_name if isinstance(op, p.Residual) else None
         for child_name, child in children:
-            total.add(_walk(f"{name}.{child_name}", child, main_path and child_name != shortcut and not isinstance(op, p.SqueezeExcite), rows))
+            total.add(
+                _walk(
+                    f"{name}.{child_name}",
+                    child,
+                    main_path and child_name != shortcut and not isinstance(op, p.SqueezeExcite),
+                    rows,
+                )
+            )
         if isinstance(op, p.Residual) and op.drop_path > 0:
             rows.append(ModuleRow(f"{name}.drop_path", name.count(".") + 2, 0, 0, 0, 0))
     rows[index] = ModuleRow(name, rows[index].depth, total.params, total.flops, total.macs, total.activations)

@@ -130,28 +130,109 @@ def checked_tensors(state: object, source: str, field: str = "state_dict") -> di
     return tensors
 
 
-def mismatch_message(shapes: Mapping[str, tuple[int, ...]], plan: Plan, *, skip: frozenset[str] = frozenset()) -> str | None:
-    """One sentence listing what does not fit the plan (each key with its stage and block), or None."""
+def mismatch_message(
+    shapes: Mapping[str, tuple[int, ...]], plan: Plan, *, skip: frozenset[str] = frozenset()
+) -> str | None:
+    """One line saying what does not fit the plan, or None: missing, unexpected and wrongly shaped tensors, each
+    grouped by where they live (`missing 96 tensors: stage 1, block 3 (layer1.2.*), ...`) and cut short after a
+    few places, so a file of another architecture still reads as one sentence."""
+    from archspec.plan.tensors import state_shapes
+
     mismatch = compare_state(dict(shapes), plan)
+    expected = [key for key in state_shapes(plan) if key not in skip]
     missing = [k for k in mismatch.missing if k not in skip]
-    wrong = [w for w in mismatch.wrong_shape if w[0] not in skip]
+    wrong = {k: (got, want) for k, got, want in mismatch.wrong_shape if k not in skip}
     if not (missing or mismatch.unexpected or wrong):
         return None
+    top = {key.partition(".")[0] for key in expected}
 
-    def listed(items: list[str]) -> str:
-        more = f" and {len(items) - _LISTED} more" if len(items) > _LISTED else ""
-        return ", ".join(items[:_LISTED]) + more
+    def place(key: str, planned: bool) -> str | None:
+        # A key the plan lacks is placed only where the layout's words still hold (a fifth block of
+        # stage 1, an extra key in the head); another library's names (stem.conv, stages.0) are not.
+        where = describe_key(plan, key)
+        return where if planned or where.startswith("stage ") or key.partition(".")[0] in top else None
+
+    def shown(key: str) -> str:
+        return key if re.fullmatch(r"[\w.*-]{1,80}", key, re.ASCII) else shorten(repr(key))
+
+    def tensors(n: int) -> str:
+        return f"{n} tensor{'s' if n != 1 else ''}"
+
+    def prefixes(key: str) -> list[str]:
+        parts = key.split(".")
+        return [".".join(parts[:n]) + "." for n in range(1, len(parts))]
+
+    def grouped(
+        keys: list[str], universe: list[str], other: list[str], planned: bool
+    ) -> list[tuple[str | None, list[str]]]:
+        """(place, patterns) in order; `layer1.2.*` stands for the tensors of `universe` under `layer1.2` when there
+        are several, all in `keys` and in one place, and the other side (the file, or the plan) has nothing there."""
+        chosen, places = set(keys), {key: place(key, planned) for key in universe}
+        shared = {prefix for key in other for prefix in prefixes(key)}
+        under: dict[str, list[str]] = {}
+        for key in universe:
+            for prefix in prefixes(key):
+                under.setdefault(prefix, []).append(key)
+        whole: dict[str, bool] = {}  # prefix -> it stands for several chosen tensors, all in one place
+        groups: dict[str | None, list[str]] = {}
+        for key in keys:
+            pattern = key
+            for prefix in prefixes(key):
+                if prefix not in whole:
+                    group = under[prefix]
+                    whole[prefix] = (
+                        len(group) > 1
+                        and prefix not in shared
+                        and all(k in chosen and places[k] == places[key] for k in group)
+                    )
+                if whole[prefix]:
+                    pattern = prefix + "*"
+                    break
+            patterns = groups.setdefault(places[key], [])
+            if pattern not in patterns:
+                patterns.append(pattern)
+        return list(groups.items())
+
+    def listed(items: list[str], places: bool = False) -> str:
+        rest = len(items) - _LISTED
+        noun = (" places" if rest > 1 else " place") if places else ""
+        return ", ".join(items[:_LISTED]) + (f" and {rest} more{noun}" if rest > 0 else "")
+
+    def described(groups: list[tuple[str | None, list[str]]]) -> str:
+        items: list[str] = []
+        for where, patterns in groups:
+            names = [shown(p) for p in patterns]
+            if where is None:
+                items += names
+            else:
+                more = f" and {len(names) - 2} more" if len(names) > 2 else ""
+                items.append(f"{where} ({', '.join(names[:2])}{more})")
+        return listed(items, places=all(where is not None for where, _ in groups))
 
     def shape(dims: tuple[int, ...]) -> str:
         return "x".join(map(str, dims)) or "a scalar"
 
     parts = []
     if missing:
-        parts.append("missing " + listed([f"{k!r} ({describe_key(plan, k)})" for k in missing]))
+        everything = "all " if len(missing) == len(expected) else ""
+        parts.append(
+            f"missing {everything}{tensors(len(missing))}: " + described(grouped(missing, expected, list(shapes), True))
+        )
     if mismatch.unexpected:
-        parts.append("unexpected " + listed([repr(shorten(k)) for k in mismatch.unexpected]))
+        parts.append(
+            f"unexpected {tensors(len(mismatch.unexpected))}: "
+            + described(grouped(mismatch.unexpected, list(shapes), expected, False))
+        )
     if wrong:
-        parts.append("wrong shape: " + listed([f"{k!r} is {shape(got)} in the file, {shape(want)} in the spec ({describe_key(plan, k)})" for k, got, want in wrong]))
+        by_place: dict[str, list[str]] = {}
+        for key in wrong:
+            by_place.setdefault(describe_key(plan, key), []).append(key)
+        items = []
+        for where, keys in by_place.items():
+            got, want = wrong[keys[0]]
+            more = f", and {len(keys) - 1} more" if len(keys) > 1 else ""
+            items.append(f"{where} ({shown(keys[0])} is {shape(got)} in the file, {shape(want)} in the spec{more})")
+        parts.append(f"wrong shape in {tensors(len(wrong))}: " + listed(items, places=True))
     return f"does not fit {plan.spec.name}: " + "; ".join(parts)
 
 

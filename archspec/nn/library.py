@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+from typing import cast
 
 import torch
 from torch import nn
@@ -16,7 +17,9 @@ _INSTALL = {"torchvision": "pip install torchvision", "timm": "pip install timm"
 
 def _require(library: str, ref: str) -> None:
     if importlib.util.find_spec(library) is None:
-        raise SpecError(Problem(Mark(ref), "model", f"{library} is not installed; install it with: {_INSTALL[library]}"))
+        raise SpecError(
+            Problem(Mark(ref), "model", f"{library} is not installed; install it with: {_INSTALL[library]}")
+        )
 
 
 def library_names(library: str) -> list[str]:
@@ -30,26 +33,40 @@ def library_names(library: str) -> list[str]:
     return sorted(timm.list_models())
 
 
+def _known(ref: ModelRef, names: list[str]) -> bool:
+    if ref.library == "timm":
+        import timm
+
+        return bool(timm.is_model(ref.name))  # also takes timm's pretrained tags: resnet50.a1_in1k
+    return ref.name in names
+
+
 def check_known(ref: ModelRef, option: str = "") -> None:
-    """An unknown name is a SpecError that suggests the library's closest names."""
+    """An unknown name is a SpecError that suggests the library's closest names (or says how to list them)."""
     shown = shorten(f"{option} {ref}".strip())
     _require(ref.library, shown)
     names = library_names(ref.library)
-    if ref.name in names:
+    if _known(ref, names):
         return
     close = difflib.get_close_matches(ref.name, names, n=3, cutoff=0.6)
-    hint = ("; did you mean " + ", ".join(f"`{ref.library}:{n}`" for n in close) + "?") if close else ""
-    raise SpecError(Problem(Mark(shown), option.lstrip("-") or "model", f"{ref.library} has no model named {shorten(repr(ref.name))}{hint}"))
+    if close:
+        hint = "; did you mean " + ", ".join(f"`{ref.library}:{n}`" for n in close) + "?"
+    else:
+        lister = "torchvision.models.list_models()" if ref.library == "torchvision" else "timm.list_models()"
+        hint = f"; {lister} lists its {len(names)} models"
+    message = f"{ref.library} has no model named {shorten(repr(ref.name))}{hint}"
+    raise SpecError(Problem(Mark(shown), option.lstrip("-") or "model", message))
 
 
 def _make(ref: ModelRef) -> nn.Module:
     if ref.library == "torchvision":
         import torchvision
 
-        return torchvision.models.get_model(ref.name, weights=None)
+        return cast(nn.Module, torchvision.models.get_model(ref.name, weights=None))
     import timm
 
-    return timm.create_model(ref.name, pretrained=False)
+    model: nn.Module = timm.create_model(ref.name, pretrained=False)
+    return model
 
 
 def build_library_model(ref: ModelRef, device: torch.device | str = "cpu", *, force: bool = False) -> nn.Module:
@@ -62,6 +79,8 @@ def build_library_model(ref: ModelRef, device: torch.device | str = "cpu", *, fo
         params = sum(p.numel() for p in _make(ref).parameters())
     free = available_bytes(device)
     if not force and free is not None and params * 4 > free:
-        raise SpecError(Problem(Mark(str(ref)), "model", f"needs about {gib(params * 4)} for its weights but the {torch.device(device).type} has {gib(free)} free; pass --force"))
+        where = torch.device(device).type
+        message = f"needs about {gib(params * 4)} for its weights but the {where} has {gib(free)} free; pass --force"
+        raise SpecError(Problem(Mark(str(ref)), "model", message))
     with torch.device(device):
         return _make(ref)

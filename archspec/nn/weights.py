@@ -48,19 +48,29 @@ def read_weights(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor],
         try:
             from safetensors.torch import load_file
         except ImportError:
-            raise SpecError(Problem(Mark(source), "--weights", "reading .safetensors needs the safetensors package: pip install safetensors")) from None
+            raise SpecError(
+                Problem(
+                    Mark(source),
+                    "--weights",
+                    "reading .safetensors needs the safetensors package: pip install safetensors",
+                )
+            ) from None
         if not Path(path).is_file():
             raise SpecError(Problem(Mark(source), "--weights", "no such weights file"))
         try:
             state = load_file(str(path), device="cpu")
         except Exception as exc:  # safetensors raises its own error types for foreign bytes
-            raise SpecError(Problem(Mark(source), "--weights", f"not a safetensors file ({shorten(str(exc))})")) from None
+            raise SpecError(
+                Problem(Mark(source), "--weights", f"not a safetensors file ({shorten(str(exc))})")
+            ) from None
         return checked_tensors(state, source, "--weights"), "safetensors"
     payload = torch_file(path, "weights file", "a weights file")
     if isinstance(payload, dict) and payload.get("format") == FORMAT:
         return read_checkpoint(path)[1], "archspec checkpoint"
     kind = "state_dict"
-    while isinstance(payload, dict) and len(payload) >= 1 and not any(isinstance(v, torch.Tensor) for v in payload.values()):
+    # A training checkpoint keeps its weights under one of these keys, beside the epoch, the optimiser and
+    # perhaps a tensor or two (pytorch/examples' `best_acc1`); a state_dict's own keys are dotted names.
+    while isinstance(payload, dict):
         nested = next((key for key in _NESTED if isinstance(payload.get(key), dict)), None)
         if nested is None:
             break
@@ -73,35 +83,67 @@ def read_weights(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor],
 
 
 def _layout_hint(keys: list[str], plan: Plan) -> str:
-    """A hint when the file's names are another library's layout for the same family."""
+    """A hint when the file looks like another layout of the same family: another library's names, or the
+    other kind of ResNet stem. (The paper's stride placement and v1.5's have the same shapes: nothing can tell.)"""
     if plan.family == "regnet" and any(k.startswith(("s1.", "stem.conv.")) for k in keys):
-        return "; the file uses timm's RegNet names (s1.b1...), archspec's RegNets take torchvision's (trunk_output.block1...)"
+        return "; the file uses timm's RegNet names (s1.b1...); archspec's RegNets take torchvision's (trunk_output...)"
     if plan.family == "vgg" and any(k.startswith(("pre_logits.", "head.fc.")) for k in keys):
-        return "; the file uses timm's VGG names (pre_logits, head.fc), archspec's VGGs take torchvision's (classifier.N)"
-    if plan.family == "resnet" and any(k.startswith(("stages.", "stem.")) for k in keys):
-        return "; the file uses another library's ResNet names (stem, stages), archspec's ResNets take torchvision's and timm's (conv1, layer1...)"
+        return "; the file uses timm's VGG names (pre_logits, head.fc); archspec's VGGs take torchvision's (classifier)"
+    if plan.family != "resnet":
+        return ""
+    planned = state_shapes(plan)
+    if any(k.startswith(("stages.", "stem.")) for k in keys):
+        return (
+            "; the file uses timm's ResNetV2 names (stem.conv, stages.0.blocks.0...); "
+            "archspec's ResNets take the names of torchvision's and timm's ResNets (conv1, layer1.0...)"
+        )
+    if "conv1.weight" in keys and "conv1.0.weight" in planned:
+        return "; the file's stem is one conv (conv1.weight), the spec's a ResNet-D's deep stem (conv1.0, conv1.3...)"
+    if "conv1.0.weight" in keys and "conv1.weight" in planned:
+        return "; the file's stem is a ResNet-D's deep stem (conv1.0, conv1.3...), the spec's one conv: try the -d spec"
     return ""
 
 
-def load_weights(plan: Plan, path: str | os.PathLike[str], *, device: torch.device | str = "cpu", force: bool = False) -> tuple[nn.Module, LoadedWeights]:
-    """Check a weights file against `plan`, then build the model and load the file into it (strict, but for a
-    classifier whose number of classes differs, which is left freshly initialised)."""
+def _absent_counters(state: dict[str, torch.Tensor], plan: Plan) -> frozenset[str]:
+    """The batch norms' `num_batches_tracked` of a file that has none (older torchvision files and stripped
+    exports): a step counter, not a weight, which torch itself fills in when it loads such files. A file
+    with some counters but not others is missing whole norms, and says so."""
+    if any(key.endswith(".num_batches_tracked") for key in state):
+        return frozenset()
+    return frozenset(k for k in state_shapes(plan) if k.endswith(".num_batches_tracked"))
+
+
+def load_weights(
+    plan: Plan, path: str | os.PathLike[str], *, device: torch.device | str = "cpu", force: bool = False
+) -> tuple[nn.Module, LoadedWeights]:
+    """Check a weights file against `plan`, then build the model and load the file into it: strict, but for a
+    classifier with another number of classes, which is left freshly initialised."""
     source = str(path)
     state, kind = read_weights(path)
+    counters = _absent_counters(state, plan)
     shapes = {key: tuple(value.shape) for key, value in state.items()}
     head = head_keys(plan)
     mismatch = compare_state(shapes, plan)
-    head_only = bool(head) and not mismatch.missing and not mismatch.unexpected and {key for key, _, _ in mismatch.wrong_shape} <= set(head)
+    fits_but_head = (
+        bool(head)
+        and set(mismatch.missing) <= counters
+        and not mismatch.unexpected
+        and {key for key, _, _ in mismatch.wrong_shape} <= set(head)
+    )
     head_reset = None
-    if mismatch and head_only:
-        classes = state_shapes(plan)[head[0]][0]
-        head_reset = f"the head ({head[0].rsplit('.', 1)[0]}) is left freshly initialised: the file has {shapes[head[0]][0]} classes, the spec {classes}"
+    if mismatch.wrong_shape and fits_but_head:
+        module, (theirs, ours) = head[0].rsplit(".", 1)[0], (shapes[head[0]][0], state_shapes(plan)[head[0]][0])
+        head_reset = f"the head ({module}) is left freshly initialised: the file has {theirs} classes, the spec {ours}"
         state = {key: value for key, value in state.items() if key not in head}
     else:
-        message = mismatch_message(shapes, plan)
+        message = mismatch_message(shapes, plan, skip=counters)
         if message is not None:
             raise SpecError(Problem(Mark(source), "--weights", message + _layout_hint(list(state), plan)))
     check_fits(plan, device, mode="weights", force=force, source=source)
     model = build_from_plan(plan, device)
+    if counters:  # they keep the fresh model's zeros
+        fresh = model.state_dict()
+        state = state | {key: fresh[key] for key in counters}
+        kind += f", num_batches_tracked absent ({len(counters)} set to 0)"
     model.load_state_dict(state, strict=head_reset is None)
-    return model, LoadedWeights(source, kind, len(state), head_reset)
+    return model, LoadedWeights(source, kind, len(state) - len(counters), head_reset)

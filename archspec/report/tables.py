@@ -29,10 +29,18 @@ def flops_table(rows: Sequence[FlopsRow], fmt: str, *, by_op: bool = False) -> s
     exact = fmt == "csv"
     baselines = list(rows[0].vs) if rows else []
     ops = sorted({op for row in rows for op in row.flops_by_op}) if by_op else []
-    columns = [("name", "name"), ("layers", "layers"), ("params", "params"), ("flops", "FLOPs"), ("macs", "MACs"), ("paper", "paper")]
+    library = [row.name for row in rows if row.layers is None]  # torchvision:NAME and timm:NAME rows
+    columns = [
+        ("name", "name"),
+        ("layers", "layers"),
+        ("params", "params"),
+        ("flops", "FLOPs"),
+        ("macs", "MACs"),
+        ("paper", "paper"),
+    ]
     if exact:
         columns += [("baseline", "baseline"), ("input", "input"), ("counter", "counter")]
-    elif len({row.counter for row in rows}) > 1:
+    elif library or len({row.counter for row in rows}) > 1:
         columns.append(("counter", "counter"))
     for b in baselines:
         columns += [(f"params_vs_{b}", f"params/{b}"), (f"flops_vs_{b}", f"FLOPs/{b}")]
@@ -51,8 +59,12 @@ def flops_table(rows: Sequence[FlopsRow], fmt: str, *, by_op: bool = False) -> s
             "counter": row.counter,
         }
         for b, r in row.vs.items():
-            cell[f"params_vs_{b}"] = ("" if r.params_ratio is None else repr(r.params_ratio)) if exact else ratio(r.params_ratio)
-            cell[f"flops_vs_{b}"] = ("" if r.flops_ratio is None else repr(r.flops_ratio)) if exact else ratio(r.flops_ratio)
+            cell[f"params_vs_{b}"] = (
+                ("" if r.params_ratio is None else repr(r.params_ratio)) if exact else ratio(r.params_ratio)
+            )
+            cell[f"flops_vs_{b}"] = (
+                ("" if r.flops_ratio is None else repr(r.flops_ratio)) if exact else ratio(r.flops_ratio)
+            )
         for op, value in row.flops_by_op.items():
             cell[f"op_{op}"] = value if exact else human(value)
         cells.append(cell)
@@ -60,13 +72,24 @@ def flops_table(rows: Sequence[FlopsRow], fmt: str, *, by_op: bool = False) -> s
     if fmt == "table":
         counters = ", ".join(sorted({row.counter for row in rows})) or "analytic"
         text += f"\n\n{FLOPS_NOTE} Counter: {counters}."
+        if library:
+            text += " torchvision and timm models are counted with fvcore on the model the library builds."
     return text
 
 
 def modules_table(rows: Sequence[ModuleRow], fmt: str) -> str:
-    """`archspec flops --by-module`: one row per module, named as in `model.named_modules()`."""
+    """`archspec flops --by-module`: one row per module, named as in `model.named_modules()` and indented by depth
+    in tables; each row counts the module with everything inside it."""
     exact = fmt == "csv"
-    columns = [("module", "module"), ("params", "params"), ("flops", "FLOPs"), ("macs", "MACs"), ("activations", "activations")]
+    columns = [
+        ("module", "module"),
+        ("params", "params"),
+        ("flops", "FLOPs"),
+        ("macs", "MACs"),
+        ("activations", "activations"),
+    ]
+    if exact:
+        columns.insert(1, ("depth", "depth"))
     cells = []
     for row in rows:
         name = row.module or "model"
@@ -75,13 +98,20 @@ def modules_table(rows: Sequence[ModuleRow], fmt: str) -> str:
         cells.append(
             {
                 "module": name,
+                "depth": row.depth,
                 "params": row.params if exact else human(row.params),
                 "flops": row.flops if exact else human(row.flops),
                 "macs": row.macs if exact else human(row.macs),
                 "activations": row.activations if exact else human(row.activations),
             }
         )
-    return render(cells, columns, fmt)
+    text = render(cells, columns, fmt)
+    if fmt == "table":
+        text += (
+            "\n\nEach module counts itself and everything inside it, named as in model.named_modules(). "
+            "FLOPs and MACs as in `archspec flops`; activations: output elements of conv and fc layers (fvcore's)."
+        )
+    return text
 
 
 def list_table(rows: Sequence[SpecSummary], fmt: str) -> str:

@@ -45,18 +45,27 @@ def _row(source: str, plan: Plan, counter: str, baseline: bool) -> FlopsRow:
     )
 
 
+def _cannot_take(size: tuple[int, int]) -> str:
+    return f"cannot take {size[0]}x{size[1]} inputs"
+
+
 def _external_row(ref: ModelRef, size: tuple[int, int], baseline: bool) -> FlopsRow:
-    """A torchvision or timm model, counted with fvcore at `size` (3-channel input)."""
+    """A torchvision or timm model as the library builds it (fresh weights), counted with fvcore at `size`
+    (one 3-channel image, eval mode)."""
     import torch
 
+    from archspec.nn.checkpoint import first_line
     from archspec.nn.fvcore_count import fvcore_counts
     from archspec.nn.library import build_library_model
 
     model = build_library_model(ref, "cpu")
     try:
         counts = fvcore_counts(model, torch.zeros(1, 3, *size))
-    except RuntimeError as exc:  # the model cannot take this input size
-        raise SpecError(Problem(Mark(str(ref)), "--size", f"{ref} cannot take a {size[0]}x{size[1]} input ({shorten(str(exc).splitlines()[0])})")) from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # too small for its pools (RuntimeError), or a fixed input size (timm asserts)
+        message = f"{_cannot_take(size)}: {first_line(exc)}"
+        raise SpecError(Problem(Mark(str(ref)), "--size", message)) from None
     return FlopsRow(
         name=str(ref),
         source=str(ref),
@@ -122,6 +131,9 @@ def compare(
     models = [_Model(source, "", overrides, input_size) for source in specs]
     # Baselines load at their own size first, so a misspelt name is still an error.
     own = {source: _Model(source, "--vs") for source in baselines}
+    built_as_shipped = [model.name for model in models if model.ref is not None]
+    if overrides and built_as_shipped and note:
+        note(f"archspec: --set changes specs only; {', '.join(built_as_shipped)} counted as the library builds it")
     names = {source: model.name for source, model in own.items()}
     at_size: dict[tuple[str, tuple[int, int]], FlopsRow | None] = {}
 
@@ -134,7 +146,10 @@ def compare(
                 at_size[key] = own[source].row(counter, True, size)
             except SpecError as exc:
                 if note:
-                    note(f"archspec: baseline {names[source]} cannot take a {size[0]}x{size[1]} input, so its ratios are left out: {exc.problems[0].message}")
+                    reason = exc.problems[0].message.removeprefix(f"{_cannot_take(size)}: ")
+                    note(
+                        f"archspec: baseline {names[source]} {_cannot_take(size)}, so its ratios are left out: {reason}"
+                    )
                 at_size[key] = None
         return at_size[key]
 
@@ -156,11 +171,17 @@ def compare(
     return [_with(row, vs=_ratios(row, baselines, names, baseline_at)) for row in rows]
 
 
-def module_rows(source: str, *, overrides: Sequence[str] = (), input_size: InputSize | None = None, depth: int = 2) -> list[ModuleRow]:
+def module_rows(
+    source: str, *, overrides: Sequence[str] = (), input_size: InputSize | None = None, depth: int = 2
+) -> list[ModuleRow]:
     """Counts per module of the spec's model, down to `depth` levels below the model (analytic, no torch)."""
     from archspec.counting.modules import module_counts
 
-    return [row for row in module_counts(load_plan(source, overrides=overrides, input_size=input_size)) if row.depth <= depth]
+    return [
+        row
+        for row in module_counts(load_plan(source, overrides=overrides, input_size=input_size))
+        if row.depth <= depth
+    ]
 
 
 def _with(row: FlopsRow, **changes: Any) -> FlopsRow:
