@@ -193,7 +193,7 @@ def test_an_internal_error_is_one_line_without_debug_and_a_traceback_with_it(cli
     def broken(*args, **kwargs):
         raise KeyError("stem")
 
-    monkeypatch.setattr(archspec.plan, "load_plan", broken)
+    monkeypatch.setattr(archspec.plan, "plan_document", broken)
     result = cli("validate", "resnet18")
     assert result.exit_code == 1
     assert result.stderr == "archspec: internal error: KeyError: 'stem' (a bug; rerun with --debug for the traceback)\n"

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from archspec.errors import Mark, Problem, SpecError, shorten
 from archspec.lang import yamldoc
@@ -35,12 +37,14 @@ def stock_names() -> list[str]:
 
 
 def _display(path: Path) -> str:
-    """A path as a user would like to read it: relative to the working folder when inside it."""
+    """A path as messages show it, whatever the working folder: a stock spec as `specs/NAME.yaml` (the name it
+    ships under), any other file as it was reached (a path in `extends` joined to its file's folder)."""
     try:
-        rel = os.path.relpath(path)
-    except ValueError:
-        return str(path)
-    return os.path.normpath(path) if rel.startswith("..") else rel
+        if path.resolve().parent == stock_dir().resolve():
+            return f"specs/{path.name}"
+    except (OSError, ValueError, RuntimeError):
+        pass
+    return os.path.normpath(path)
 
 
 def _looks_like_path(ref: str) -> bool:
@@ -104,7 +108,9 @@ def _not_found(ref: str, base: Path | None = None) -> str:
     return f"no spec file or stock spec named {shorten(ref)!r}{hint}"
 
 
-def load_document(source, overrides: tuple[str, ...] | list[str] = ()) -> Document:
+def load_document(
+    source: str | os.PathLike[str] | Mapping[str, Any] | Document, overrides: Sequence[str] = ()
+) -> Document:
     """Resolve a path, stock name or mapping into one document: `extends` merged, overrides applied."""
     if isinstance(source, Document):
         doc = source
@@ -125,13 +131,17 @@ def load_document(source, overrides: tuple[str, ...] | list[str] = ()) -> Docume
     return doc
 
 
-def _resolve_file(path: Path, shown: str, chain: tuple[Path, ...]) -> Document:
-    doc = _resolve_extends(read_file(path, shown), path, chain + (path.resolve(),))
+# The files an `extends` chain went through: each resolved path with the name messages show for it.
+Chain = tuple[tuple[Path, str], ...]
+
+
+def _resolve_file(path: Path, shown: str, chain: Chain) -> Document:
+    doc = _resolve_extends(read_file(path, shown), path, chain + ((path.resolve(), shown),))
     doc.data.setdefault("name", path.stem)
     return doc
 
 
-def _resolve_extends(doc: Document, path: Path | None, chain: tuple[Path, ...]) -> Document:
+def _resolve_extends(doc: Document, path: Path | None, chain: Chain) -> Document:
     parent_ref = doc.data.get("extends", _MISSING)
     if parent_ref is _MISSING or parent_ref is None:
         doc.data.pop("extends", None)
@@ -142,8 +152,9 @@ def _resolve_extends(doc: Document, path: Path | None, chain: tuple[Path, ...]) 
     parent_path = locate(parent_ref, path)
     if parent_path is None:
         raise SpecError(Problem(mark, "extends", _not_found(parent_ref, path)))
-    if parent_path.resolve() in chain:
-        names = " -> ".join(_display(p) for p in chain + (parent_path.resolve(),))
+    seen = dict(chain)
+    if parent_path.resolve() in seen:
+        names = " -> ".join([shown for _, shown in chain] + [seen[parent_path.resolve()]])
         raise SpecError(Problem(mark, "extends", f"`extends` makes a cycle: {names}"))
     try:
         parent = _resolve_file(parent_path, _display(parent_path), chain)
@@ -155,7 +166,7 @@ def _resolve_extends(doc: Document, path: Path | None, chain: tuple[Path, ...]) 
         if key not in child:
             parent.data.pop(key, None)
     merged = Document(data={}, source=doc.source)
-    replaced: set[tuple] = set()
+    replaced: set[tuple[str | int, ...]] = set()
     merged.data = _merge(parent.data, child, (), replaced)
     for table_name in ("marks", "key_marks", "raw"):
         parent_table, out = getattr(parent, table_name), getattr(merged, table_name)
@@ -168,7 +179,7 @@ def _resolve_extends(doc: Document, path: Path | None, chain: tuple[Path, ...]) 
     return merged
 
 
-def _merge(p, c, path: tuple, replaced: set[tuple]):
+def _merge(p: Any, c: Any, path: tuple[str | int, ...], replaced: set[tuple[str | int, ...]]) -> Any:
     """Child values over parent values: mappings merge key by key, anything else is replaced whole.
 
     `replaced` collects the paths where the child's value replaces the parent's, so
@@ -186,7 +197,7 @@ def _merge(p, c, path: tuple, replaced: set[tuple]):
     return c
 
 
-def _parse_override(item: str, label: str | None = None) -> tuple[list, object, Mark]:
+def _parse_override(item: str, label: str | None = None) -> tuple[list[str | int], Any, Mark]:
     mark = Mark(label or f"--set {item}")
     key, sep, text = item.partition("=")
     key = key.strip()
@@ -195,7 +206,7 @@ def _parse_override(item: str, label: str | None = None) -> tuple[list, object, 
     if any(ch in item for ch in "\r\n\x00"):
         # YAML would read a second line as something else, or drop it: refuse rather than guess.
         raise SpecError(Problem(mark, key, "a --set value is one line; write lists and mappings in flow style, like [1, 2] or {a: 1}"))
-    parts: list = []
+    parts: list[str | int] = []
     for part in key.split("."):
         if not part:
             raise SpecError(Problem(mark, key, "empty part in the key; use dots between names, like head.num_classes"))
@@ -219,7 +230,7 @@ def apply_override(doc: Document, item: str, label: str | None = None) -> Docume
     if parts[0] == "extends":
         # `extends` is resolved when the file is read, before any override applies.
         raise SpecError(Problem(mark, "extends", "cannot be changed with --set; write `extends:` in the spec file"))
-    node = doc.data
+    node: Any = doc.data
     for depth, part in enumerate(parts[:-1]):
         here = ".".join(str(p) for p in parts[: depth + 1])
         if isinstance(node, list):
@@ -257,7 +268,7 @@ def apply_override(doc: Document, item: str, label: str | None = None) -> Docume
     return doc
 
 
-def _index_message(part, node: list) -> str:
+def _index_message(part: str | int, node: list[Any]) -> str:
     if not node:
         return "is an empty list; there is no entry to set"
     if not isinstance(part, int):
