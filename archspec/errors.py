@@ -71,6 +71,6 @@ def shorten(text: str, limit: int = 60) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
-def format_path(path: tuple) -> str:
+def format_path(path: tuple[str | int, ...]) -> str:
     """`("stages", 2, "depth")` -> `stages.2.depth`, the form users write in `--set`."""
     return ".".join(str(part) for part in path)

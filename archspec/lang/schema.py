@@ -74,39 +74,52 @@ class Model(BaseModel):
 class Input(Model):
     """The input image the network is designed for."""
 
-    channels: PositiveInt = Field(3, description="Input channels (3 for RGB).")
-    size: Size = Field(224, description="Input height and width: one number for a square, or [height, width].")
+    channels: PositiveInt = Field(default=3, description="Input channels (3 for RGB).")
+    size: Size = Field(default=224, description="Input height and width: one number for a square, or [height, width].")
 
 
 class Stem(Model):
     """The layers before the first stage."""
 
     type: StemType = Field(
-        "imagenet",
+        default="imagenet",
         description=(
             "imagenet: 7x7/2 conv, norm, activation, 3x3/2 max pool. cifar: 3x3/1 conv, norm, activation. "
             "deep: three 3x3 convs, the first with stride 2 (ResNet-C), then norm, activation, 3x3/2 max pool. "
             "simple: 3x3/2 conv, norm, activation (RegNet's stem). none: no stem."
         ),
     )
-    width: Optional[PositiveInt] = Field(None, description="Output channels of the stem (default 64; 16 for cifar; 32 for simple).")
-    inner_width: Optional[PositiveInt] = Field(None, description="Width of the first two convs of a deep stem (default width / 2).")
+    width: Optional[PositiveInt] = Field(
+        default=None, description="Output channels of the stem (default 64; 16 for cifar; 32 for simple)."
+    )
+    inner_width: Optional[PositiveInt] = Field(
+        default=None, description="Width of the first two convs of a deep stem (default width / 2)."
+    )
     pool: Optional[bool] = Field(
-        None, description="Close the stem with a 3x3/2 max pool (default: true for imagenet and deep, false for cifar and simple)."
+        default=None,
+        description=(
+            "Close the stem with a 3x3/2 max pool "
+            "(default: true for imagenet and deep, false for cifar and simple)."
+        ),
     )
 
 
 class SqueezeExcite(Model):
     """Squeeze-and-excitation: global pool, 1x1 reduce, ReLU, 1x1 expand, sigmoid gate on the block's features."""
 
-    reduction: PositiveInt = Field(16, description="Reduced width = the reference width / reduction, rounded to `divisor`.")
-    divisor: PositiveInt = Field(8, description="With `reduction`: the reduced width is rounded to a multiple of this (at least this).")
+    reduction: PositiveInt = Field(
+        default=16, description="Reduced width = the reference width / reduction, rounded to `divisor`."
+    )
+    divisor: PositiveInt = Field(
+        default=8, description="With `reduction`: the reduced width is rounded to a multiple of this (at least this)."
+    )
     ratio: Optional[Annotated[float, Field(gt=0, le=1)]] = Field(
-        None,
+        default=None,
         description="Instead of `reduction`: reduced width = round(ratio x the reference width), at least 1 (RegNetY: 0.25 of the input width).",
     )
     of: Literal["output", "input"] = Field(
-        "output", description="The reference width: the block's output width (SE-ResNet) or its input width (RegNetY)."
+        default="output",
+        description="The reference width: the block's output width (SE-ResNet) or its input width (RegNetY).",
     )
 
 
@@ -200,15 +213,24 @@ StagesField = Annotated[
 class Head(Model):
     """What follows the last stage."""
 
-    num_classes: PositiveInt = Field(1000, description="Outputs of the final fully connected layer.")
+    num_classes: PositiveInt = Field(default=1000, description="Outputs of the final fully connected layer.")
     hidden: list[PositiveInt] = Field(default_factory=list, description="Widths of fully connected layers before the classifier (VGG: [4096, 4096]).")
     dropout: float = Field(
-        0.0, ge=0.0, lt=1.0, description="Dropout probability after each hidden fully connected layer (VGG: 0.5); with no hidden layer, before the classifier."
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description=(
+            "Dropout probability after each hidden fully connected layer (VGG: 0.5); "
+            "with no hidden layer, before the classifier."
+        ),
     )
-    pool: Literal["avg", "max", "none"] = Field("avg", description="Adaptive pooling before the fully connected layers; none flattens the feature map as it is.")
-    pool_size: Size = Field(1, description="Output size of the adaptive pool (VGG: 7).")
+    pool: Literal["avg", "max", "none"] = Field(
+        default="avg",
+        description="Adaptive pooling before the fully connected layers; none flattens the feature map as it is.",
+    )
+    pool_size: Size = Field(default=1, description="Output size of the adaptive pool (VGG: 7).")
     features: Optional[Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]] = Field(
-        None,
+        default=None,
         description="Features-only backbone: return the outputs of these stages (1 = first stage, 0 = stem) instead of class scores.",
     )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
@@ -54,13 +55,13 @@ _OCTAL = re.compile(r"[-+]?0[0-7_]+")
 class Document:
     """Parsed spec data; `marks[path]` locates each value, `key_marks[path]` its key."""
 
-    data: dict
+    data: dict[str, Any]
     source: str
-    marks: dict[tuple, Mark] = field(default_factory=dict)
-    key_marks: dict[tuple, Mark] = field(default_factory=dict)
-    raw: dict[tuple, str] = field(default_factory=dict)
+    marks: dict[tuple[str | int, ...], Mark] = field(default_factory=dict)
+    key_marks: dict[tuple[str | int, ...], Mark] = field(default_factory=dict)
+    raw: dict[tuple[str | int, ...], str] = field(default_factory=dict)
 
-    def mark_for(self, path: tuple, key: bool = False) -> Mark:
+    def mark_for(self, path: tuple[str | int, ...], key: bool = False) -> Mark:
         """The mark of `path`, or of its nearest located ancestor."""
         table = self.key_marks if key else self.marks
         for end in range(len(path), -1, -1):
@@ -73,7 +74,7 @@ class Document:
         return Mark(self.source, 1, 1) if self.marks else Mark(self.source)
 
 
-def _mark(source: str, node_mark) -> Mark:
+def _mark(source: str, node_mark: yaml.Mark) -> Mark:
     return Mark(source, node_mark.line + 1, node_mark.column + 1)
 
 
@@ -113,7 +114,7 @@ class _Builder:
         self.steps = 0
         self.scalars = SafeConstructor()
 
-    def _count(self, node, depth: int, path: tuple) -> None:
+    def _count(self, node: yaml.Node, depth: int, path: tuple[str | int, ...]) -> None:
         """One step of the budget that keeps alias bombs and recursive aliases from expanding."""
         self.steps += 1
         if self.steps <= MAX_NODES and depth <= MAX_DEPTH:
@@ -127,7 +128,7 @@ class _Builder:
             message = f"values nest more than {MAX_DEPTH} levels deep (a recursive alias?)"
         raise SpecError(Problem(mark, _dotted(top), message))
 
-    def build(self, node, path: tuple, depth: int):
+    def build(self, node: yaml.Node, path: tuple[str | int, ...], depth: int) -> Any:
         self._count(node, depth, path)
         self.doc.marks.setdefault(path, _mark(self.doc.source, node.start_mark))
         if isinstance(node, yaml.MappingNode):
@@ -145,8 +146,8 @@ class _Builder:
             reason = shorten(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             raise SpecError(Problem(_mark(self.doc.source, node.start_mark), _dotted(path), f"cannot read value {shorten(repr(node.value))}: {reason}")) from None
 
-    def _check_number(self, node, path: tuple) -> None:
-        if node.tag not in (_INT_TAG, _FLOAT_TAG) or node.style is not None:
+    def _check_number(self, node: yaml.Node, path: tuple[str | int, ...]) -> None:
+        if not isinstance(node, yaml.ScalarNode) or node.tag not in (_INT_TAG, _FLOAT_TAG) or node.style is not None:
             return
         text = node.value
         if _SEXAGESIMAL.fullmatch(text):
@@ -157,7 +158,7 @@ class _Builder:
             return
         raise SpecError(Problem(_mark(self.doc.source, node.start_mark), _dotted(path), message))
 
-    def _check_tag(self, node, expected: str | None, path: tuple) -> None:
+    def _check_tag(self, node: yaml.Node, expected: str | None, path: tuple[str | int, ...]) -> None:
         allowed = {expected} if expected else _SCALAR_TAGS
         if node.tag in allowed:
             return
@@ -171,17 +172,18 @@ class _Builder:
             message = f"tag {tag} is not allowed here: a spec holds plain mappings, lists, strings, numbers and booleans"
         raise SpecError(Problem(_mark(self.doc.source, node.start_mark), _dotted(path), message))
 
-    def _key(self, node, path: tuple) -> str:
+    def _key(self, node: yaml.Node, path: tuple[str | int, ...]) -> str:
         if not isinstance(node, yaml.ScalarNode):
             raise SpecError(Problem(_mark(self.doc.source, node.start_mark), _dotted(path), "a key must be a plain name, not a list or mapping"))
         self._check_tag(node, None, path)
         # Keys are names: the text as written, so `on:` or `1:` stays a string.
-        return node.value
+        name: str = node.value
+        return name
 
-    def _mapping(self, node, path: tuple, depth: int) -> dict:
+    def _mapping(self, node: yaml.Node, path: tuple[str | int, ...], depth: int) -> dict[str, Any]:
         self._count(node, depth, path)
-        result: dict = {}
-        merged: dict = {}
+        result: dict[str, Any] = {}
+        merged: dict[str, Any] = {}
         seen: dict[str, Mark] = {}
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE_TAG:
@@ -206,11 +208,11 @@ class _Builder:
             result.setdefault(key, value)
         return result
 
-    def _merge_sources(self, node, path: tuple, depth: int) -> dict:
+    def _merge_sources(self, node: yaml.Node, path: tuple[str | int, ...], depth: int) -> dict[str, Any]:
         """`<<: *anchor` (or a list of anchors): keys written beside it win."""
         self._count(node, depth, path)
         sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
-        combined: dict = {}
+        combined: dict[str, Any] = {}
         for source in sources:
             self._count(source, depth + 1, path)
             if not isinstance(source, yaml.MappingNode):
@@ -220,7 +222,7 @@ class _Builder:
         return combined
 
 
-def _dotted(path: tuple) -> str:
+def _dotted(path: tuple[str | int, ...]) -> str:
     return shorten(".".join(str(p) for p in path))
 
 
@@ -275,14 +277,14 @@ def parse(data: bytes | str, source: str) -> Document:
     return doc
 
 
-def from_mapping(data, source: str = "<mapping>") -> Document:
+def from_mapping(data: object, source: str = "<mapping>") -> Document:
     """Wrap an in-memory mapping as a Document (no line numbers to give)."""
     if not isinstance(data, dict):
         raise SpecError(Problem(Mark(source), "", f"the spec must be a mapping, not {type(data).__name__}"))
     return Document(data=_plain_copy(data, source, 0), source=source)
 
 
-def _plain_copy(value, source: str, depth: int):
+def _plain_copy(value: Any, source: str, depth: int) -> Any:
     if depth > MAX_DEPTH:
         raise SpecError(Problem(Mark(source), "", f"values nest more than {MAX_DEPTH} levels deep"))
     if isinstance(value, dict):

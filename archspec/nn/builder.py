@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from typing import cast
 
 import torch
 from torch import nn
@@ -110,9 +111,9 @@ def initialize(model: nn.Module, plan: p.Plan) -> None:
         for module in model.modules():
             if isinstance(module, ResidualBlock) and module.has_shortcut and module.zero_init:
                 zeroed = module.get_submodule(".".join(module.zero_init))
-                nn.init.zeros_(zeroed.weight)
+                nn.init.zeros_(cast(torch.Tensor, zeroed.weight))
                 if getattr(zeroed, "bias", None) is not None:
-                    nn.init.zeros_(zeroed.bias)
+                    nn.init.zeros_(cast(torch.Tensor, zeroed.bias))
 
 
 def build_from_plan(plan: p.Plan, device: str | torch.device = "auto") -> nn.Module:

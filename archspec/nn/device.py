@@ -29,5 +29,6 @@ def check_compile() -> None:
     """torch.compile must be usable with this Python and torch."""
     import torch._dynamo
 
-    if not torch._dynamo.is_dynamo_supported():
+    # torch._dynamo imports this name without listing it in __all__.
+    if not torch._dynamo.is_dynamo_supported():  # type: ignore[attr-defined]
         raise SpecError(Problem(Mark("--compile"), "compile", f"torch.compile is not available with this Python ({sys.version.split()[0]}) and torch ({torch.__version__})"))

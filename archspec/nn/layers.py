@@ -38,7 +38,7 @@ class SqueezeExcite(nn.Module):
         self.fc2 = nn.Conv2d(reduced, channels, 1, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scale = self.fc2(self.act(self.fc1(self.pool(x))))
+        scale: torch.Tensor = self.fc2(self.act(self.fc1(self.pool(x))))
         return x * scale.sigmoid()
 
 
@@ -142,20 +142,20 @@ class ResidualBlock(nn.Module):
 class Network(nn.Module):
     """The compiled network: named top-level modules run in order; a features-only network returns the tapped outputs."""
 
-    def __init__(self, children: dict, taps: tuple[tuple[str, ...], ...] | None):
+    def __init__(self, children: dict[str, nn.Module], taps: tuple[tuple[str, ...], ...] | None):
         super().__init__()
         for name, module in children.items():
             self.add_module(name, module)
         self.taps = taps
         self._order = list(children)
 
-    def forward(self, x: torch.Tensor):
+    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         if self.taps is None:
             for name in self._order:
                 x = getattr(self, name)(x)
             return x
         # The plan ends a features-only network at its last tap, so it runs to the end.
-        seen: dict[tuple, torch.Tensor] = {}
+        seen: dict[tuple[str, ...], torch.Tensor] = {}
         for name in self._order:
             module = getattr(self, name)
             inner = {tap[1] for tap in self.taps if len(tap) == 2 and tap[0] == name}

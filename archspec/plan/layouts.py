@@ -64,7 +64,8 @@ def _vgg_place(plan: Plan, key: str) -> str:
 
 def _resnet(stem: list[tuple[str, Op]], stages: list[StagePlan]) -> Assembly:
     children = list(stem)
-    taps, ops = [], []
+    taps: list[tuple[str, ...]] = []
+    ops: list[Items] = []
     for i, stage in enumerate(stages, 1):
         seq = Sequence(tuple((str(j), block) for j, block in enumerate(stage.ops)))
         children.append((f"layer{i}", seq))
@@ -87,7 +88,8 @@ def flatten(items: Items, start: int = 0) -> list[tuple[str, Op]]:
 def _vgg(stem: list[tuple[str, Op]], stages: list[StagePlan]) -> Assembly:
     features = flatten(tuple(stem))
     stem_tap = ("features", features[-1][0]) if features else None
-    taps, ops = [], []
+    taps: list[tuple[str, ...]] = []
+    ops: list[Items] = []
     for stage in stages:
         flat = flatten(tuple(("", op) for op in stage.ops), len(features))
         features += flat
@@ -98,7 +100,9 @@ def _vgg(stem: list[tuple[str, Op]], stages: list[StagePlan]) -> Assembly:
 
 def _regnet(stem: list[tuple[str, Op]], stages: list[StagePlan]) -> Assembly:
     children: list[tuple[str, Op]] = [("stem", Sequence(tuple((str(i), op) for i, (_, op) in enumerate(stem))))] if stem else []
-    trunk, taps, ops = [], [], []
+    trunk: list[tuple[str, Op]] = []
+    taps: list[tuple[str, ...]] = []
+    ops: list[Items] = []
     for i, stage in enumerate(stages, 1):
         seq = Sequence(tuple((f"block{i}-{j}", block) for j, block in enumerate(stage.ops)))
         trunk.append((f"block{i}", seq))

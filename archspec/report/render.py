@@ -7,6 +7,7 @@ import dataclasses
 import io
 import json
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from archspec.errors import printable
@@ -31,7 +32,7 @@ def ratio(value: float | None) -> str:
     return f"{value:.2f}x" if value >= 0.1 else f"{value:.3g}x"
 
 
-def render(rows: list[dict], columns: list[tuple[str, str]], fmt: str) -> str:
+def render(rows: Sequence[Mapping[str, object]], columns: list[tuple[str, str]], fmt: str) -> str:
     """Rows of already formatted cells as an aligned table, Markdown or CSV."""
     headers = [title for _, title in columns]
     raw = [[str(row.get(key, "")) for key, _ in columns] for row in rows]
@@ -51,8 +52,9 @@ def render(rows: list[dict], columns: list[tuple[str, str]], fmt: str) -> str:
         return "\n".join(lines)
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
 
-    def line(values):
-        return "  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths))).rstrip()
+    def line(values: list[str]) -> str:
+        pairs = enumerate(zip(values, widths, strict=True))
+        return "  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in pairs).rstrip()
 
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in cells])
 

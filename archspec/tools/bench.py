@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -84,7 +84,7 @@ def resolve_peers(plan: Plan, vs: Sequence[str]) -> list[tuple[str, ModelRef]]:
 class Settings:
     """How every model under test is run; one value for all of them, so that the comparison is fair."""
 
-    device: object  # torch.device
+    device: torch.device
     batch: int
     train: bool
     amp: str | None
@@ -194,7 +194,7 @@ def _build(plan: Plan, peers: list[tuple[str, ModelRef]], settings: Settings, pr
         progress.note(f"building {label if label == str(ref) else f'{label} {ref.name}'} on {settings.device} ...")
         runners.append(_Runner(label, ref.name, build_library_model(ref, settings.device).to(memory_format=memory_format)))
     params = sum(p.numel() for p in runners[0].model.parameters())
-    for (label, ref), runner in zip(peers, runners[1:]):
+    for (label, ref), runner in zip(peers, runners[1:], strict=True):
         theirs = sum(p.numel() for p in runner.model.parameters())
         if label == ref.library and theirs != params:  # PEERS names a model that is not the same network
             raise SpecError(Problem(Mark(f"--vs {label}"), "vs", f"{label}'s {ref.name} has {theirs:,} parameters, archspec's {params:,}"))
@@ -207,7 +207,7 @@ def _build(plan: Plan, peers: list[tuple[str, ModelRef]], settings: Settings, pr
 class _Workload:
     """The batch every model sees, and the inference and training steps run on it."""
 
-    def __init__(self, plan, settings: Settings):
+    def __init__(self, plan: Plan, settings: Settings):
         self.settings = settings
         generator = torch.Generator().manual_seed(0)
         memory_format = torch.channels_last if settings.channels_last else torch.contiguous_format
@@ -217,56 +217,58 @@ class _Workload:
         self.labels = torch.randint(0, classes, (settings.batch,), generator=generator).to(settings.device)
         self.dtype = check_amp(settings.amp, settings.device)
 
-    def autocast(self):
+    def autocast(self) -> torch.autocast:
         if self.dtype is None:
             return torch.autocast(self.settings.device.type, enabled=False)
         return torch.autocast(self.settings.device.type, dtype=self.dtype)
 
-    def loss(self, output):
+    def loss(self, output: torch.Tensor | list[torch.Tensor] | tuple[torch.Tensor, ...]) -> torch.Tensor:
         if isinstance(output, (list, tuple)):  # a features-only backbone: any scalar of its outputs
-            return sum(o.float().mean() for o in output)
+            return cast(torch.Tensor, sum(o.float().mean() for o in output))
         # A peer named by the user may have another number of classes than the spec.
         return torch.nn.functional.cross_entropy(output.float(), self.labels % output.shape[1])
 
-    def step(self, runner: _Runner, mode: str):
+    def step(self, runner: _Runner, mode: str) -> Callable[[], None]:
         """A function that runs one step of `runner` in `mode` (and sets the model's mode now)."""
         call = runner.call
         if mode == "inference":
             runner.model.eval()
 
-            def infer():
+            def infer() -> None:
                 with torch.inference_mode(), self.autocast():
                     call(self.x)
 
             return infer
         runner.model.train()
         # torchvision's reference recipe: SGD, momentum 0.9, weight decay 1e-4.
-        runner.optimizer = torch.optim.SGD(runner.model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
-        runner.scaler = torch.amp.GradScaler(self.settings.device.type, enabled=self.settings.amp == "fp16")
+        optimizer = runner.optimizer = torch.optim.SGD(
+            runner.model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4
+        )
+        scaler = runner.scaler = torch.amp.GradScaler(self.settings.device.type, enabled=self.settings.amp == "fp16")
 
-        def train():
-            runner.optimizer.zero_grad(set_to_none=True)
+        def train() -> None:
+            optimizer.zero_grad(set_to_none=True)
             with self.autocast():
                 loss = self.loss(call(self.x))
-            runner.scaler.scale(loss).backward()
-            runner.scaler.step(runner.optimizer)
-            runner.scaler.update()
+            scaler.scale(loss).backward()  # type: ignore[no-untyped-call]  # Tensor.backward is unannotated
+            scaler.step(optimizer)
+            scaler.update()
 
         return train
 
 
-def _measure(plan, runners: list[_Runner], settings: Settings, progress: Progress) -> None:
+def _measure(plan: Plan, runners: list[_Runner], settings: Settings, progress: Progress) -> None:
     """For each mode: warm every model up (measuring its memory), then time them step by step in turns."""
     device = settings.device
     cuda = device.type == "cuda"
 
-    def sync():
+    def sync() -> None:
         if cuda:
             torch.cuda.synchronize(device)
 
     workload = _Workload(plan, settings)
     for mode in settings.modes:
-        steps = {}
+        steps: dict[str, Callable[[], None]] = {}
         for runner in runners:
             steps[runner.label] = step = workload.step(runner, mode)
             progress.phase(f"{mode}: warm-up {runner.label}", settings.warmup)

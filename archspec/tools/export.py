@@ -10,11 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import time
 import warnings
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from archspec.errors import Mark, Problem, SpecError
 from archspec.report.results import ExportResult
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from archspec.plan import Plan
 
 FORMATS = ("onnx", "torchscript", "exported-program")
 # The example batch the graph is traced with; torch.export specialises a size of 1, so a
@@ -35,22 +44,24 @@ def check_onnx_size(weight_bytes: int) -> None:
         raise SpecError(Problem(Mark("--format onnx"), "--format", f"the weights take {weight_bytes / 2**30:.2f} GiB; one ONNX file holds at most 2 GiB"))
 
 
-def output_names(plan) -> list[str]:
+def output_names(plan: Plan) -> list[str]:
     """`logits`, or `features.N` for each stage a features-only spec returns."""
     if plan.taps is None:
         return ["logits"]
-    return [f"features.{index}" for index in plan.spec.head.features]
+    features = plan.spec.head.features
+    assert features is not None  # the plan taps stages only for a features-only head
+    return [f"features.{index}" for index in features]
 
 
 @contextlib.contextmanager
-def _torchscript_deprecation_silenced():
+def _torchscript_deprecation_silenced() -> Iterator[None]:
     """torch 2.x deprecates TorchScript with a FutureWarning per call; the user asked for it by name."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning, message=r".*torch\.jit\..* is deprecated")
         yield
 
 
-def serialize(model, example, fmt: str, dynamic: bool, names: list[str]) -> bytes:
+def serialize(model: nn.Module, example: torch.Tensor, fmt: str, dynamic: bool, names: list[str]) -> bytes:
     """The exported model as the bytes of its file."""
     import torch
 
@@ -59,7 +70,8 @@ def serialize(model, example, fmt: str, dynamic: bool, names: list[str]) -> byte
         # Tracing, not scripting: ResidualBlock.forward looks modules up by name, which
         # TorchScript's compiler cannot type. A traced graph does not fix the batch size.
         with torch.no_grad(), _torchscript_deprecation_silenced():
-            traced = torch.jit.trace(model, (example,))
+            # torch.jit.trace is unannotated.
+            traced = torch.jit.trace(model, (example,))  # type: ignore[no-untyped-call]
             buffer = io.BytesIO()
             torch.jit.save(traced, buffer)
         return buffer.getvalue()
@@ -73,12 +85,24 @@ def serialize(model, example, fmt: str, dynamic: bool, names: list[str]) -> byte
         check_onnx_size(sum(p.numel() * p.element_size() for p in model.parameters()))
         # The dynamo-based exporter (torch.export, then onnxscript); the older TorchScript-based
         # one is deprecated in torch 2.x.
-        program = torch.onnx.export(model, (example,), None, dynamo=True, verbose=False, input_names=["input"], output_names=names, dynamic_shapes=shapes, external_data=False)
-        return program.model_proto.SerializeToString()
+        onnx_program = torch.onnx.export(
+            model,
+            (example,),
+            None,
+            dynamo=True,
+            verbose=False,
+            input_names=["input"],
+            output_names=names,
+            dynamic_shapes=shapes,
+            external_data=False,
+        )
+        assert onnx_program is not None  # the dynamo exporter always returns its program
+        proto: bytes = onnx_program.model_proto.SerializeToString()
+        return proto
     raise SpecError(Problem(Mark(f"--format {fmt}"), "--format", f"unknown format; use one of {', '.join(FORMATS)}"))
 
 
-def run_serialized(data: bytes, fmt: str, x) -> list:
+def run_serialized(data: bytes, fmt: str, x: torch.Tensor) -> list[torch.Tensor]:
     """Load exported bytes with the format's own runtime and run them on `x`; the outputs as CPU tensors."""
     import torch
 
@@ -91,25 +115,26 @@ def run_serialized(data: bytes, fmt: str, x) -> list:
         return [torch.from_numpy(y) for y in session.run(None, {session.get_inputs()[0].name: x.numpy()})]
     if fmt == "torchscript":
         with _torchscript_deprecation_silenced():
-            loaded = torch.jit.load(io.BytesIO(data), map_location="cpu")
+            # torch.jit.load is unannotated.
+            loaded = torch.jit.load(io.BytesIO(data), map_location="cpu")  # type: ignore[no-untyped-call]
     else:
         loaded = torch.export.load(io.BytesIO(data)).module()
     with torch.no_grad():
         return as_list(loaded(x))
 
 
-def as_list(y) -> list:
+def as_list(y: torch.Tensor | list[torch.Tensor] | tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
     return list(y) if isinstance(y, (list, tuple)) else [y]
 
 
-def compare(exported: list, reference: list) -> tuple[float, float, bool]:
+def compare(exported: list[torch.Tensor], reference: list[torch.Tensor]) -> tuple[float, float, bool]:
     """(max |difference|, max |reference|, within ATOL + RTOL * |reference| everywhere)."""
     import torch
 
     if len(exported) != len(reference):
         return float("inf"), 0.0, False
     worst, largest, close = 0.0, 0.0, True
-    for got, want in zip(exported, reference):
+    for got, want in zip(exported, reference, strict=True):
         got, want = got.float(), want.float()
         if got.shape != want.shape:
             return float("inf"), 0.0, False
@@ -119,7 +144,17 @@ def compare(exported: list, reference: list) -> tuple[float, float, bool]:
     return worst, largest, close
 
 
-def export_model(model, plan, fmt: str, out, *, batch: int | None = None, force: bool = False, check: bool = True, progress=None) -> ExportResult:
+def export_model(
+    model: nn.Module,
+    plan: Plan,
+    fmt: str,
+    out: str | os.PathLike[str],
+    *,
+    batch: int | None = None,
+    force: bool = False,
+    check: bool = True,
+    progress: Callable[[str], object] | None = None,
+) -> ExportResult:
     """Export `model` (built from `plan`, on the CPU) to `out` in `fmt`; check the result first (unless not `check`), then write it."""
     import torch
 

@@ -6,6 +6,7 @@ matplotlib, the optional `plot` extra.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,14 +17,16 @@ from archspec.report.results import FlopsRow
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.legend import Legend
 
 FORMATS = ("png", "svg")
 # Spread wider than this on an axis and the axis is drawn on a log scale.
 _LOG_SPREAD = 20
 
 
-def image_format(out) -> str:
+def image_format(out: str | os.PathLike[str]) -> str:
     """`png` or `svg`, from the file name; anything else is a SpecError."""
     suffix = Path(out).suffix.lower().lstrip(".")
     if suffix not in FORMATS:
@@ -53,12 +56,13 @@ def draw(points: list[FlopsRow], title: str | None = None) -> Figure:
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(8, 5.5), dpi=150, layout="constrained")
-    FigureCanvasAgg(figure)
+    canvas = FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    for baseline, style in ((False, dict(marker="o", color="tab:blue", label="spec")), (True, dict(marker="s", color="tab:red", label="baseline"))):
+    for baseline, marker, color, name in ((False, "o", "tab:blue", "spec"), (True, "s", "tab:red", "baseline")):
         chosen = [p for p in points if p.baseline == baseline]
         if chosen:
-            axes.scatter([p.flops / 1e9 for p in chosen], [p.params / 1e6 for p in chosen], s=40, zorder=3, **style)
+            xs, ys = [p.flops / 1e9 for p in chosen], [p.params / 1e6 for p in chosen]
+            axes.scatter(xs, ys, s=40, zorder=3, marker=marker, color=color, label=name)
     flops = [p.flops for p in points if p.flops > 0]
     params = [p.params for p in points if p.params > 0]
     if flops and max(flops) / min(flops) > _LOG_SPREAD:
@@ -74,20 +78,20 @@ def draw(points: list[FlopsRow], title: str | None = None) -> Figure:
     heading = title or "Parameters against FLOPs" + (f" (baseline{'s' if len(baselines) > 1 else ''}: {', '.join(baselines)})" if baselines else "")
     axes.set_title(plain_text(heading))
     axes.grid(True, which="major", alpha=0.3)
-    axes.legend(loc="upper left")
-    _place_labels(figure, axes, points)
+    legend = axes.legend(loc="upper left")
+    _place_labels(figure, canvas, axes, legend, points)
     return figure
 
 
-def _place_labels(figure: Figure, axes: Axes, points: list[FlopsRow]) -> None:
+def _place_labels(figure: Figure, canvas: FigureCanvasAgg, axes: Axes, legend: Legend, points: list[FlopsRow]) -> None:
     """Label every point where the label overlaps no earlier label and stays inside the axes."""
     from matplotlib.transforms import Bbox
 
     figure.canvas.draw()  # runs the layout, so display coordinates are final
     figure.set_layout_engine("none")
-    renderer = figure.canvas.get_renderer()
+    renderer = canvas.get_renderer()  # type: ignore[no-untyped-call]  # matplotlib's Agg backend is unannotated
     inside = axes.get_window_extent(renderer)
-    placed = [axes.get_legend().get_window_extent(renderer)]
+    placed = [legend.get_window_extent(renderer)]
     # The markers too, so that no label covers another point.
     radius = 5 * figure.dpi / 72
     for point in points:
@@ -104,6 +108,7 @@ def _place_labels(figure: Figure, axes: Axes, points: list[FlopsRow]) -> None:
             fits = inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1
             if fits and not any(box.overlaps(other) for other in placed):
                 break
+        assert label is not None  # _LABEL_PLACES is not empty
         placed.append(label.get_window_extent(renderer))
 
 

@@ -7,7 +7,11 @@ output never carries bars with it.
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from rich.progress import Progress as Bar
+    from rich.progress import TaskID
 
 
 class Progress:
@@ -18,8 +22,8 @@ class Progress:
         self.prefix = prefix
         self.enabled = enabled
         self.live = enabled and bool(getattr(self.stream, "isatty", lambda: False)())
-        self._bar = None
-        self._task = None
+        self._bar: Bar | None = None
+        self._task: TaskID | None = None
 
     def note(self, text: str) -> None:
         if not self.enabled:

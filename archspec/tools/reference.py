@@ -8,20 +8,24 @@ from __future__ import annotations
 import inspect
 import json
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic.fields import FieldInfo
 
 
-def _type_name(annotation) -> str:
+def _type_name(annotation: object) -> str:
     text = str(annotation).replace("typing.", "").replace("Optional[", "").replace("archspec.lang.schema.", "")
     text = re.sub(r"Annotated\[(\w+), .*?\]", r"\1", text)
     text = re.sub(r"Literal\[(.*?)\]", lambda m: " | ".join(v.strip().strip("'") for v in m.group(1).split(",")), text)
     return text.rstrip("]") if text.count("]") > text.count("[") else text
 
 
-def _default(field) -> str:
+def _default(field: FieldInfo) -> str:
     if field.is_required():
         return "required"
     if field.default_factory is not None:
-        value = field.default_factory()
+        value = field.get_default(call_default_factory=True)
         return "[]" if value == [] else "see below"
     return "null" if field.default is None else json.dumps(field.default)
 
@@ -54,7 +58,7 @@ def spec_reference() -> str:
         "values. The JSON Schema of the same language is `docs/archspec.schema.json`.",
         "",
     ]
-    sections = [
+    sections: list[tuple[str, type[s.Model], str]] = [
         ("Top level", s.Spec, ""),
         ("`input`", s.Input, "input."),
         ("`stem`", s.Stem, "stem."),

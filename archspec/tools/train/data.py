@@ -13,8 +13,14 @@ import pickle
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from archspec.errors import Mark, Problem, SpecError, shorten
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    import torch
 
 KINDS = ("digits", "synthetic", "cifar10", "imagefolder")
 SYNTHETIC_IMAGES = 1024
@@ -101,6 +107,7 @@ def shape_overrides(source: DataSource) -> tuple[str, ...]:
         return ("input.channels=3", "input.size=[32, 32]", "head.num_classes=10")
     if source.kind == "imagefolder":
         # Images are resized to the spec's own input size, so only channels and classes change.
+        assert source.folder is not None  # parse_data gives imagefolder a folder
         return ("input.channels=3", f"head.num_classes={len(_classes(source, image_folder_split(source.folder)[0]))}")
     return ()
 
@@ -123,12 +130,12 @@ class TrainData:
     """Images in memory (uint8 or float32, N x C x H x W), labels, and how to normalise and augment them."""
 
     name: str
-    train_x: object
-    train_y: object
-    held_x: object
-    held_y: object
-    mean: object  # per channel, after dividing by `scale`
-    std: object
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    held_x: torch.Tensor
+    held_y: torch.Tensor
+    mean: torch.Tensor  # per channel, after dividing by `scale`
+    std: torch.Tensor
     scale: float
     augment: bool  # the paper's CIFAR augmentation: 4-pixel pad, random crop, horizontal flip
 
@@ -136,10 +143,10 @@ class TrainData:
     def train_size(self) -> int:
         return int(self.train_y.shape[0])
 
-    def _normalise(self, x):
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
         return (x.float() / self.scale - self.mean.view(1, -1, 1, 1)) / self.std.view(1, -1, 1, 1)
 
-    def augmentation(self, seed: int, epoch: int):
+    def augmentation(self, seed: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Crop offsets and flips for every training image this epoch: a function of (seed, epoch) only,
         so a sample is augmented alike however the data is sharded or wherever a run resumed."""
         if not self.augment:
@@ -149,17 +156,19 @@ class TrainData:
         g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
         return torch.randint(0, 9, (self.train_size, 2), generator=g), torch.rand(self.train_size, generator=g) < 0.5
 
-    def train_batch(self, indices, augmentation=None):
+    def train_batch(
+        self, indices: torch.Tensor, augmentation: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         x = self._normalise(self.train_x[indices])
         if augmentation is not None:
             x = _pad_crop_flip(x, augmentation[0][indices], augmentation[1][indices])
         return x, self.train_y[indices]
 
-    def held_batch(self, indices):
+    def held_batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self._normalise(self.held_x[indices]), self.held_y[indices]
 
 
-def _pad_crop_flip(x, offsets, flips):
+def _pad_crop_flip(x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
     """Zero-pad 4 pixels (zero is the mean once normalised), crop back at `offsets`, mirror where `flips`."""
     import torch
     import torch.nn.functional as F
@@ -183,7 +192,15 @@ def load_data(source: DataSource, channels: int, size: tuple[int, int], num_clas
     return _synthetic(source, channels, size, num_classes)
 
 
-def _with_statistics(name, train_x, train_y, held_x, held_y, scale: float, augment: bool = False) -> TrainData:
+def _with_statistics(
+    name: str,
+    train_x: torch.Tensor,
+    train_y: npt.ArrayLike,
+    held_x: torch.Tensor,
+    held_y: npt.ArrayLike,
+    scale: float,
+    augment: bool = False,
+) -> TrainData:
     import torch
 
     pixels = (train_x.float() / scale).transpose(0, 1).reshape(train_x.shape[1], -1)
@@ -191,12 +208,13 @@ def _with_statistics(name, train_x, train_y, held_x, held_y, scale: float, augme
     return TrainData(name, train_x, torch.as_tensor(train_y, dtype=torch.long), held_x, torch.as_tensor(held_y, dtype=torch.long), mean, std, scale, augment)
 
 
-def _stratified_split(labels) -> tuple[list[int], list[int]]:
+def _stratified_split(labels: npt.ArrayLike) -> tuple[list[int], list[int]]:
     """A fixed held-out fifth of every class."""
     import numpy as np
 
     rng = np.random.RandomState(SPLIT_SEED)
-    train, held = [], []
+    train: list[int] = []
+    held: list[int] = []
     labels = np.asarray(labels)
     for label in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == label))
@@ -230,13 +248,13 @@ class _NumpyOnly(pickle.Unpickler):
         ("_codecs", "encode"),  # how Python 3 writes bytes into a protocol-2 pickle
     }
 
-    def find_class(self, module, name):
+    def find_class(self, module: str, name: str) -> Any:
         if (module, name) in self._ALLOWED:
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
 
 
-def _cifar_batch(source: DataSource, path: Path):
+def _cifar_batch(source: DataSource, path: Path) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
     import numpy as np
 
     try:
@@ -263,6 +281,7 @@ def _cifar10(source: DataSource) -> TrainData:
     import torch
 
     folder = source.folder
+    assert folder is not None  # parse_data gives cifar10 a folder
     if not (folder / "data_batch_1").is_file() and (folder / "cifar-10-batches-py").is_dir():
         folder = folder / "cifar-10-batches-py"
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
@@ -276,14 +295,17 @@ def _cifar10(source: DataSource) -> TrainData:
     return _with_statistics("cifar10", train_x, train_y, held_x, held_y, scale=255.0, augment=True)
 
 
-def _read_images(source: DataSource, folder: Path, classes: list[str], size: tuple[int, int]):
+def _read_images(
+    source: DataSource, folder: Path, classes: list[str], size: tuple[int, int]
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
     import numpy as np
 
     try:
         from PIL import Image
     except ImportError:
         raise source.problem("needs Pillow to read images: pip install pillow") from None
-    images, labels = [], []
+    images: list[npt.NDArray[np.uint8]] = []
+    labels: list[int] = []
     for label, name in enumerate(classes):
         files = _image_files(folder / name)
         if not files:
@@ -294,7 +316,8 @@ def _read_images(source: DataSource, folder: Path, classes: list[str], size: tup
                     # Pillow warns of a possible decompression bomb before it refuses one: refuse both.
                     warnings.simplefilter("error", Image.DecompressionBombWarning)
                     with Image.open(path) as image:
-                        pixels = np.asarray(image.convert("RGB").resize((size[1], size[0]), Image.BILINEAR), dtype=np.uint8)
+                        resized = image.convert("RGB").resize((size[1], size[0]), Image.Resampling.BILINEAR)
+                        pixels = np.asarray(resized, dtype=np.uint8)
             except (Image.DecompressionBombError, Image.DecompressionBombWarning):
                 raise source.problem(f"image {str(path)!r} is too large to decode safely (a decompression bomb?)") from None
             except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
@@ -323,6 +346,7 @@ def _count_images(folder: Path) -> int:
 def _image_folder(source: DataSource, size: tuple[int, int]) -> TrainData:
     import torch
 
+    assert source.folder is not None  # parse_data gives imagefolder a folder
     train_dir, held_dir = image_folder_split(source.folder)
     classes = _classes(source, train_dir)
     x, y = _read_images(source, train_dir, classes, size)
@@ -340,8 +364,8 @@ def _image_folder(source: DataSource, size: tuple[int, int]) -> TrainData:
             f"every class of {str(source.folder)!r} has too few images to hold a fifth out for the held-out error; "
             "add images, or give DIR/train and DIR/val folders"
         )
-    x = torch.from_numpy(x)
-    return _with_statistics("imagefolder", x[train], y[train], x[held], y[held], scale=255.0)
+    images = torch.from_numpy(x)
+    return _with_statistics("imagefolder", images[train], y[train], images[held], y[held], scale=255.0)
 
 
 def _synthetic(source: DataSource, channels: int, size: tuple[int, int], num_classes: int) -> TrainData:

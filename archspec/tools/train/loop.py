@@ -16,14 +16,17 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from archspec.errors import Mark, Problem, SpecError
 from archspec.files import atomic_write, check_output
 from archspec.report.results import TrainResult as Result
 from archspec.tools.progress import Progress
-from archspec.tools.train.data import DataSource, describe, load_data, parse_data, shape_overrides
+from archspec.tools.train.data import DataSource, TrainData, describe, load_data, parse_data, shape_overrides
 from archspec.tools.train.recipe import Recipe
 from archspec.tools.train.run_folder import (
     CHECKPOINT_FILE,
@@ -37,6 +40,15 @@ from archspec.tools.train.run_folder import (
     read_state,
     write_metrics,
 )
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from archspec.lang.schema import Spec
+    from archspec.plan import Plan, Source
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -68,7 +80,7 @@ class Cluster:
     def writer(self) -> bool:
         return self.rank == 0
 
-    def share(self, value):
+    def share(self, value: T) -> T:
         """Rank 0's `value`, on every rank."""
         if self.world == 1:
             return value
@@ -78,7 +90,7 @@ class Cluster:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
-    def total(self, values: list[float], device) -> list[float]:
+    def total(self, values: list[float], device: torch.device) -> list[float]:
         """Element-wise sums over all ranks."""
         if self.world == 1:
             return values
@@ -87,20 +99,24 @@ class Cluster:
 
         tensor = torch.tensor(values, dtype=torch.float64, device=device)
         dist.all_reduce(tensor)
-        return tensor.tolist()
+        totals: list[float] = tensor.tolist()
+        return totals
 
-    def on_writer(self, action):
+    def on_writer(self, action: Callable[[], T]) -> T:
         """Run `action` on rank 0 only; every rank gets its result, or raises the SpecError it raised."""
-        outcome = None
+        outcome: tuple[str, Any] | None = None
         if self.writer:
             try:
                 outcome = ("ok", action())
             except SpecError as exc:
                 outcome = ("error", exc.problems)
-        kind, value = self.share(outcome)
+        shared = self.share(outcome)
+        assert shared is not None  # rank 0 always has an outcome
+        kind, value = shared
         if kind == "error":
             raise SpecError(value)
-        return value
+        result: T = value
+        return result
 
 
 def _cluster_from_environment() -> Cluster:
@@ -108,7 +124,7 @@ def _cluster_from_environment() -> Cluster:
     return Cluster(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def _join(cluster: Cluster, device):
+def _join(cluster: Cluster, device: torch.device) -> torch.device:
     """Start the process group (env:// rendezvous from torchrun) and pick this rank's device."""
     import torch
     import torch.distributed as dist
@@ -136,29 +152,32 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _epoch_order(size: int, cluster: Cluster, seed: int, epoch: int):
+def _epoch_order(size: int, cluster: Cluster, seed: int, epoch: int) -> torch.Tensor:
     """This rank's indices for the epoch. DistributedSampler shuffles with a generator seeded seed + epoch
     and deals index k to rank k mod world, so the ranks' k-th batches together are the single-process
     k-th batch: the global batch and data order do not depend on the number of processes."""
     import torch
     from torch.utils.data import DistributedSampler
 
-    sampler = DistributedSampler(range(size), num_replicas=cluster.world, rank=cluster.rank, shuffle=True, seed=seed)
+    # The sampler only takes the length of its data set: a range stands for the images.
+    sampler: DistributedSampler[int] = DistributedSampler(
+        range(size), num_replicas=cluster.world, rank=cluster.rank, shuffle=True, seed=seed  # type: ignore[arg-type]
+    )
     sampler.set_epoch(epoch)
     return torch.tensor(list(sampler), dtype=torch.long)
 
 
 def train_spec(
-    plan,
-    data,
+    plan: Plan,
+    data: TrainData,
     recipe: Recipe,
     options: Options,
     cluster: Cluster,
-    device,
+    device: torch.device,
     folder: Path | None,
     state: SavedState | None,
     progress: Progress,
-    on_epoch_end=None,
+    on_epoch_end: Callable[[str, int], object] | None = None,
     weights: Path | None = None,
 ) -> Result:
     """Train one planned spec from scratch, or on from `state`; rank 0 writes its files into `folder`."""
@@ -188,7 +207,7 @@ def train_spec(
     model = model.to(memory_format=memory_format)
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
     scaler = torch.amp.GradScaler(device.type, enabled=recipe.amp == "fp16")
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(recipe.amp)
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(recipe.amp or "")
     start = 0
     if state is not None:
         try:
@@ -211,7 +230,8 @@ def train_spec(
 
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if options.compile:
-        net = torch.compile(net)
+        # torch.compile turns a module into a module (an OptimizedModule).
+        net = cast("nn.Module", torch.compile(net))
     held = torch.arange(cluster.rank, int(data.held_y.shape[0]), cluster.world)
 
     for epoch in range(start, recipe.epochs):
@@ -261,7 +281,18 @@ def train_spec(
     return result
 
 
-def _train_epoch(net, optimizer, scaler, data, batches, augmentation, device, memory_format, amp_dtype, tick) -> tuple[float, int]:
+def _train_epoch(
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    data: TrainData,
+    batches: Iterable[torch.Tensor],
+    augmentation: tuple[torch.Tensor, torch.Tensor] | None,
+    device: torch.device,
+    memory_format: torch.memory_format,
+    amp_dtype: torch.dtype | None,
+    tick: Callable[[int], object],
+) -> tuple[float, int]:
     """One pass of SGD over `batches` (index tensors); returns this rank's summed loss and wrong answers."""
     import torch
     import torch.nn.functional as F
@@ -277,7 +308,7 @@ def _train_epoch(net, optimizer, scaler, data, batches, augmentation, device, me
             logits = net(x)
             loss = F.cross_entropy(logits, y)
         optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
+        scaler.scale(loss).backward()  # type: ignore[no-untyped-call]  # Tensor.backward is unannotated
         scaler.step(optimizer)
         scaler.update()
         # Summed on the device: reading a number back each step would stall a GPU.
@@ -289,7 +320,7 @@ def _train_epoch(net, optimizer, scaler, data, batches, augmentation, device, me
     return loss_sum.item(), int(wrong.item())
 
 
-def _share_buffers(model) -> None:
+def _share_buffers(model: nn.Module) -> None:
     """Rank 0's batch-norm statistics on every rank: DDP sends them at each training forward pass, but the
     last step updated each rank's copy with its own images; evaluation and the checkpoint use rank 0's."""
     import torch.distributed as dist
@@ -298,7 +329,15 @@ def _share_buffers(model) -> None:
         dist.broadcast(buffer, src=0)
 
 
-def _count_wrong(net, data, indices, batch: int, device, memory_format, amp_dtype) -> int:
+def _count_wrong(
+    net: nn.Module,
+    data: TrainData,
+    indices: torch.Tensor,
+    batch: int,
+    device: torch.device,
+    memory_format: torch.memory_format,
+    amp_dtype: torch.dtype | None,
+) -> int:
     import torch
 
     net.eval()
@@ -311,7 +350,17 @@ def _count_wrong(net, data, indices, batch: int, device, memory_format, amp_dtyp
     return wrong
 
 
-def _save_state(folder: Path, model, optimizer, scaler, epoch: int, history, spec, recipe: Recipe, device) -> None:
+def _save_state(
+    folder: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    epoch: int,
+    history: list[dict[str, float]],
+    spec: Spec,
+    recipe: Recipe,
+    device: torch.device,
+) -> None:
     import torch
 
     state = {
@@ -329,7 +378,7 @@ def _save_state(folder: Path, model, optimizer, scaler, epoch: int, history, spe
     atomic_write(folder / STATE_FILE, lambda handle: torch.save(state, handle), force=True)
 
 
-def _is_residual(plan) -> bool:
+def _is_residual(plan: Plan) -> bool:
     from archspec.plan.blocks import BLOCKS
 
     return any(BLOCKS[stage.block or plan.spec.block].residual for stage in plan.stages)
@@ -338,11 +387,11 @@ def _is_residual(plan) -> bool:
 # --- the whole run ------------------------------------------------------------------------------
 
 
-def _plans(specs, source: DataSource, overrides) -> list:
+def _plans(specs: Sequence[Source], source: DataSource, overrides: Sequence[str]) -> list[Plan]:
     from archspec.plan import load_plan
 
     fitted = shape_overrides(source)
-    plans = []
+    plans: list[Plan] = []
     for ref in specs:
         try:
             plan = load_plan(ref, overrides=tuple(overrides) + fitted)
@@ -365,7 +414,7 @@ def _plans(specs, source: DataSource, overrides) -> list:
     return plans
 
 
-def _resolve(options: Options, recipe: Recipe, cluster: Cluster):
+def _resolve(options: Options, recipe: Recipe, cluster: Cluster) -> torch.device:
     from archspec.nn.builder import resolve_device
     from archspec.nn.device import check_amp, check_compile
 
@@ -388,18 +437,21 @@ def _check_plot(plot: Path, force: bool) -> None:
         raise SpecError(Problem(Mark(f"--plot {plot}"), "plot", "needs matplotlib: pip install 'archspec[train]'")) from None
 
 
+_DEFAULT_RECIPE = Recipe()
+
+
 def train(
-    specs,
+    specs: Sequence[Source],
     data: str = "digits",
-    recipe: Recipe = Recipe(),
+    recipe: Recipe = _DEFAULT_RECIPE,
     options: Options = Options(),
-    overrides=(),
+    overrides: Sequence[str] = (),
     out: Path | None = None,
     resume: bool = False,
     force: bool = False,
     plot: Path | None = None,
     progress: Progress | None = None,
-    on_epoch_end=None,
+    on_epoch_end: Callable[[str, int], object] | None = None,
     weights: Path | None = None,
 ) -> list[Result]:
     """Train each spec in turn with the same data, seed and recipe; return their metrics.
@@ -426,27 +478,30 @@ def train(
         names = [plan.spec.name for plan in plans]
         record = {"format": RUN_FORMAT, "version": 1, "data": source.text, "recipe": asdict(recipe), "world_size": cluster.world}
 
-        def check_outputs():
+        def check_outputs() -> None:
             if plot is not None:
                 _check_plot(plot, force)
             if out is not None:
                 if not out.exists() and out.parent.is_dir():
                     out.mkdir()
-                if out.is_dir():
+                if out.is_dir() and lock is not None:
                     lock.acquire(progress.note)
                 prepare_out(out, record, names, resume, force)
 
         cluster.on_writer(check_outputs)
         if cluster.world > 1:
             progress.note(f"archspec: {cluster.world} processes ({dist.get_backend()}), {recipe.batch // cluster.world} images each per step of {recipe.batch}")
-        results, cache = [], {}
+        results: list[Result] = []
+        cache: dict[tuple[int, tuple[int, int], int], TrainData] = {}
         for plan in plans:
             key = (plan.input_channels, plan.input_size, plan.spec.head.num_classes)
             if key not in cache:
                 cache[key] = load_data(source, *key)
             folder = out / plan.spec.name if out is not None else None
             spec_data = plan.spec.model_dump(mode="json", exclude={"extends"})
-            state = cluster.on_writer(lambda: read_state(folder, plan, spec_data, recipe)) if resume else None
+            state = None
+            if resume and folder is not None:  # --resume comes with --out
+                state = cluster.on_writer(partial(read_state, folder, plan, spec_data, recipe))
             writer_folder = folder if cluster.writer else None
             results.append(train_spec(plan, cache[key], recipe, options, cluster, device, writer_folder, state, progress, on_epoch_end, weights))
         if plot is not None and cluster.writer:
@@ -460,7 +515,9 @@ def train(
             dist.destroy_process_group()
 
 
-def _check_memory(plans, source: DataSource, recipe: Recipe, cluster: Cluster, device, force: bool) -> None:
+def _check_memory(
+    plans: list[Plan], source: DataSource, recipe: Recipe, cluster: Cluster, device: torch.device, force: bool
+) -> None:
     """The memory guard for every spec: weights, gradients and momentum, a training step at this process's
     share of the batch, and the data set held in memory."""
     from archspec.nn.guard import check_fits

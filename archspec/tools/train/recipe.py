@@ -26,7 +26,7 @@ class Recipe:
     seed: int = 0
     amp: str | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         def whole(value: object, low: int, high: int) -> bool:
             return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
@@ -52,4 +52,5 @@ class Recipe:
         iterations, i.e. at 1/2 and 3/4 of training, whatever the length; cosine: to zero over the run."""
         if self.schedule == "cosine":
             return 0.5 * self.lr * (1 + math.cos(math.pi * epoch / self.epochs))
-        return self.lr / 10 ** sum(epoch >= math.ceil(self.epochs * fraction) for fraction in (0.5, 0.75))
+        divisor: float = 10 ** sum(epoch >= math.ceil(self.epochs * fraction) for fraction in (0.5, 0.75))
+        return self.lr / divisor

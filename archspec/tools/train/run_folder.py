@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from archspec.errors import Mark, Problem, SpecError, printable, shorten
 from archspec.files import atomic_write
@@ -202,7 +202,10 @@ def write_metrics(folder: Path, history: list[dict[str, float]]) -> None:
     writer.writeheader()
     writer.writerows(history)
     for name, text in zip(METRICS_FILES, (jsonl, table.getvalue()), strict=True):
-        atomic_write(folder / name, lambda handle, text=text: handle.write(text.encode()), force=True)
+        def write(handle: BinaryIO, text: str = text) -> int:
+            return handle.write(text.encode())
+
+        atomic_write(folder / name, write, force=True)
 
 
 # --- state.pt -------------------------------------------------------------------------------------
