@@ -207,6 +207,19 @@ def test_missing_unexpected_and_wrongly_shaped_tensors_are_grouped_by_place(sour
     )
 
 
+def test_the_message_stays_one_short_line_for_any_number_of_odd_keys():
+    from archspec.nn.checkpoint import mismatch_message
+
+    plan = load_plan("resnet18")
+    shapes = {f"blocks.{i}.conv{j}.weight": (3, 3) for i in range(20_000) for j in range(5)}
+    shapes["evil\nkey\x1b[31m"] = (1,)
+    message = mismatch_message(shapes, plan)
+    assert message is not None and "\n" not in message and "\x1b" not in message
+    assert message.startswith("does not fit resnet18: missing all 122 tensors: the stem (conv1.weight, bn1.*), ")
+    assert "; unexpected 100001 tensors: blocks.*, 'evil\\nkey\\x1b[31m'" in message
+    assert len(message) < 600
+
+
 def test_nothing_is_built_when_the_file_does_not_fit(source, monkeypatch):
     path, _ = source("torchvision", "resnet18")
 
@@ -251,6 +264,34 @@ def test_a_plain_resnets_file_against_a_resnet_d_names_the_stem(source):
     assert "unexpected 16 tensors: the stem (conv1.weight), stage 2, block 1 " in message
     assert message.endswith(
         "; the file's stem is one conv (conv1.weight), the spec's a ResNet-D's deep stem (conv1.0, conv1.3...)"
+    )
+
+
+def test_a_resnet_d_file_against_a_plain_resnet_names_the_stem(source):
+    path, _ = source("timm", "resnet18d")
+    assert problem(lambda: archspec.build("resnet18", weights=path, device="cpu")).endswith(
+        "; the file's stem is a ResNet-D's deep stem (conv1.0, conv1.3...), the spec's one conv: try the -d spec"
+    )
+
+
+def test_a_whole_networks_file_against_a_features_only_spec_says_there_is_no_classifier(source):
+    path, _ = source("torchvision", "resnet18")
+    message = problem(
+        lambda: archspec.build("resnet18", overrides=["head.features=[2, 3]"], weights=path, device="cpu")
+    )
+    assert message == (
+        f"{path}: --weights: does not fit resnet18: unexpected 32 tensors: stage 4, block 1 (layer4.0.*), "
+        "stage 4, block 2 (layer4.1.*), fc.*; the spec is features-only (head.features) and ends at its last stage: "
+        "it has no classifier to load"
+    )
+
+
+def test_timms_resnetv2_names_get_a_hint(tmp_path):
+    path = tmp_path / "resnetv2.pth"
+    torch.save({"stem.conv.weight": torch.zeros(64, 3, 7, 7), "stages.0.blocks.0.conv1.weight": torch.zeros(1)}, path)
+    assert problem(lambda: archspec.build("resnet50", weights=path, device="cpu")).endswith(
+        "; the file uses timm's ResNetV2 names (stem.conv, stages.0.blocks.0...); "
+        "archspec's ResNets take the names of torchvision's and timm's ResNets (conv1, layer1.0...)"
     )
 
 

@@ -83,15 +83,18 @@ def read_weights(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor],
 
 
 def _layout_hint(keys: list[str], plan: Plan) -> str:
-    """A hint when the file looks like another layout of the same family: another library's names, or the
-    other kind of ResNet stem. (The paper's stride placement and v1.5's have the same shapes: nothing can tell.)"""
+    """A hint when the file looks like another layout of the same family: another library's names, the other
+    kind of ResNet stem, or a whole classifier for a features-only spec. (The paper's stride placement and
+    v1.5's have the same shapes: nothing can tell them apart.)"""
+    planned = state_shapes(plan)
+    if plan.taps is not None and any(k.partition(".")[0] in ("fc", "classifier") and k not in planned for k in keys):
+        return "; the spec is features-only (head.features) and ends at its last stage: it has no classifier to load"
     if plan.family == "regnet" and any(k.startswith(("s1.", "stem.conv.")) for k in keys):
         return "; the file uses timm's RegNet names (s1.b1...); archspec's RegNets take torchvision's (trunk_output...)"
     if plan.family == "vgg" and any(k.startswith(("pre_logits.", "head.fc.")) for k in keys):
         return "; the file uses timm's VGG names (pre_logits, head.fc); archspec's VGGs take torchvision's (classifier)"
     if plan.family != "resnet":
         return ""
-    planned = state_shapes(plan)
     if any(k.startswith(("stages.", "stem.")) for k in keys):
         return (
             "; the file uses timm's ResNetV2 names (stem.conv, stages.0.blocks.0...); "
