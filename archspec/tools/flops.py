@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from archspec.counting.analytic import Complexity, complexity
-from archspec.errors import Mark, Problem, SpecError, shorten
+from archspec.errors import Mark, Problem, SpecError
 from archspec.lang.refs import ModelRef, parse_model_ref
 from archspec.plan import InputSize, Plan, load_plan
 from archspec.plan.shapes import as_size
