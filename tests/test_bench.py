@@ -96,8 +96,12 @@ def test_features_only_backbone_benchmarks_a_training_step(cli):
 def test_every_listed_peer_is_the_stock_spec_of_that_name_with_equal_parameters(library):
     for name in PEERS[library]:
         assert peer_name(archspec.load_plan(name), library) == name
-        with torch.device("meta"):  # no memory, no initialisation: only the shapes
-            peer = build_library_model(ModelRef(library, name), "meta")
+        if name == "regnet_y_128gf":
+            continue  # 645M parameters: its count is pinned against torchvision's metadata in tests/test_regnet.py
+        # Shapes only where the constructor allows it; torchvision's RegNets compute their widths with
+        # tensors and are built for real (they are small).
+        device = "cpu" if name.startswith("regnet_") else "meta"
+        peer = build_library_model(ModelRef(library, name), device)
         assert sum(p.numel() for p in peer.parameters()) == archspec.count(name).params, (library, name)
 
 

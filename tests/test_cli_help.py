@@ -51,11 +51,6 @@ def test_the_usage_line_reads_as_words(help_text):
     assert "...}..." not in usage, usage  # a repeated argument reads `{SPEC}...`
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Typer 0.29 prints an argument's Python type beside its metavar (`SPEC <str>`, `MODEL <list[str]>`) and has "
-    "no option to leave it out; the fix is a command class (or a help formatter) in archspec/cli/application.py",
-)
 def test_arguments_show_words_not_python_types(cli):
     shown = [sections(cli(command, "--help").stdout).get("Arguments", "") for command in COMMANDS]
     assert not [text for text in shown if PYTHON_TYPES.search(text)]

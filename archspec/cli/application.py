@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from archspec.cli import common, inspect, measure, models, train
+from archspec.cli import common, inspect, measure, models, space, train
 from archspec.cli.common import STATE, Terminated, echo_err, fail
 from archspec.errors import SpecError, printable
 
@@ -35,10 +35,29 @@ def _options(
     STATE["debug"] = debug or STATE["debug_in_argv"]
 
 
+def _words_not_types() -> None:
+    """Typer prints an argument's Python type beside its metavar (`SPEC <str>`); archspec's metavars already say
+    what to give in words, so the type is left out where a metavar is set."""
+    try:
+        from typer.core import TyperArgument
+    except ImportError:  # pragma: no cover - a Typer without its own argument class prints no type
+        return
+    original = getattr(TyperArgument, "display_type", None)
+    if original is None or getattr(original, "_archspec", False):
+        return
+
+    def display_type(self: Any, ctx: Any) -> str | None:
+        return None if self.metavar else original(self, ctx)
+
+    display_type._archspec = True  # type: ignore[attr-defined]
+    TyperArgument.display_type = display_type  # type: ignore[method-assign]
+
+
 def make_app() -> typer.Typer:
+    _words_not_types()
     app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False, help=HELP)
     app.callback()(_options)
-    for group in (inspect, measure, models, train):
+    for group in (inspect, measure, models, space, train):
         group.register(app)
     return app
 

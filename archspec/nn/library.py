@@ -75,8 +75,16 @@ def build_library_model(ref: ModelRef, device: torch.device | str = "cpu", *, fo
     from archspec.nn.guard import available_bytes, gib
 
     check_known(ref)
-    with torch.device("meta"):
-        params = sum(p.numel() for p in _make(ref).parameters())
+    try:
+        with torch.device("meta"):
+            shapes = _make(ref)
+    except (NotImplementedError, RuntimeError):
+        # A few constructors read tensor values (torchvision's RegNets compute their widths with torch):
+        # those cannot be built shape-only, and are small enough to build for real.
+        shapes = None
+    if shapes is not None and torch.device(device).type == "meta":
+        return shapes
+    params = sum(p.numel() for p in shapes.parameters()) if shapes is not None else 0
     free = available_bytes(device)
     if not force and free is not None and params * 4 > free:
         where = torch.device(device).type
