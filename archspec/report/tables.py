@@ -187,10 +187,12 @@ def bench_text(result: BenchResult) -> str:
     rows = []
     for label, modes in result.results.items():
         name = result.spec if label == "archspec" else result.peers[label]
+        # A peer named as LIBRARY:NAME is labelled by that already.
+        model = label if ":" in label else f"{label} {name}"
         for mode, m in modes.items():
             rows.append(
                 {
-                    "model": f"{label} {name}",
+                    "model": model,
                     "mode": mode,
                     "images_per_s": f"{m.images_per_s:.1f}",
                     "median_ms": f"{m.median_ms:.1f}",
