@@ -19,12 +19,18 @@ ForceOutOpt = Annotated[bool, typer.Option("--force", help="Overwrite --out (reg
 def validate(specs: SpecsArg, overrides: SetOpt = None) -> None:
     """Check specs (and design spaces); print each problem as FILE:LINE:COL: field: message. Exit 1 if any is invalid."""
     from archspec.counting.analytic import complexity
-    from archspec.plan import load_plan
+    from archspec.lang.sources import load_document
+    from archspec.plan import plan_document
+    from archspec.space.load import is_space, load_space
 
     problems: list[Problem] = []
     for source in specs:
         try:
-            plan = load_plan(source, overrides=overrides or ())
+            doc = load_document(source, overrides or ())
+            if is_space(doc):
+                typer.echo(printable(f"{source}: ok ({load_space(doc).summary()})"))
+                continue
+            plan = plan_document(doc)
         except SpecError as exc:
             if STATE["debug"]:
                 traceback.print_exception(exc)

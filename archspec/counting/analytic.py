@@ -15,6 +15,11 @@ Conventions (stated in every report):
 
 One handler per op type (`HANDLERS`), as fvcore keeps one per operator; an op
 type without a handler is an error at its first use, never a silent zero.
+
+Counting is the inner loop of design-space sampling (`archspec sample`), so the handlers add
+plain integers into one running `Tally` instead of building a counter per op, and an op that
+appears more than once (the same object: a stage's repeated blocks, or a stage counted for its
+section and again for the total) is walked once and its sums reused.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from archspec.plan import ops as p
+
+# fvcore's operator names, in the order `flops_by_op` lists them.
+OPERATORS = ("adaptive_avg_pool2d", "batch_norm", "conv", "group_norm", "linear")
 
 
 @dataclass
@@ -47,67 +55,142 @@ class Counts:
         return self
 
 
-def _conv(op: p.Conv, main_path: bool) -> Counts:
+class Tally:
+    """Running sums of one walk over the plan; `memo` holds the sums of the ops already walked, by `memo_key`.
+
+    `sums` and `add_sums` list the fields in one order: params, activations, layers, then `OPERATORS`.
+    """
+
+    __slots__ = ("memo", "params", "activations", "layers", *OPERATORS)
+
+    def __init__(self, memo: dict[int, tuple[int, ...]] | None = None):
+        self.params = self.activations = self.layers = 0
+        self.adaptive_avg_pool2d = self.batch_norm = self.conv = self.group_norm = self.linear = 0
+        self.memo = {} if memo is None else memo
+
+    def sums(self) -> tuple[int, ...]:
+        return (
+            self.params,
+            self.activations,
+            self.layers,
+            self.adaptive_avg_pool2d,
+            self.batch_norm,
+            self.conv,
+            self.group_norm,
+            self.linear,
+        )
+
+    def add_sums(self, sums: tuple[int, ...], times: int = 1) -> None:
+        self.params += sums[0] * times
+        self.activations += sums[1] * times
+        self.layers += sums[2] * times
+        self.adaptive_avg_pool2d += sums[3] * times
+        self.batch_norm += sums[4] * times
+        self.conv += sums[5] * times
+        self.group_norm += sums[6] * times
+        self.linear += sums[7] * times
+
+    def flops_by_op(self) -> dict[str, int]:
+        # Every handler adds a positive amount, so an operator is present exactly when its sum is.
+        return {name: getattr(self, name) for name in OPERATORS if getattr(self, name)}
+
+    def counts(self) -> Counts:
+        return Counts(self.params, Counter(self.flops_by_op()), self.conv + self.linear, self.activations, self.layers)
+
+
+def _conv(op: p.Conv, main_path: bool, t: Tally) -> None:
     per_output = (op.in_channels // op.groups) * op.kernel * op.kernel
     outputs = op.out_channels * op.out_size[0] * op.out_size[1]
-    c = Counts(params=op.out_channels * per_output + (op.out_channels if op.bias else 0))
-    c.flops_by_op["conv"] = outputs * per_output
-    c.macs = outputs * per_output
-    c.activations = outputs
-    c.layers = 1 if main_path else 0
-    return c
+    t.params += op.out_channels * per_output + (op.out_channels if op.bias else 0)
+    t.conv += outputs * per_output
+    t.activations += outputs
+    if main_path:
+        t.layers += 1
 
 
-def _norm(op: p.Norm, main_path: bool) -> Counts:
+def _norm(op: p.Norm, main_path: bool, t: Tally) -> None:
     elements = op.channels * op.size[0] * op.size[1]
-    c = Counts(params=2 * op.channels)
+    t.params += 2 * op.channels
     if op.kind == "batch":
-        c.flops_by_op["batch_norm"] = 2 * elements
+        t.batch_norm += 2 * elements
     else:
-        c.flops_by_op["group_norm"] = 5 * elements
-    return c
+        t.group_norm += 5 * elements
 
 
-def _linear(op: p.Linear, main_path: bool) -> Counts:
-    c = Counts(params=op.in_features * op.out_features + (op.out_features if op.bias else 0))
-    c.flops_by_op["linear"] = op.in_features * op.out_features
-    c.macs = op.in_features * op.out_features
-    c.activations = op.out_features
-    c.layers = 1
-    return c
+def _linear(op: p.Linear, main_path: bool, t: Tally) -> None:
+    t.params += op.in_features * op.out_features + (op.out_features if op.bias else 0)
+    t.linear += op.in_features * op.out_features
+    t.activations += op.out_features
+    t.layers += 1
 
 
-def _adaptive_avg(channels: int, size: p.Size2) -> Counts:
-    c = Counts()
-    c.flops_by_op["adaptive_avg_pool2d"] = channels * size[0] * size[1]
-    return c
+def _adaptive_pool(op: p.AdaptivePool, main_path: bool, t: Tally) -> None:
+    if op.kind == "avg":
+        t.adaptive_avg_pool2d += op.channels * op.in_size[0] * op.in_size[1]
 
 
-def _adaptive_pool(op: p.AdaptivePool, main_path: bool) -> Counts:
-    return _adaptive_avg(op.channels, op.in_size) if op.kind == "avg" else Counts()
+def _squeeze_excite(op: p.SqueezeExcite, main_path: bool, t: Tally) -> None:
+    t.adaptive_avg_pool2d += op.channels * op.size[0] * op.size[1]
+    _conv(op.fc1, False, t)
+    _conv(op.fc2, False, t)
 
 
-def _squeeze_excite(op: p.SqueezeExcite, main_path: bool) -> Counts:
-    return _adaptive_avg(op.channels, op.size).add(_conv(op.fc1, False)).add(_conv(op.fc2, False))
+def memo_key(op: object, main_path: bool) -> int:
+    """One op on one path as a memo key: its id, negated off the main path (ops stay alive while counted)."""
+    return id(op) if main_path else -1 - id(op)
 
 
-def _sequence(op: p.Sequence, main_path: bool) -> Counts:
-    return count_ops(op.items, main_path)
+def _walk(items: Iterable[tuple[str, p.Op]], main_path: bool, t: Tally) -> None:
+    # `add_op` inlined: this loop runs for every op of every plan counted. A stage's repeated blocks are
+    # one object standing in a row (the planner reuses it): its sums are added once per run, times its length.
+    previous: p.Op | None = None
+    repeats = 0
+    for _, op in items:
+        if op is previous:
+            repeats += 1
+            continue
+        if repeats:
+            t.add_sums(t.memo[memo_key(previous, main_path)], repeats)
+            repeats = 0
+        handler = HANDLERS.get(type(op))
+        if handler is None:
+            raise _no_handler(op)
+        if handler is not _free:
+            handler(op, main_path, t)
+        previous = op if handler is _residual else None
+    if repeats:
+        t.add_sums(t.memo[memo_key(previous, main_path)], repeats)
 
 
-def _residual(op: p.Residual, main_path: bool) -> Counts:
-    c = count_ops(op.pre + op.body + op.post, main_path)
-    if op.shortcut is not None:
-        c.add(count_op(op.shortcut, main_path=False))
-    return c
+def _sequence(op: p.Sequence, main_path: bool, t: Tally) -> None:
+    sums = t.memo.get(id(op) if main_path else -1 - id(op))
+    if sums is None:
+        _walk(op.items, main_path, t)
+    else:
+        t.add_sums(sums)
 
 
-def _free(op: p.Op, main_path: bool) -> Counts:
+def _residual(op: p.Residual, main_path: bool, t: Tally) -> None:
+    # A block met again in the same walk (ops are immutable, so it is the same block) adds the sums
+    # of its first walk.
+    key = id(op) if main_path else -1 - id(op)
+    sums = t.memo.get(key)
+    if sums is None:
+        block = Tally(t.memo)
+        _walk(op.pre, main_path, block)
+        _walk(op.body, main_path, block)
+        _walk(op.post, main_path, block)
+        if op.shortcut is not None:
+            add_op(op.shortcut, False, block)
+        sums = t.memo[key] = block.sums()
+    t.add_sums(sums)
+
+
+def _free(op: p.Op, main_path: bool, t: Tally) -> None:
     """Ops that fvcore counts as zero: activations, max and average pooling, flatten, dropout, option A's padding."""
-    return Counts()
 
 
-HANDLERS: dict[type, Callable[..., Counts]] = {
+HANDLERS: dict[type, Callable[..., None]] = {
     p.Conv: _conv,
     p.Norm: _norm,
     p.Linear: _linear,
@@ -125,19 +208,29 @@ HANDLERS: dict[type, Callable[..., Counts]] = {
 }
 
 
-def count_op(op: p.Op, main_path: bool = True) -> Counts:
-    """Counts for one op of the plan (and everything inside it)."""
+def add_op(op: p.Op, main_path: bool, t: Tally) -> None:
+    """Add one op of the plan (and everything inside it) to a running tally."""
     handler = HANDLERS.get(type(op))
     if handler is None:
-        raise TypeError(f"the analytic counter has no handler for {type(op).__name__}")
-    return handler(op, main_path)
+        raise _no_handler(op)
+    handler(op, main_path, t)
+
+
+def _no_handler(op: object) -> TypeError:
+    return TypeError(f"the analytic counter has no handler for {type(op).__name__}")
+
+
+def count_op(op: p.Op, main_path: bool = True) -> Counts:
+    """Counts for one op of the plan (and everything inside it)."""
+    t = Tally()
+    add_op(op, main_path, t)
+    return t.counts()
 
 
 def count_ops(items: Iterable[tuple[str, p.Op]], main_path: bool = True) -> Counts:
-    total = Counts()
-    for _, op in items:
-        total.add(count_op(op, main_path))
-    return total
+    t = Tally()
+    _walk(items, main_path, t)
+    return t.counts()
 
 
 @dataclass(frozen=True)
@@ -158,17 +251,33 @@ class Complexity:
 
 def complexity(plan: p.Plan) -> Complexity:
     """Counts for a whole plan, with per-section (stem, stages, head) breakdowns."""
-    total = count_ops(plan.children)
-    sections = {s.name: count_ops(s.ops) for s in plan.sections}
+    # The sections hold the same ops as the plan's children (a stage's sequence is a child, or inside one):
+    # the sums of each section's ops, kept in the memo, make the walk over the children a short one.
+    memo: dict[int, tuple[int, ...]] = {}
+    sections = {}
+    for section in plan.sections:
+        t = Tally(memo)
+        for _, op in section.ops:
+            if type(op) not in (p.Sequence, p.Residual):
+                add_op(op, True, t)  # a leaf: nothing below it to walk again
+                continue
+            part = Tally(memo)
+            add_op(op, True, part)
+            sums = memo[memo_key(op, True)] = part.sums()
+            t.add_sums(sums)
+        sections[section.name] = t
+    total = Tally(memo)
+    _walk(plan.children, True, total)
+    flops_by_op = total.flops_by_op()
     return Complexity(
         name=plan.spec.name,
         input_size=plan.input_size,
         layers=total.layers,
         params=total.params,
-        flops=total.flops,
-        flops_by_op=dict(sorted(total.flops_by_op.items())),
-        macs=total.macs,
+        flops=sum(flops_by_op.values()),
+        flops_by_op=flops_by_op,
+        macs=total.conv + total.linear,
         activations=total.activations,
         params_by_section={k: v.params for k, v in sections.items()},
-        flops_by_section={k: v.flops for k, v in sections.items()},
+        flops_by_section={k: sum(v.flops_by_op().values()) for k, v in sections.items()},
     )

@@ -15,12 +15,13 @@ from archspec.plan.blocks import BLOCKS
 from archspec.plan.shapes import make_divisible
 
 _QUANT = 8  # RegNet's widths are multiples of 8
+_FLOAT32 = struct.Struct("f")
 
 
 def _f32(x: float) -> float:
     """`x` rounded to float32: torchvision generates RegNet widths with float32 tensors, and a width that
     lands near a rounding boundary must round as it does there."""
-    return float(struct.unpack("f", struct.pack("f", x))[0])
+    return float(_FLOAT32.unpack(_FLOAT32.pack(x))[0])
 
 
 def regnet_widths(rule: RegNetRule) -> list[int]:
@@ -34,11 +35,15 @@ def regnet_widths(rule: RegNetRule) -> list[int]:
     w0, wa, wm = _f32(rule.w0), _f32(rule.wa), _f32(rule.wm)
     log_wm = _f32(math.log(rule.wm))
     widths = []
+    width_at: dict[int, int] = {}  # a stage's width, by its step s
     for j in range(rule.depth):
-        u = _f32(_f32(_f32(j) * wa) + w0)
+        # j is a float32 as it is: block indices stay below 2**24.
+        u = _f32(_f32(j * wa) + w0)
         steps = round(_f32(_f32(math.log(_f32(u / w0))) / log_wm))
-        quantized = _f32(w0 * _f32(wm**steps))
-        widths.append(round(_f32(quantized / _QUANT)) * _QUANT)
+        if steps not in width_at:
+            quantized = _f32(w0 * _f32(wm**steps))
+            width_at[steps] = round(_f32(quantized / _QUANT)) * _QUANT
+        widths.append(width_at[steps])
     return widths
 
 

@@ -82,7 +82,8 @@ class Walker:
         bias: bool | None = None,
     ) -> Conv:
         out = (conv_out(size[0], kernel, stride, padding, dilation), conv_out(size[1], kernel, stride, padding, dilation))
-        self._check_size(out, f"a {kernel}x{kernel} conv")
+        if min(out) < 1:  # (the message is made only when it is needed: convs are planned by the thousand)
+            self._check_size(out, f"a {kernel}x{kernel} conv")
         self.add_params(cout * (cin // groups) * kernel * kernel)
         if cout * out[0] * out[1] > MAX_MAP_ELEMENTS:
             raise self.problem(
@@ -143,6 +144,11 @@ class Walker:
         return rate
 
 
+_NUMBERS = tuple(str(i) for i in range(16))
+
+
 def numbered(ops: list[Op]) -> Items:
     """Ops named 0, 1, 2, ... as in an `nn.Sequential`."""
+    if len(ops) <= len(_NUMBERS):
+        return tuple(zip(_NUMBERS, ops, strict=False))
     return tuple((str(i), op) for i, op in enumerate(ops))

@@ -9,7 +9,7 @@ from archspec.lang.schema import Spec, Stage
 from archspec.lang.schema import SqueezeExcite as SESettings
 from archspec.plan.ops import Op, Residual
 from archspec.plan.shapes import make_divisible
-from archspec.plan.walker import Walker
+from archspec.plan.walker import MAX_PARAMS, Walker
 
 
 @dataclass(frozen=True)
@@ -115,14 +115,39 @@ def plan_residual_stage(make_block: Callable[[Walker, BlockArgs], Residual]) -> 
             stride = 1
         walker.total_stride *= stride
         blocks: list[Residual] = []
+        added = 0  # the parameters the last planned block counted
         for j in range(stage.depth):
             walker.path = ("stages", index)
             first = j == 0
+            if j > 1 and _repeats(walker, blocks[-1]) and walker.params + added <= MAX_PARAMS:
+                # Planned again, the block would count these parameters; past the limit it is planned
+                # again, so that the limit stops it at the same conv with the same message.
+                walker.add_params(added)
+                walker.next_drop_path()
+                blocks.append(blocks[-1])
+                continue
             args = BlockArgs(knobs, stage, index, stage.width, stride if first else 1, first_dilation if first else walker.dilation, walker.dilation, first)
+            before = walker.params
             blocks.append(make_block(walker, args))
+            added = walker.params - before
         return StagePlan(tuple(blocks), stride)
 
     return plan
+
+
+def _repeats(walker: Walker, previous: Residual) -> bool:
+    """Whether the next block is `previous` again, so that it need not be planned twice.
+
+    A block after a stage's second is made from the same arguments as the one before it (stride 1,
+    the stage's dilation); it is the same block when it also starts from the same place, that is
+    when the one before left channels and size as it found them, and when no drop-path rate grows
+    from block to block. Plans are immutable, so the one record can stand at both positions.
+    """
+    return (
+        walker.spec.drop_path == 0
+        and previous.in_channels == previous.out_channels == walker.channels
+        and previous.in_size == previous.out_size == walker.size
+    )
 
 
 def stage_stride(index: int, stage: Stage, block: str) -> int:

@@ -1,0 +1,529 @@
+"""A space file -> `Space`: the spec with its distributions found, checked and located, and its constraints.
+
+A space is read like a spec (YAML with line marks, `extends`, `--set`), then walked along the
+spec's schema: a mapping where the schema expects a number, a name or a boolean is a
+distribution; one anywhere else is an error at its place. The checks a spec gets run on
+probes, specs made from the space's own values (every choice, both ends of every range),
+so that a value no draw could use is reported at the line that wrote it.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
+
+from pydantic import BaseModel
+
+from archspec.errors import Problem, SpecError, format_path
+from archspec.lang.schema import GENERATORS, Spec, Stage, StageGenerators
+from archspec.lang.sources import load_document
+from archspec.lang.validate import validate
+from archspec.lang.yamldoc import Document
+from archspec.space.constraints import Constraints
+from archspec.space.distributions import KINDS, MODELS, Distribution
+from archspec.space.located import Path, problem, unknown_key, validate_model
+
+T = TypeVar("T")
+# Past this many stages a drawn network is a typo in `count` (torchvision's deepest has 5).
+MAX_STAGES = 64
+_TEMPLATE_KEYS = ("count", "each")
+
+
+@dataclass(frozen=True, eq=False)
+class Slot:
+    """One field of the space that is drawn: where the space file writes it, and from what."""
+
+    path: Path  # in the space file: ("stages", "each", "width") for a field of the stage template
+    distribution: Distribution
+    stage: int | None = None  # the stage of an explicit list; None for a template's or the network's
+    template: bool = False  # a field of `stages.each`, drawn once per stage
+
+    @property
+    def tie(self) -> Path:
+        """The field's path inside its stage (ties group a field across stages by it)."""
+        return self.path[2:]
+
+    def spec_path(self, stage: int | None) -> Path:
+        """Where the drawn value goes in the spec: a template's field at `("stages", stage, ...)`."""
+        return ("stages", stage, *self.path[2:]) if self.template and stage is not None else self.path
+
+
+@dataclass(frozen=True)
+class StageTemplate:
+    """`stages: {count: ..., each: {...}}`: a drawn number of stages, each drawn from one template."""
+
+    count: int | Slot
+    each: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Space:
+    """A design space: the spec with `Slot`s where it has distributions, and the constraints."""
+
+    source: str
+    name: str
+    template: dict[str, Any]  # the resolved spec data, Slot or StageTemplate where values are drawn
+    slots: tuple[Slot, ...]  # in the order of the file
+    constraints: Constraints
+    doc: Document  # the space file, for locating what a draw gets wrong
+    dynamic: frozenset[int] = frozenset()  # the ids of the template's mappings and lists that hold a Slot
+    # What `archspec.space.draw` prepares for each number of stages, kept to be reused by every draw.
+    groups: dict[int, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def stage_template(self) -> StageTemplate | None:
+        stages = self.template.get("stages")
+        return stages if isinstance(stages, StageTemplate) else None
+
+    def count_slot(self) -> Slot | None:
+        template = self.stage_template
+        return template.count if template is not None and isinstance(template.count, Slot) else None
+
+    def summary(self) -> str:
+        """`space regnetx: 5 distributions; constraints on macs, stages`."""
+        drawn = len(self.slots) + (1 if self.count_slot() else 0)
+        bounds = self.constraints.bounds()
+        limits = f"constraints on {', '.join(bounds)}" if bounds else "no constraints"
+        return f"space {self.name}: {drawn} distribution{'' if drawn == 1 else 's'}; {limits}"
+
+
+def is_space(doc: Document) -> bool:
+    """Whether a resolved document is a space: it has `constraints`, or a distribution, or a stage template."""
+    data = doc.data
+    stages = data.get("stages")
+    if "constraints" in data or (isinstance(stages, dict) and any(key in stages for key in _TEMPLATE_KEYS)):
+        return True
+    return _has_distribution(data)
+
+
+def _has_distribution(node: object) -> bool:
+    if isinstance(node, dict):
+        return any(key in node for key in KINDS) or any(_has_distribution(value) for value in node.values())
+    if isinstance(node, list):
+        return any(_has_distribution(value) for value in node)
+    return False
+
+
+def load_space(source: str | Document, overrides: Sequence[str] = ()) -> Space:
+    """Read and check a space file (a path, or a resolved document); every problem is a located SpecError."""
+    doc = source if isinstance(source, Document) else load_document(source, overrides)
+    return space_from_document(doc)
+
+
+def space_summary(source: str, overrides: Sequence[str] = ()) -> str | None:
+    """For `archspec validate`: the summary of a valid space, None when `source` is a plain spec."""
+    doc = load_document(source, overrides)
+    return load_space(doc).summary() if is_space(doc) else None
+
+
+def space_from_document(doc: Document) -> Space:
+    data = dict(doc.data)
+    problems: list[Problem] = []
+    constraints = Constraints.model_validate({})
+    if "constraints" in data:
+        raw = data.pop("constraints")
+        if isinstance(raw, dict):
+            try:
+                constraints = validate_model(Constraints, raw, doc, ("constraints",))
+            except SpecError as exc:
+                problems += exc.problems
+        else:
+            problems.append(
+                problem(
+                    doc,
+                    ("constraints",),
+                    "expected a mapping of quantities to [low, high], for example {flops: [360M, 440M]}",
+                )
+            )
+    walker = _Walker(doc)
+    template = walker.mapping(data, Spec, ())
+    problems += walker.problems
+    problems += _tie_problems(doc, walker.slots)
+    if problems:
+        raise SpecError(_in_file_order(problems))
+    name = data.get("name") if isinstance(data.get("name"), str) else "space"
+    dynamic: set[int] = set()
+    _dynamic(template, dynamic)
+    space = Space(doc.source, str(name), template, tuple(walker.slots), constraints, doc, frozenset(dynamic))
+    _probe(space)
+    return space
+
+
+def _in_file_order(problems: list[Problem]) -> list[Problem]:
+    return sorted(problems, key=lambda p: (p.mark.line or 0, p.mark.column or 0))
+
+
+# What the schema expects at a field, as far as distributions go.
+Expected = Literal["number", "flag", "name", "model", "text", "list"]
+
+
+def _strip(annotation: Any) -> Any:
+    """The annotation without Annotated[...] and Optional[...] around it."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+            continue
+        if origin in (Union, types.UnionType):
+            args = [arg for arg in get_args(annotation) if arg is not type(None)]
+            if len(args) == 1:
+                annotation = args[0]
+                continue
+        return annotation
+
+
+def _expected(annotation: Any) -> tuple[Expected, type[BaseModel] | None]:
+    """What a field takes: a number, a flag, a name (a Literal), a model (with the model), text, or a list."""
+    annotation = _strip(annotation)
+    if annotation in (int, float):
+        return "number", None
+    if annotation is bool:
+        return "flag", None
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "model", annotation
+    origin = get_origin(annotation)
+    if origin is Literal:
+        values = get_args(annotation)
+        return ("number" if all(isinstance(v, int) and not isinstance(v, bool) for v in values) else "name"), None
+    if origin in (Union, types.UnionType):
+        args = [_strip(arg) for arg in get_args(annotation)]
+        models = [arg for arg in args if isinstance(arg, type) and issubclass(arg, BaseModel)]
+        if models:
+            return "model", models[0]  # `se`: a mapping is its settings, `false` turns it off
+        if int in args:
+            return "number", None  # `input.size`: one number or [height, width]
+    return ("text" if annotation is str else "list"), None
+
+
+_WORDS = {"name": "one of its names", "flag": "true or false", "number": "a number"}
+
+
+class _Walker:
+    """Finds the distributions of a space document along the spec's schema."""
+
+    def __init__(self, doc: Document):
+        self.doc = doc
+        self.slots: list[Slot] = []
+        self.problems: list[Problem] = []
+
+    def mapping(
+        self,
+        node: dict[str, Any],
+        model: type[BaseModel],
+        path: Path,
+        *,
+        stage: int | None = None,
+        template: bool = False,
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            here = (*path, key)
+            field = model.model_fields.get(key)
+            if field is None:
+                out[key] = value  # an unknown key: the probe's validation names it, with "did you mean"
+            elif model is Spec and key == "stages":
+                out[key] = self.stages(value)
+            else:
+                out[key] = self.value(value, field.annotation, here, stage=stage, template=template)
+        return out
+
+    def value(self, value: Any, annotation: Any, path: Path, *, stage: int | None, template: bool) -> Any:
+        expected, model = _expected(annotation)
+        if not isinstance(value, dict):
+            return value
+        if expected in ("number", "flag", "name"):
+            distribution = self.distribution(value, path, expected)
+            if distribution is None:
+                return value
+            slot = Slot(path, distribution, stage, template)
+            self.slots.append(slot)
+            return slot
+        if any(key in value for key in KINDS):
+            if expected == "model":
+                why = "it is a group of settings; draw the fields inside it"
+            else:
+                what = "text" if expected == "text" else "a list"
+                why = f"only numbers, names and true or false can be; this field is {what}"
+            self.problems.append(problem(self.doc, path, f"cannot be drawn from a distribution: {why}"))
+            return value
+        if model is not None:
+            return self.mapping(value, model, path, stage=stage, template=template)
+        return value
+
+    def distribution(self, value: dict[str, Any], path: Path, expected: Expected) -> Distribution | None:
+        kinds = [key for key in KINDS if key in value]
+        if not kinds:
+            unknown = next(iter(value), "")
+            self.problems.append(
+                problem(
+                    self.doc, (*path, unknown), unknown_key(str(unknown), list(KINDS)) + " (a distribution)", key=True
+                )
+            )
+            return None
+        if len(kinds) > 1:
+            message = f"a distribution is one of choice, range or log_range, not both `{kinds[0]}` and `{kinds[1]}`"
+            self.problems.append(problem(self.doc, (*path, kinds[1]), message, key=True))
+            return None
+        model = MODELS[kinds[0]]
+        try:
+            distribution = validate_model(model, value, self.doc, path)
+        except SpecError as exc:
+            self.problems += exc.problems
+            return None
+        if expected != "number" and kinds[0] != "choice":
+            self.problems.append(
+                problem(
+                    self.doc,
+                    (*path, kinds[0]),
+                    f"{kinds[0]} draws numbers; this field takes {_WORDS[expected]}: draw it with `choice`",
+                    key=True,
+                )
+            )
+            return None
+        return distribution
+
+    def stages(self, value: Any) -> Any:
+        path: Path = ("stages",)
+        if isinstance(value, list):
+            return [
+                self.mapping(item, Stage, (*path, i), stage=i) if isinstance(item, dict) else item
+                for i, item in enumerate(value)
+            ]
+        if not isinstance(value, dict):
+            return value
+        if any(name in value for name in GENERATORS):
+            out = dict(value)
+            for name in GENERATORS:
+                rule = value.get(name)
+                if isinstance(rule, dict):
+                    _, model = _expected(StageGenerators.model_fields[name].annotation)
+                    assert model is not None
+                    out[name] = self.mapping(rule, model, (*path, name))
+            return out
+        if any(key in value for key in _TEMPLATE_KEYS):
+            return self.template(value, path)
+        if any(key in value for key in KINDS):
+            self.problems.append(
+                problem(
+                    self.doc,
+                    path,
+                    "cannot be drawn as a whole; draw the number of stages with `count` and their fields with `each`",
+                )
+            )
+        return value
+
+    def template(self, value: dict[str, Any], path: Path) -> Any:
+        for key in value:
+            if key not in _TEMPLATE_KEYS:
+                self.problems.append(
+                    problem(
+                        self.doc,
+                        (*path, key),
+                        unknown_key(str(key), list(_TEMPLATE_KEYS)) + " (a stage template)",
+                        key=True,
+                    )
+                )
+        for key, what in (("count", "the number of stages"), ("each", "the fields every stage is drawn from")):
+            if key not in value:
+                self.problems.append(problem(self.doc, path, f"a stage template needs `{key}`: {what}", key=True))
+        each, count = value.get("each"), value.get("count")
+        if each is not None and not isinstance(each, dict):
+            self.problems.append(
+                problem(self.doc, (*path, "each"), "expected a mapping of stage fields, such as {depth: 2, width: 64}")
+            )
+            each = None
+        fields = self.mapping(each, Stage, (*path, "each"), template=True) if each is not None else {}
+        return StageTemplate(self.count(count, (*path, "count")) if count is not None else 1, fields)
+
+    def count(self, value: Any, path: Path) -> int | Slot:
+        if isinstance(value, dict):
+            distribution = self.distribution(value, path, "number")
+            if distribution is None:
+                return 1
+            bad = [
+                v
+                for _, v in distribution.probes()
+                if not (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_STAGES)
+            ]
+            grid = getattr(distribution, "grid", None)
+            if bad or (distribution.kind != "choice" and (grid is None or not grid.integers)):
+                self.problems.append(
+                    problem(self.doc, path, f"the number of stages is drawn from integers from 1 to {MAX_STAGES}")
+                )
+                return 1
+            slot = Slot(path, distribution)
+            self.slots.append(slot)
+            return slot
+        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_STAGES:
+            return value
+        self.problems.append(
+            problem(self.doc, path, f"expected a number of stages from 1 to {MAX_STAGES}, or a distribution of them")
+        )
+        return 1
+
+
+def _tie_problems(doc: Document, slots: list[Slot]) -> list[Problem]:
+    """`shared` and `order` belong to stage fields, and every stage that ties a field ties it the same way."""
+    problems: list[Problem] = []
+    shared: dict[Path, Slot] = {}
+    ordered: dict[Path, Slot] = {}
+    for slot in slots:
+        d = slot.distribution
+        on_stage = slot.template or slot.stage is not None
+        for name, active in (("shared", d.shared), ("order", d.order is not None)):
+            if active and not on_stage:
+                problems.append(
+                    problem(
+                        doc,
+                        (*slot.path, name),
+                        f"`{name}` ties a field across stages; this field is drawn once for the network",
+                        key=True,
+                    )
+                )
+        if not on_stage:
+            continue
+        if d.shared and slot.stage is not None:
+            first = shared.setdefault(slot.tie, slot)
+            if first is not slot and first.distribution != d:
+                problems.append(
+                    problem(
+                        doc,
+                        slot.path,
+                        f"every stage that shares `{format_path(slot.tie)}` gives it the same distribution; "
+                        f"stage {first.stage} gives another",
+                    )
+                )
+        if d.order is not None:
+            first = ordered.setdefault(slot.tie, slot)
+            if first.distribution.order != d.order:
+                problems.append(
+                    problem(
+                        doc,
+                        (*slot.path, "order"),
+                        f"every stage orders `{format_path(slot.tie)}` the same way; "
+                        f"stage {first.stage} says {first.distribution.order}",
+                        key=True,
+                    )
+                )
+    return problems
+
+
+# ---- probes: the spec's own checks on specs made from the space's values ----
+
+
+def located_document(space: Space, chosen: dict[Path, tuple[Path, Any]], count: int) -> Document:
+    """The spec a draw makes, as a document whose marks point into the space file.
+
+    `chosen` gives every drawn value by its path in the spec, with the place in the space file that
+    wrote it; a template's stages take their marks from the template.
+    """
+    doc = space.doc
+    marks, key_marks, raw = dict(doc.marks), dict(doc.key_marks), dict(doc.raw)
+    if space.stage_template is not None:
+        _each_stage(marks, count)
+        _each_stage(key_marks, count)
+        _each_stage(raw, count)
+    for target, (where, _) in chosen.items():
+        marks[target] = doc.marks.get(where) or doc.mark_for(where)
+        raw.pop(target, None)
+        if where in doc.raw:
+            raw[target] = doc.raw[where]
+    data = fill(space, lambda slot, stage: chosen[slot.spec_path(stage)][1], count)
+    return Document(data=data, source=doc.source, marks=marks, key_marks=key_marks, raw=raw)
+
+
+def _each_stage(table: dict[tuple[Any, ...], T], count: int) -> None:
+    """Copy a table's entries under `stages.each` to every stage a template made."""
+    for key, item in [(k, v) for k, v in table.items() if k[:2] == ("stages", "each")]:
+        for i in range(count):
+            table.setdefault(("stages", i, *key[2:]), item)
+
+
+def _probe_document(space: Space, probed: Slot | None, where: Path, value: Any, count: int) -> Document:
+    """A spec with `probed` at `value` (written at `where`) and every other slot at its first value."""
+    chosen: dict[Path, tuple[Path, Any]] = {}
+    for slot in space.slots:
+        if slot is probed:
+            at, given = where, value
+        else:
+            sub, given = slot.distribution.probes()[0]
+            at = slot.path + sub
+        for stage in range(count) if slot.template else [None]:
+            chosen[slot.spec_path(stage)] = (at, given)
+    return located_document(space, chosen, count)
+
+
+def fill(space: Space, value: Callable[[Slot, int | None], Any], count: int) -> dict[str, Any]:
+    """The spec data: the template with every Slot replaced by `value(slot, stage)`, and a stage template by
+    `count` stages. Parts without a slot are the template's own objects, shared: read the result, do not change it."""
+    filled = _fill(space.template, value, count, None, space.dynamic)
+    assert isinstance(filled, dict)
+    return filled
+
+
+def _fill(
+    node: Any, value: Callable[[Slot, int | None], Any], count: int, stage: int | None, dynamic: frozenset[int]
+) -> Any:
+    if isinstance(node, Slot):
+        return value(node, stage)
+    if isinstance(node, StageTemplate):
+        return [_fill(node.each, value, count, i, dynamic) for i in range(count)]
+    if id(node) not in dynamic:
+        return node
+    if isinstance(node, dict):
+        return {key: _fill(item, value, count, stage, dynamic) for key, item in node.items()}
+    return [_fill(item, value, count, stage, dynamic) for item in node]
+
+
+def _dynamic(node: Any, found: set[int]) -> bool:
+    """Collect the ids of the mappings and lists that hold a Slot; return whether `node` holds one."""
+    if isinstance(node, (Slot, StageTemplate)):
+        if isinstance(node, StageTemplate):
+            _dynamic(node.each, found)
+        return True
+    if isinstance(node, dict):
+        holds = [_dynamic(item, found) for item in node.values()]
+    elif isinstance(node, list):
+        holds = [_dynamic(item, found) for item in node]
+    else:
+        return False
+    if any(holds):
+        found.add(id(node))
+    return any(holds)
+
+
+def _first_count(space: Space) -> int:
+    template = space.stage_template
+    if template is None:
+        return 0
+    if isinstance(template.count, Slot):
+        value = template.count.distribution.probes()[0][1]
+        return int(value)
+    return template.count
+
+
+def _probe(space: Space) -> None:
+    """Validate the spec each value of the space makes (the others at their first value); raise what fails."""
+    count = _first_count(space)
+    base: list[Problem] = []
+    try:
+        validate(_probe_document(space, None, (), None, count))
+    except SpecError as exc:
+        base = exc.problems
+    seen = {(p.path, p.message) for p in base}
+    problems = list(base)
+    for slot in space.slots:
+        if slot is space.count_slot():
+            continue
+        for where, value in slot.distribution.probes():
+            try:
+                validate(_probe_document(space, slot, slot.path + where, value, count))
+            except SpecError as exc:
+                for found in exc.problems:
+                    if (found.path, found.message) not in seen:
+                        seen.add((found.path, found.message))
+                        problems.append(found)
+    if problems:
+        raise SpecError(_in_file_order(problems))

@@ -1,0 +1,96 @@
+"""Pydantic errors of the space's own models (distributions, constraints) as located one-line problems.
+
+The spec's models have their own converter (`archspec.lang.validate`); these models are few and
+small, so their messages are written here, in the same words where the two meet.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from archspec.errors import Problem, SpecError, format_path, shorten
+from archspec.lang.yamldoc import Document
+
+Path = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
+
+
+def describe(value: object, raw: str | None = None) -> str:
+    """A value as a message names it: `the text 'a'`, `the number 1.5`, `a mapping`."""
+    if isinstance(value, bool):
+        return f"the boolean `{raw or str(value).lower()}`"
+    if isinstance(value, (int, float)):
+        return f"the number {shorten(raw or repr(value), 24)}"
+    if isinstance(value, str):
+        return f"the text {shorten(repr(value))}"
+    if isinstance(value, list):
+        if all(isinstance(v, (int, float, str)) for v in value) and len(repr(value)) <= 30:
+            return repr(value)
+        return f"a list of {len(value)} {'entry' if len(value) == 1 else 'entries'}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if value is None:
+        return "nothing (null)"
+    return shorten(repr(value), 24)
+
+
+def unknown_key(key: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    hint = f"did you mean `{close[0]}`?" if close else f"valid keys here: {', '.join(valid)}"
+    return f"unknown key `{shorten(key)}`; {hint}"
+
+
+def problem(doc: Document, path: Path, message: str, *, key: bool = False) -> Problem:
+    return Problem(doc.mark_for(path, key=key), format_path(path), message)
+
+
+def validate_model(model: type[M], data: Any, doc: Document, path: Path) -> M:
+    """`model.model_validate(data)`; a SpecError whose problems are located under `path` if it fails."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(_problems(model, exc, doc, path)) from None
+
+
+def _problems(model: type[BaseModel], exc: ValidationError, doc: Document, path: Path) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: set[tuple[Path, str]] = set()
+    for error in exc.errors(include_url=False):
+        loc = tuple(part for part in error["loc"] if isinstance(part, (str, int)))
+        where = path + loc
+        kind = error["type"]
+        value = error.get("input")
+        raw = doc.raw.get(where)
+        if kind == "extra_forbidden":
+            message = unknown_key(str(loc[-1]), sorted(model.model_fields))
+        elif kind == "missing":
+            message = "required field is missing"
+        elif kind in ("int_type", "int_from_float"):
+            message = f"expected an integer, got {describe(value, raw)}"
+        elif kind in ("float_type", "int_parsing", "float_parsing"):
+            message = f"expected a number, got {describe(value, raw)}"
+        elif kind == "bool_type":
+            message = f"expected true or false, got {describe(value, raw)}"
+        elif kind == "list_type":
+            message = f"expected a list, got {describe(value, raw)}"
+        elif kind == "literal_error":
+            message = f"got {describe(value, raw)}; expected one of {error.get('ctx', {}).get('expected', '')}"
+        elif kind in ("greater_than", "greater_than_equal", "less_than_equal", "less_than"):
+            ctx = error.get("ctx") or {}
+            bound, words = next((ctx[k], w) for k, w in _BOUNDS.items() if k in ctx)
+            message = f"expected a value {words} {bound}, got {describe(value, raw)}"
+        elif kind == "too_short" and isinstance(value, list) and not value:
+            message = "expected at least one value, got an empty list"
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+        if (where, message) in seen:
+            continue
+        seen.add((where, message))
+        problems.append(problem(doc, where, message, key=kind == "extra_forbidden"))
+    return problems
+
+
+_BOUNDS = {"gt": "greater than", "ge": "of at least", "le": "of at most", "lt": "less than"}

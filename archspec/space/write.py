@@ -1,0 +1,137 @@
+"""A sample's folder: one plain spec per sample, and samples.csv and samples.json listing them all.
+
+Every file goes through the one output policy (`archspec.files.atomic_write`); the folder must be
+new or empty unless --force, and then files of the same names are replaced (no others are touched).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import partial
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import yaml
+
+from archspec.errors import Mark, Problem, SpecError, shorten
+from archspec.files import atomic_write
+from archspec.report.render import render, to_json
+from archspec.space.constraints import QUANTITIES
+from archspec.space.draw import draw
+from archspec.space.load import Space
+from archspec.space.results import InvalidDraws, SampleRecord, SampleRun, SampleStats
+
+CSV_NAME = "samples.csv"
+JSON_NAME = "samples.json"
+# Keys a spec written here leaves out: the sample has its own name and description, and no parent.
+_OWN = ("name", "description", "extends")
+
+
+def check_folder(out: Path, *, force: bool) -> None:
+    """Refuse an --out that is a file, or a folder that holds anything (unless `force`), before any work."""
+    problem = _folder_problem(out, force)
+    if problem is not None:
+        raise SpecError(Problem(Mark(shorten(str(out), 200)), "--out", problem))
+
+
+def _folder_problem(out: Path, force: bool) -> str | None:
+    try:
+        if out.is_dir():
+            if not force and any(out.iterdir()):
+                return (
+                    "the folder is not empty; pass --force to write the samples into it "
+                    "(files of the same names are replaced)"
+                )
+            return None
+        if out.exists() or out.is_symlink():
+            return "is a file, not a folder"
+    except OSError as exc:
+        return f"cannot use this path: {exc.strerror or exc}"
+    if not out.parent.is_dir():
+        return f"folder {shorten(str(out.parent), 200)!r} does not exist"
+    return None
+
+
+def spec_text(space: Space, run: SampleRun, record: SampleRecord) -> str:
+    """The YAML of one sampled spec: a plain spec, with every drawn value in place."""
+    data = draw(space, run.seed, record.draw).data
+    description = (
+        f"Draw {record.draw} of the space {space.name} ({space.source}), seed {run.seed}; written by archspec sample."
+    )
+    body = {"name": record.name, "description": description, **{k: v for k, v in data.items() if k not in _OWN}}
+    return yaml.safe_dump(body, sort_keys=False, default_flow_style=None, width=100, allow_unicode=True)
+
+
+def samples_csv(run: SampleRun) -> str:
+    """One row per sample: its name and file, the draw, every drawn field, and what it costs."""
+    drawn: dict[str, None] = {}
+    for record in run.samples:
+        drawn.update(dict.fromkeys(record.fields))
+    columns = [("name", "name"), ("file", "file"), ("draw", "draw")]
+    columns += [(f"field:{key}", key) for key in drawn] + [(name, name) for name in QUANTITIES]
+    rows = []
+    for record in run.samples:
+        row: dict[str, Any] = {"name": record.name, "file": record.file, "draw": record.draw}
+        row.update({f"field:{key}": _cell(value) for key, value in record.fields.items()})
+        row.update({name: getattr(record, name) for name in QUANTITIES})
+        rows.append(row)
+    return render(rows, columns, "csv") + "\n"
+
+
+def _cell(value: Any) -> str:
+    return (
+        json.dumps(value)
+        if isinstance(value, (list, dict))
+        else str(value).lower()
+        if isinstance(value, bool)
+        else str(value)
+    )
+
+
+def write_samples(space: Space, run: SampleRun, out: Path, *, force: bool) -> list[Path]:
+    """Write every sampled spec, samples.csv and samples.json into `out` (created if need be); return the paths."""
+    check_folder(out, force=force)
+    try:
+        out.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise SpecError(
+            Problem(Mark(shorten(str(out), 200)), "--out", f"cannot create the folder: {exc.strerror or exc}")
+        ) from None
+    texts = [(record.file, spec_text(space, run, record)) for record in run.samples]
+    texts += [(CSV_NAME, samples_csv(run)), (JSON_NAME, to_json(run) + "\n")]
+    for name, text in texts:
+        atomic_write(out / name, partial(_write_text, text), force=force)
+    return [out / name for name, _ in texts]
+
+
+def _write_text(text: str, handle: BinaryIO) -> None:
+    handle.write(text.encode())
+
+
+def read_samples(path: str | os.PathLike[str]) -> SampleRun:
+    """A samples.json written by `archspec sample` (or the folder holding one); a located SpecError otherwise."""
+    target = Path(path)
+    if target.is_dir():
+        target = target / JSON_NAME
+    shown = shorten(str(target), 200)
+    try:
+        data = json.loads(target.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(
+            Problem(Mark(shown), "", "no such file; give a samples.json written by archspec sample, or its folder")
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(
+            Problem(Mark(shown), "", f"cannot read the file: {getattr(exc, 'strerror', None) or exc}")
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise SpecError(Problem(Mark(shown, exc.lineno, exc.colno), "", f"not JSON: {exc.msg}")) from None
+    try:
+        stats = dict(data["statistics"])
+        stats["invalid_by"] = [InvalidDraws(**item) for item in stats["invalid_by"]]
+        samples = [SampleRecord(**item) for item in data["samples"]]
+        return SampleRun(**{**data, "samples": samples, "statistics": SampleStats(**stats)})
+    except (KeyError, TypeError, ValueError) as exc:
+        detail = f"missing {exc}" if isinstance(exc, KeyError) else "unexpected content"
+        raise SpecError(Problem(Mark(shown), "", f"not a samples file written by archspec sample ({detail})")) from None
