@@ -7,8 +7,8 @@ Prints Markdown tables for docs/performance.md, with the machine and its load av
    RegNetX-400MF) and on specs drawn from the RegNetX space (every draw planned and counted), in one
    process and spread over worker processes (wall-clock time of the whole batch);
 2. `archspec sample specs/spaces/regnetx.yaml -n N` end to end (files written), for each --jobs;
-3. fvcore (build the module, trace one image) on specs sampled from the same space, against the analytic
-   counter on exactly those specs.
+3. fvcore (build the module, trace one image) against the analytic counter on exactly the same specs:
+   ResNet-50, RegNetX-400MF and specs sampled from the RegNetX space in the 400MF regime.
 """
 
 from __future__ import annotations
@@ -66,6 +66,43 @@ def rate(mappings: list[dict[str, Any]], jobs: int, repeats: int = 3) -> float:
     return best
 
 
+def fvcore_seconds(mappings: list[dict[str, Any]]) -> float:
+    """The median time fvcore takes per spec: build the module, trace one image (its counts checked equal)."""
+    from archspec.nn.fvcore_count import fvcore_complexity
+
+    times = []
+    for data in mappings:
+        plan = plan_document(from_mapping(data))
+        started = time.perf_counter()
+        reference = fvcore_complexity(plan)
+        times.append(time.perf_counter() - started)
+        assert (reference.flops, reference.params) == (complexity(plan).flops, complexity(plan).params)
+    return statistics.median(times)
+
+
+def fvcore_table(space: Any, count: int, repeat: int, jobs: list[int]) -> None:
+    """fvcore and the analytic counter on the same specs: two stock specs, and `count` samples of the space."""
+    from archspec.nn.fvcore_count import fvcore_complexity
+    from archspec.space.sample import sample
+
+    run = sample(space, n=count, seed=1, jobs=1)
+    sampled = [draw(space, 1, record.draw).data for record in run.samples]
+    fvcore_complexity(plan_document(from_mapping(sampled[0])))  # torch and fvcore load once, outside the timing
+    sets = {
+        "resnet50": [load_document("resnet50").data] * 3,
+        "regnet_x_400mf": [load_document("regnet_x_400mf").data] * 3,
+        f"{count} samples of the RegNetX space (400MF)": sampled,
+    }
+    heads = [f"archspec, {j} process{'es' if j > 1 else ''}: specs/s (ratio)" for j in jobs]
+    print("\n| the same specs | fvcore: seconds per spec (median) | " + " | ".join(heads) + " |")
+    print("|---|---|" + "---|" * len(jobs))
+    for label, mappings in sets.items():
+        seconds = fvcore_seconds(mappings)
+        batch = mappings * max(1, repeat // len(mappings))
+        cells = [f"{r:,.0f} ({r * seconds:,.0f}x)" for r in (rate(batch, j) for j in jobs)]
+        print(f"| {label} | {seconds:.3f} | " + " | ".join(cells) + " |")
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -82,7 +119,7 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=4000, help="specs drawn from the RegNetX space for table 1")
     parser.add_argument("--repeat", type=int, default=2000, help="copies of each fixed mapping for table 1")
     parser.add_argument("--samples", type=int, default=1000, help="N of the `archspec sample` runs")
-    parser.add_argument("--fvcore", type=int, default=8, help="sampled specs that fvcore counts")
+    parser.add_argument("--fvcore", type=int, default=8, help="sampled specs that fvcore counts (0: no fvcore)")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     print(
@@ -132,26 +169,7 @@ def main() -> None:
         print(f"| N = {args.samples:,}, --jobs {jobs} | {seconds:.1f} | {drawn:,} | {drawn / seconds:,.0f} |")
 
     if args.fvcore:
-        from archspec.nn.fvcore_count import fvcore_complexity
-        from archspec.space.sample import sample
-
-        run = sample(space, n=args.fvcore, seed=1, jobs=1)
-        mappings = [draw(space, 1, record.draw).data for record in run.samples]
-        plans = [plan_document(from_mapping(data)) for data in mappings]
-        fvcore_complexity(plans[0])  # torch and fvcore load once, outside the timing
-        times = []
-        for plan in plans:
-            started = time.perf_counter()
-            reference = fvcore_complexity(plan)
-            times.append(time.perf_counter() - started)
-            assert reference.flops == complexity(plan).flops
-        analytic = rate(mappings * max(1, 2000 // len(mappings)), 1)
-        per_fvcore = statistics.median(times)
-        print(f"\n| on {len(plans)} specs sampled from the space (400MF regime) | specs/s | seconds per spec |")
-        print("|---|---|---|")
-        print(f"| fvcore (build the module, trace one image) | {1 / per_fvcore:.2f} | {per_fvcore:.3f} (median) |")
-        print(f"| archspec analytic, 1 process | {analytic:,.0f} | {1 / analytic:.6f} |")
-        print(f"| ratio | {analytic * per_fvcore:,.0f}x | |")
+        fvcore_table(space, args.fvcore, args.repeat, args.jobs)
     print(f"\nLoad average {os.getloadavg()[0]:.1f} after.")
 
 

@@ -481,6 +481,24 @@ def test_plot_samples_refuses_an_unknown_quantity_and_a_file_that_is_not_samples
     )
 
 
+# ---- the speed-ups change no plan and no count ----
+
+
+def _blocks(plan) -> list:
+    return [block for section in plan.sections for _, op in section.ops for _, block in getattr(op, "items", ())]
+
+
+def test_a_repeated_block_planned_once_gives_the_plan_of_planning_it_every_time(monkeypatch):
+    from archspec.plan.blocks import base
+
+    planned = {name: archspec.load_plan(name) for name in archspec.list_specs()}
+    # resnet50's 16 blocks are 8 records: a stage plans its first block and its second, and repeats the second.
+    assert len(_blocks(planned["resnet50"])) == 16 and len({id(b) for b in _blocks(planned["resnet50"])}) == 8
+    monkeypatch.setattr(base, "_repeats", lambda walker, previous: False)
+    for name, plan in planned.items():
+        assert archspec.load_plan(name) == plan, name
+
+
 # ---- torch stays out; the docs show real output ----
 
 _PROBE = """

@@ -40,6 +40,14 @@ def parse_quantity(value: object) -> float:
     return number
 
 
+def format_quantity(value: float) -> str:
+    """4e8 -> `400M`, 2.006e9 -> `2.006G`: four significant digits and a unit, as constraints are written."""
+    for scale, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(value) >= scale:
+            return f"{value / scale:.4g}{unit}"
+    return f"{value:.4g}"
+
+
 def _bound(value: Any) -> tuple[float, float]:
     if not isinstance(value, list) or len(value) != 2:
         raise ValueError("expected [low, high], for example [360M, 440M]")

@@ -15,8 +15,8 @@ from typing import Any
 
 from archspec.errors import Problem, SpecError, format_path
 from archspec.lang.yamldoc import Document
-from archspec.space.load import Slot, Space, fill, located_document
 from archspec.space.located import Path
+from archspec.space.template import Slot, Space, fill, located_document
 
 # Seeds and draw indices each fit in 32 bits; together they seed one generator per draw.
 SEED_SPAN = 1 << 32

@@ -24,13 +24,14 @@ from typing import Any, Literal
 import yaml
 
 from archspec.counting.analytic import Complexity, complexity
-from archspec.errors import Problem, SpecError
+from archspec.errors import Mark, Problem, SpecError
 from archspec.lang.sources import load_document, locate, stock_dir
 from archspec.lang.yamldoc import from_mapping
 from archspec.plan.blocks import stage_knobs
 from archspec.plan.load import load_plan, plan_document
 from archspec.plan.ops import Plan
 from archspec.plan.stems import NO_STEM, STEMS
+from archspec.space.constraints import format_quantity, parse_quantity
 from archspec.space.results import FitResult
 
 Scale = Literal["depth", "width", "both"]
@@ -206,8 +207,6 @@ def _search(spec: _Spec, targets: dict[str, float], scale: Scale, factor: float)
 
 def parse_target(text: str, option: str) -> float:
     """`2G` -> 2e9 for --flops or --params; a usage error (exit 2) for anything else."""
-    from archspec.space.constraints import parse_quantity
-
     try:
         value = parse_quantity(text)
     except ValueError:
@@ -215,7 +214,7 @@ def parse_target(text: str, option: str) -> float:
     if value <= 0:
         raise SpecError(
             Problem(
-                _option_mark(option, text),
+                Mark(f"{option} {text}"),
                 option.lstrip("-"),
                 "expected a positive number with an optional K, M, G or T, like 2G",
             ),
@@ -224,18 +223,12 @@ def parse_target(text: str, option: str) -> float:
     return value
 
 
-def _option_mark(option: str, text: str) -> Any:
-    from archspec.errors import Mark
-
-    return Mark(f"{option} {text}")
-
-
 def _parent_ref(source: str, out: Path | None) -> str:
     """How the written spec names its parent: the stock name, or the path relative to the written file."""
     path = locate(source)
-    if path is not None and path.resolve().parent == stock_dir().resolve() and source == path.stem:
+    assert path is not None  # the spec was loaded from it
+    if path.resolve().parent == stock_dir().resolve() and source == path.stem:
         return source
-    assert path is not None
     base = (out.parent if out is not None else Path(".")).resolve()
     return os.path.relpath(path.resolve(), base)
 
@@ -251,13 +244,6 @@ def _label(targets: dict[str, float]) -> str:
     return "_".join(parts).replace(".", "p")
 
 
-def _human(value: float) -> str:
-    for scale, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
-        if value >= scale:
-            return f"{value / scale:.4g}{unit}"
-    return f"{value:.4g}"
-
-
 def fit(
     source: str,
     *,
@@ -270,7 +256,7 @@ def fit(
     targets = {name: value for name, value in (("flops", flops), ("params", params)) if value is not None}
     if not targets:
         raise SpecError(
-            Problem(_option_mark("--flops", "/ --params"), "flops", "give a target: --flops, --params or both"), code=2
+            Problem(Mark("--flops / --params"), "flops", "give a target: --flops, --params or both"), code=2
         )
     doc = load_document(source)
     plan = plan_document(doc)
@@ -290,12 +276,12 @@ def _unreachable(
     doc: Any, plan: Plan, targets: dict[str, float], counts: Complexity | None, misses: dict[str, float], scale: Scale
 ) -> SpecError:
     how = {"depth": "depth alone", "width": "width alone", "both": "depth and width"}[scale]
-    wanted = " and ".join(f"{_human(value)} {key}" for key, value in targets.items())
+    wanted = " and ".join(f"{format_quantity(value)} {key}" for key, value in targets.items())
     if counts is None:
         closest = "no scaled network was valid"
     else:
         closest = "the closest has " + ", ".join(
-            f"{_human(getattr(counts, key))} {key} ({miss:+.1%})" for key, miss in misses.items()
+            f"{format_quantity(getattr(counts, key))} {key} ({miss:+.1%})" for key, miss in misses.items()
         )
     hint = "; try --scale width or both" if scale == "depth" else "; try --scale both" if scale == "width" else ""
     message = f"cannot bring {plan.spec.name} within 2% of {wanted} by scaling {how}: {closest}{hint}"
@@ -310,11 +296,11 @@ def _result(
     parent = _parent_ref(spec.source, out)
     name = f"{spec.plan.spec.name}_{_label(targets)}"
     reached = ", ".join(
-        f"{getattr(counts, key):,} {key} ({getattr(counts, key) / value - 1:+.2%} of {_human(value)})"
+        f"{getattr(counts, key):,} {key} ({getattr(counts, key) / value - 1:+.2%} of {format_quantity(value)})"
         for key, value in targets.items()
     )
     how = {"depth": "depth", "width": "width", "both": "depth and width"}[scale]
-    wanted = ", ".join(f"{_human(value)} {key}" for key, value in targets.items())
+    wanted = ", ".join(f"{format_quantity(value)} {key}" for key, value in targets.items())
     description = f"{spec.plan.spec.name} scaled by {how} to {wanted} (archspec fit): {reached}."
     body: dict[str, Any] = {"extends": parent, "name": name, "description": description, **spec.changes(shape)}
     text = yaml.safe_dump(body, sort_keys=False, default_flow_style=None, width=120, allow_unicode=True)

@@ -21,10 +21,10 @@ from archspec.lang.validate import validate
 from archspec.lang.yamldoc import from_mapping
 from archspec.plan.generators import expand_stages
 from archspec.plan.load import plan_document
-from archspec.space.constraints import QUANTITIES
+from archspec.space.constraints import QUANTITIES, format_quantity
 from archspec.space.draw import SEED_SPAN, draw
-from archspec.space.load import Space
 from archspec.space.results import InvalidDraws, SampleRecord, SampleRun, SampleStats
+from archspec.space.template import Space
 from archspec.tools.progress import Progress
 
 # ("ok", params, flops, macs, activations, depth, stages), ("refused", stages), ("invalid", field, message)
@@ -232,20 +232,14 @@ def _exhausted(space: Space, seed: int, n: int, accepted: int, tally: _Tally, di
     if tally.refused:
         name = max(tally.refused_by, key=lambda key: tally.refused_by[key])
         lo, hi = space.constraints.bounds()[name]
-        least, most = tally.observed[name]
+        least, most = (format_quantity(v) for v in tally.observed[name])
+        bound = f"[{format_quantity(lo)}, {format_quantity(hi)}]"
         message = (
-            f"{got}: {tally.refused_by[name]:,} outside {name} [{_short(lo)}, {_short(hi)}], where the valid draws had "
-            f"{_short(least)} to {_short(most)}; widen the constraint or the distributions, or allow more --max-draws"
+            f"{got}: {tally.refused_by[name]:,} outside {name} {bound}, where the valid draws had {least} to {most}; "
+            "widen the constraint or the distributions, or allow more --max-draws"
         )
         return SpecError(
             Problem(space.doc.mark_for(("constraints", name)), format_path(("constraints", name)), message)
         )
     message = f"{got}: the space holds {distinct:,} distinct specs in those draws ({tally.duplicates:,} repeats)"
     return SpecError(Problem(Mark(space.source, 1, 1), "", message))
-
-
-def _short(value: float) -> str:
-    for scale, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
-        if abs(value) >= scale:
-            return f"{value / scale:.4g}{unit}"
-    return f"{value:.4g}"

@@ -19,8 +19,8 @@ from archspec.files import atomic_write
 from archspec.report.render import render, to_json
 from archspec.space.constraints import QUANTITIES
 from archspec.space.draw import draw
-from archspec.space.load import Space
 from archspec.space.results import InvalidDraws, SampleRecord, SampleRun, SampleStats
+from archspec.space.template import Space
 
 CSV_NAME = "samples.csv"
 JSON_NAME = "samples.json"
