@@ -66,4 +66,16 @@ def list_specs(pattern: str | None = None) -> list[str]:
     return names if pattern is None else [name for name in names if fnmatch.fnmatchcase(name, pattern)]
 
 
-__all__ = ["Complexity", "InputSize", "Plan", "Source", "Spec", "build", "count", "list_specs", "load_checkpoint", "load_plan", "load_spec"]
+__all__ = [
+    "Complexity",
+    "InputSize",
+    "Plan",
+    "Source",
+    "Spec",
+    "build",
+    "count",
+    "list_specs",
+    "load_checkpoint",
+    "load_plan",
+    "load_spec",
+]

@@ -55,7 +55,7 @@ class SpecError(Exception):
 
     def via(self, mark: Mark) -> SpecError:
         """The same problems, seen through a child spec that extends the failing one."""
-        return SpecError([Problem(p.mark, p.path, p.message, p.via + (mark,)) for p in self.problems], self.code)
+        return SpecError([Problem(p.mark, p.path, p.message, (*p.via, mark)) for p in self.problems], self.code)
 
 
 def printable(text: str) -> str:

@@ -47,7 +47,14 @@ def check_output(path: str | os.PathLike[str], *, force: bool, option: str = "--
         if not force:
             raise _problem(target, option, "file exists; pass --force to overwrite it")
         if not (stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode)):
-            raise _problem(target, option, "is not a regular file (a device, FIFO or socket); archspec replaces regular files only, even with --force")
+            raise _problem(
+                target,
+                option,
+                (
+                    "is not a regular file (a device, FIFO or socket); archspec replaces regular files only, even with "
+                    "--force"
+                ),
+            )
     folder = target.parent
     if not folder.is_dir():
         raise _problem(target, option, f"folder {shorten(str(folder), 200)!r} does not exist")
@@ -60,14 +67,18 @@ def _os_reason(exc: OSError) -> str:
     return f"cannot use this path: {exc.strerror or exc}"
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], object], *, force: bool = False, option: str = "--out") -> None:
+def atomic_write(
+    path: str | os.PathLike[str], write: Callable[[BinaryIO], object], *, force: bool = False, option: str = "--out"
+) -> None:
     """Call `write(file_object)` on a temporary file beside `path`, then move it into place (see the module doc)."""
     target = check_output(path, force=force, option=option)
     name = target.name.encode("utf-8", "surrogateescape")[:_TEMP_PREFIX_BYTES].decode("utf-8", "ignore")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
-        raise _problem(target, option, f"cannot write in {shorten(str(target.parent), 200)!r}: {exc.strerror or exc}") from None
+        raise _problem(
+            target, option, f"cannot write in {shorten(str(target.parent), 200)!r}: {exc.strerror or exc}"
+        ) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
@@ -80,7 +91,9 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
         if os.path.exists(tmp):
             os.unlink(tmp)
         if isinstance(exc, OSError):
-            raise _problem(target, option, f"cannot write the file: {exc.strerror or exc}; nothing was changed") from None
+            raise _problem(
+                target, option, f"cannot write the file: {exc.strerror or exc}; nothing was changed"
+            ) from None
         raise
 
 
@@ -92,7 +105,9 @@ def _move_into_place(tmp: str, target: Path, force: bool, option: str) -> None:
     try:
         os.link(tmp, target)  # fails if the name exists: the exclusive create
     except FileExistsError:
-        raise _problem(target, option, "file exists (another writer created it meanwhile); pass --force to overwrite it") from None
+        raise _problem(
+            target, option, "file exists (another writer created it meanwhile); pass --force to overwrite it"
+        ) from None
     except OSError as exc:
         if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
             raise
@@ -100,7 +115,9 @@ def _move_into_place(tmp: str, target: Path, force: bool, option: str) -> None:
         try:
             os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         except FileExistsError:
-            raise _problem(target, option, "file exists (another writer created it meanwhile); pass --force to overwrite it") from None
+            raise _problem(
+                target, option, "file exists (another writer created it meanwhile); pass --force to overwrite it"
+            ) from None
         os.replace(tmp, target)
         return
     os.unlink(tmp)

@@ -35,7 +35,15 @@ def main() -> None:
         "archspec list": [sys.executable, "-m", "archspec", "list"],
     }
     if args.fvcore:
-        commands[f"archspec flops --counter fvcore <all {len(names)}>"] = [sys.executable, "-m", "archspec", "flops", "--counter", "fvcore", *names]
+        commands[f"archspec flops --counter fvcore <all {len(names)}>"] = [
+            sys.executable,
+            "-m",
+            "archspec",
+            "flops",
+            "--counter",
+            "fvcore",
+            *names,
+        ]
     times: dict[str, list[float]] = {k: [] for k in commands}
     for i in range(args.repeat):
         for label, command in commands.items():

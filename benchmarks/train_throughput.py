@@ -46,12 +46,21 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[torch.get_num_threads()])
     parser.add_argument("--configs", nargs="+", default=["fp32", "channels-last", "bf16"], choices=sorted(CONFIGS))
     args = parser.parse_args()
-    print(f"{args.spec}, batch {args.batch}, {args.images} synthetic images per epoch, torch {torch.__version__}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
+    print(
+        f"{args.spec}, batch {args.batch}, {args.images} synthetic images per epoch, torch {torch.__version__}, "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+    )
     print(f"load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
     print("| configuration | threads | images/s |\n|---|---|---|")
     for threads in args.threads:
         for config in args.configs:
-            print(f"| {config} | {threads} | {measure(args.spec, args.images, args.batch, args.epochs, threads, config):.0f} |", flush=True)
+            print(
+                (
+                    f"| {config} | {threads} | "
+                    f"{measure(args.spec, args.images, args.batch, args.epochs, threads, config):.0f} |"
+                ),
+                flush=True,
+            )
     print(f"\nload average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

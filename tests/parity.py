@@ -67,7 +67,7 @@ def max_difference(ours: nn.Module, reference: nn.Module, x: torch.Tensor) -> tu
         torch.set_rng_state(state)
         want = _as_list(reference(x))
     assert [g.shape for g in got] == [w.shape for w in want]
-    worst = max((g - w).abs().max().item() for g, w in zip(got, want))
+    worst = max((g - w).abs().max().item() for g, w in zip(got, want, strict=True))
     scale = max(w.abs().max().item() for w in want)
     return worst, scale
 
@@ -78,7 +78,12 @@ def outputs_agree(ours: nn.Module, reference: nn.Module, x: torch.Tensor) -> boo
 
 
 def assert_same_outputs(
-    ours: nn.Module, reference: nn.Module, sizes: list[tuple[int, int]], channels: int = 3, train_batch: bool = True, seed: int = 0
+    ours: nn.Module,
+    reference: nn.Module,
+    sizes: list[tuple[int, int]],
+    channels: int = 3,
+    train_batch: bool = True,
+    seed: int = 0,
 ) -> None:
     """Equal outputs in eval mode at every size, and (with `train_batch`) in train mode at the first size.
 
@@ -89,7 +94,9 @@ def assert_same_outputs(
     for height, width in sizes:
         x = torch.randn(2, channels, height, width, generator=generator)
         worst, scale = max_difference(ours, reference, x)
-        assert worst <= TOLERANCE * max(1.0, scale), f"eval at {height}x{width}: outputs differ by {worst:.3g} (outputs up to {scale:.3g})"
+        assert worst <= TOLERANCE * max(1.0, scale), (
+            f"eval at {height}x{width}: outputs differ by {worst:.3g} (outputs up to {scale:.3g})"
+        )
     if train_batch:
         height, width = sizes[0]
         x = torch.randn(4, channels, height, width, generator=generator)
@@ -100,12 +107,18 @@ def assert_same_outputs(
         finally:
             ours.eval()
             reference.eval()
-        assert worst <= TOLERANCE * max(1.0, scale), f"train mode at {height}x{width}: outputs differ by {worst:.3g} (outputs up to {scale:.3g})"
+        assert worst <= TOLERANCE * max(1.0, scale), (
+            f"train mode at {height}x{width}: outputs differ by {worst:.3g} (outputs up to {scale:.3g})"
+        )
 
 
 def perturb_one_block_conv(model: nn.Module, factor: float = 1.01) -> str:
     """Scale one 3x3 conv inside one block (the middle one of the network's 3x3 convs) by `factor`; its name."""
-    convs = [(name, module) for name, module in model.named_modules() if isinstance(module, nn.Conv2d) and module.kernel_size == (3, 3)]
+    convs = [
+        (name, module)
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Conv2d) and module.kernel_size == (3, 3)
+    ]
     name, conv = convs[len(convs) // 2]
     with torch.no_grad():
         conv.weight.mul_(factor)

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
 
 PACKAGE = ROOT / "archspec"
@@ -48,7 +47,9 @@ def _imports(path: Path) -> list[tuple[str, bool]]:
             if isinstance(child, ast.Import):
                 found.extend((alias.name, top) for alias in child.names)
             elif isinstance(child, ast.ImportFrom) and child.module and child.level == 0:
-                submodules = [f"{child.module}.{alias.name}" for alias in child.names if f"{child.module}.{alias.name}" in MODULES]
+                submodules = [
+                    f"{child.module}.{alias.name}" for alias in child.names if f"{child.module}.{alias.name}" in MODULES
+                ]
                 # `from package import submodule` needs the submodule (the package's __init__ loads first, but
                 # that is the package, not an import the module makes of it).
                 if len(submodules) < len(child.names):
@@ -89,7 +90,9 @@ def test_imports_go_down_the_layers(module):
         return  # the package's lazy re-exports sit above everything
     for name, _ in _imports(MODULES[module]):
         if name in MODULES and name != "archspec":
-            assert _layer(name) <= _layer(module), f"{module} (layer {_layer(module)}) imports {name} (layer {_layer(name)})"
+            assert _layer(name) <= _layer(module), (
+                f"{module} (layer {_layer(module)}) imports {name} (layer {_layer(name)})"
+            )
 
 
 def test_the_import_graph_has_no_cycle():
@@ -100,9 +103,11 @@ def test_the_import_graph_has_no_cycle():
         state[node] = 1
         for target in sorted(graph[node]):
             if state.get(target) == 1:
-                raise AssertionError(" -> ".join(trail[trail.index(target) :] + [target]) if target in trail else f"{node} -> {target}")
+                raise AssertionError(
+                    " -> ".join([*trail[trail.index(target) :], target]) if target in trail else f"{node} -> {target}"
+                )
             if target not in state:
-                visit(target, trail + [target])
+                visit(target, [*trail, target])
         state[node] = 2
 
     for module in sorted(graph):
@@ -123,5 +128,7 @@ def test_every_module_imports():
     probe = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\n"
     names = sorted(name for name in MODULES if name != "archspec.__main__")
     for start in range(0, len(names), 20):
-        result = subprocess.run([sys.executable, "-c", probe, *names[start : start + 20]], capture_output=True, text=True, cwd=ROOT)
+        result = subprocess.run(
+            [sys.executable, "-c", probe, *names[start : start + 20]], capture_output=True, text=True, cwd=ROOT
+        )
         assert result.returncode == 0, result.stderr[-2000:]

@@ -62,6 +62,10 @@ def test_the_installed_command_reports_every_case_in_one_run():
 
 def test_every_bad_spec_message_quoted_in_docs_errors_md_is_current():
     everything = {line for path in CASES for line in expected_lines(path)}
-    quoted = [line for line in (ROOT / "docs" / "errors.md").read_text(encoding="utf-8").splitlines() if line.startswith("tests/bad_specs/")]
+    quoted = [
+        line
+        for line in (ROOT / "docs" / "errors.md").read_text(encoding="utf-8").splitlines()
+        if line.startswith("tests/bad_specs/")
+    ]
     assert len(quoted) >= 40
     assert [line for line in quoted if line not in everything] == []

@@ -33,14 +33,22 @@ def resnet18_vs_torchvision():
 
     from archspec.cli import app
 
-    result = CliRunner().invoke(app, ["bench", "resnet18", "--device", "cpu", "--train", "--vs", "torchvision", "--format", "json", *QUICK])
+    result = CliRunner().invoke(
+        app, ["bench", "resnet18", "--device", "cpu", "--train", "--vs", "torchvision", "--format", "json", *QUICK]
+    )
     assert result.exit_code == 0, result.output
     return result
 
 
 def test_json_reports_images_per_second_from_the_median_step(resnet18_vs_torchvision):
     report = json.loads(resnet18_vs_torchvision.stdout)
-    assert (report["spec"], report["device"], report["batch"], report["input"], report["iters"]) == ("resnet18", "cpu", 2, [3, 64, 64], 3)
+    assert (report["spec"], report["device"], report["batch"], report["input"], report["iters"]) == (
+        "resnet18",
+        "cpu",
+        2,
+        [3, 64, 64],
+        3,
+    )
     assert report["params"] == archspec.count("resnet18").params
     for model in ("archspec", "torchvision"):
         for mode in ("inference", "train"):
@@ -53,8 +61,12 @@ def test_vs_reports_archspec_over_peer_throughput_for_each_mode(resnet18_vs_torc
     report = json.loads(resnet18_vs_torchvision.stdout)
     results, ratios = report["results"], report["vs"]["torchvision"]
     assert report["peers"] == {"torchvision": "resnet18"}
-    assert ratios["throughput_ratio"] == pytest.approx(results["archspec"]["inference"]["images_per_s"] / results["torchvision"]["inference"]["images_per_s"], rel=1e-3)
-    assert ratios["train_throughput_ratio"] == pytest.approx(results["archspec"]["train"]["images_per_s"] / results["torchvision"]["train"]["images_per_s"], rel=1e-3)
+    assert ratios["throughput_ratio"] == pytest.approx(
+        results["archspec"]["inference"]["images_per_s"] / results["torchvision"]["inference"]["images_per_s"], rel=1e-3
+    )
+    assert ratios["train_throughput_ratio"] == pytest.approx(
+        results["archspec"]["train"]["images_per_s"] / results["torchvision"]["train"]["images_per_s"], rel=1e-3
+    )
 
 
 def test_peak_memory_is_left_empty_on_the_cpu(resnet18_vs_torchvision):
@@ -70,7 +82,9 @@ def test_progress_goes_to_stderr_and_stdout_is_only_json(resnet18_vs_torchvision
 
 def test_bench_leaves_torchs_thread_count_as_it_found_it():
     before = torch.get_num_threads()
-    report = run_bench("resnet20", device="cpu", batch=1, warmup=0, iters=1, threads=1, progress=Progress(io.StringIO()))
+    report = run_bench(
+        "resnet20", device="cpu", batch=1, warmup=0, iters=1, threads=1, progress=Progress(io.StringIO())
+    )
     assert report.threads == 1
     assert torch.get_num_threads() == before
 
@@ -80,14 +94,33 @@ def test_table_states_the_settings_and_the_ratio(cli):
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].startswith("resnet18 on cpu (") and lines[0].endswith(", 1 thread)")
-    assert lines[1] == "batch 2 x 3x64x64, bf16, channels-last, eager; median of 3 timed steps after 1 warm-up, archspec and timm taking turns"
+    assert lines[1] == (
+        "batch 2 x 3x64x64, bf16, channels-last, eager; median of 3 timed steps after 1 warm-up, archspec and "
+        "timm taking turns"
+    )
     assert any(line.startswith("archspec resnet18") and "inference" in line for line in lines)
     assert any(line.startswith("timm resnet18") for line in lines)
     assert any(line.startswith("archspec / timm: inference ") and line.count("x") >= 1 for line in lines)
 
 
 def test_features_only_backbone_benchmarks_a_training_step(cli):
-    result = cli("bench", "resnet20", "--set", "head.features=[2,3]", "--device", "cpu", "--train", "--format", "json", "--batch", "2", "--warmup", "0", "--iters", "1")
+    result = cli(
+        "bench",
+        "resnet20",
+        "--set",
+        "head.features=[2,3]",
+        "--device",
+        "cpu",
+        "--train",
+        "--format",
+        "json",
+        "--batch",
+        "2",
+        "--warmup",
+        "0",
+        "--iters",
+        "1",
+    )
     assert result.exit_code == 0, result.output
     assert set(json.loads(result.stdout)["results"]["archspec"]) == {"inference", "train"}
 
@@ -150,11 +183,16 @@ def test_an_unknown_peer_library_is_a_usage_error(cli):
 
 def test_summary_markdown_has_a_row_per_spec_and_mode_with_the_ratio(resnet18_vs_torchvision):
     report = json.loads(resnet18_vs_torchvision.stdout)
-    text = bench_markdown([BenchResult.from_json(report), BenchResult.from_json({**report, "spec": "other", "compile": True})])
+    text = bench_markdown(
+        [BenchResult.from_json(report), BenchResult.from_json({**report, "spec": "other", "compile": True})]
+    )
     lines = text.splitlines()
     assert lines[0].startswith(f"Device: {report['device_name']} (cpu, torch ")
-    assert lines[2] == "| spec | mode | settings | batch | archspec images/s | torchvision images/s | archspec / torchvision | archspec peak memory |"
-    rows = [line for line in lines if line.startswith("| resnet18 ") or line.startswith("| other ")]
+    assert lines[2] == (
+        "| spec | mode | settings | batch | archspec images/s | torchvision images/s | archspec / torchvision | "
+        "archspec peak memory |"
+    )
+    rows = [line for line in lines if line.startswith(("| resnet18 ", "| other "))]
     assert len(rows) == 4
     assert f"| {report['vs']['torchvision']['train_throughput_ratio']:.3f} |" in rows[1]
     assert "float32, channels-first, compiled" in rows[2]
@@ -164,14 +202,24 @@ def _gpu_script(*args):
     env = {**os.environ, "PYTHON": sys.executable, "RESULTS": "", "OUT": ""}
     env.pop("RESULTS")
     env.pop("OUT")
-    return subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh"), *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    return subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu.sh"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=600,
+    )
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="there is a CUDA device here")
 def test_gpu_script_skips_cleanly_without_cuda():
     result = _gpu_script()
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip() == "gpu.sh: no CUDA device here: skipping the CUDA tests and the GPU benchmarks (run with --smoke to test this script on the CPU)"
+    assert result.stdout.strip() == (
+        "gpu.sh: no CUDA device here: skipping the CUDA tests and the GPU benchmarks (run with --smoke to test "
+        "this script on the CPU)"
+    )
 
 
 def test_gpu_script_smoke_run_on_the_cpu_prints_the_markdown_table():
@@ -185,7 +233,24 @@ def test_gpu_script_smoke_run_on_the_cpu_prints_the_markdown_table():
 @CUDA
 @pytest.mark.cuda
 def test_cuda_bench_reports_peak_memory_and_the_ratio_with_bf16_channels_last(cli):
-    result = cli("bench", "resnet18", "--device", "cuda", "--train", "--amp", "bf16", "--channels-last", "--vs", "torchvision", "--batch", "32", "--iters", "5", "--format", "json")
+    result = cli(
+        "bench",
+        "resnet18",
+        "--device",
+        "cuda",
+        "--train",
+        "--amp",
+        "bf16",
+        "--channels-last",
+        "--vs",
+        "torchvision",
+        "--batch",
+        "32",
+        "--iters",
+        "5",
+        "--format",
+        "json",
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     weights = archspec.count("resnet18").params * 4
@@ -201,15 +266,48 @@ def test_cuda_bench_reports_peak_memory_and_the_ratio_with_bf16_channels_last(cl
 @CUDA
 @pytest.mark.cuda
 def test_cuda_bench_fp16_training_uses_a_gradient_scaler_and_finishes(cli):
-    result = cli("bench", "resnet18", "--device", "cuda", "--train", "--amp", "fp16", "--batch", "16", "--iters", "3", "--format", "json")
+    result = cli(
+        "bench",
+        "resnet18",
+        "--device",
+        "cuda",
+        "--train",
+        "--amp",
+        "fp16",
+        "--batch",
+        "16",
+        "--iters",
+        "3",
+        "--format",
+        "json",
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["amp"] == "fp16"
 
 
-@pytest.mark.skipif(os.environ.get("ARCHSPEC_COMPILE") != "1", reason="set ARCHSPEC_COMPILE=1: torch.compile needs a C++ compiler and takes minutes on a small CPU")
+@pytest.mark.skipif(
+    os.environ.get("ARCHSPEC_COMPILE") != "1",
+    reason="set ARCHSPEC_COMPILE=1: torch.compile needs a C++ compiler and takes minutes on a small CPU",
+)
 @pytest.mark.slow
 def test_compiled_bench_runs_and_says_so(cli):
-    result = cli("bench", "resnet20", "--device", "cpu", "--compile", "--batch", "2", "--warmup", "1", "--iters", "2", "--threads", "1", "--format", "json")
+    result = cli(
+        "bench",
+        "resnet20",
+        "--device",
+        "cpu",
+        "--compile",
+        "--batch",
+        "2",
+        "--warmup",
+        "1",
+        "--iters",
+        "2",
+        "--threads",
+        "1",
+        "--format",
+        "json",
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["compile"] is True and report["warmup"] == 2

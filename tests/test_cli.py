@@ -127,7 +127,7 @@ def test_flops_resnet152_vs_vgg19_matches_fvcore_on_torchvisions_model(cli):
 def test_flops_table_uses_human_units_and_names_its_convention(cli):
     result = cli("flops", "resnet152", "--vs", "vgg19")
     assert result.exit_code == 0
-    line = next(l for l in result.stdout.splitlines() if l.startswith("resnet152"))
+    line = next(row for row in result.stdout.splitlines() if row.startswith("resnet152"))
     assert "60.19M" in line and "11.56G" in line and "0.42x" in line and "11.3G" in line
     assert "fvcore's convention" in result.stdout
 
@@ -143,13 +143,17 @@ def test_flops_markdown_and_size_and_set(cli):
     result = cli("flops", "resnet50", "--size", "112x160", "--set", "head.num_classes=10", "--format", "markdown")
     assert result.stdout.startswith("| name |")
     expected = archspec.count("resnet50", input_size=(112, 160), overrides=["head.num_classes=10"])
-    json_rows = json.loads(cli("flops", "resnet50", "--size", "112x160", "--set", "head.num_classes=10", "--format", "json").stdout)
+    json_rows = json.loads(
+        cli("flops", "resnet50", "--size", "112x160", "--set", "head.num_classes=10", "--format", "json").stdout
+    )
     assert json_rows[0]["flops"] == expected.flops and json_rows[0]["input_size"] == [112, 160]
 
 
 def test_flops_with_fvcore_counter_agrees_with_analytic(cli):
     analytic = json.loads(cli("flops", "resnet18", "--vs", "resnet20", "--format", "json").stdout)
-    measured = json.loads(cli("flops", "resnet18", "--vs", "resnet20", "--counter", "fvcore", "--format", "json").stdout)
+    measured = json.loads(
+        cli("flops", "resnet18", "--vs", "resnet20", "--counter", "fvcore", "--format", "json").stdout
+    )
     assert [r["flops_by_op"] for r in analytic] == [r["flops_by_op"] for r in measured]
 
 
@@ -169,5 +173,7 @@ def test_python_dash_m_archspec_works():
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "archspec", "validate", "resnet18"], capture_output=True, text=True, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-m", "archspec", "validate", "resnet18"], capture_output=True, text=True, cwd=ROOT
+    )
     assert result.returncode == 0 and "resnet18: ok" in result.stdout

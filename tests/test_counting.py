@@ -31,13 +31,28 @@ def _check(name: str, size) -> None:
 
 
 # The native size of every stock spec (regnet_y_128gf, 645M parameters at 384x384, in the slow tier).
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "regnet_y_128gf" else n for n in STOCK])
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n == "regnet_y_128gf" else n for n in STOCK]
+)
 def test_analytic_counts_equal_fvcore_and_the_module_at_the_native_size(name):
     _check(name, None)
 
 
-# Three sizes (the default, a smaller square, a non-square one) for one spec of each kind here, for all in the slow tier.
-REPRESENTATIVE = ["resnet20", "resnet18", "resnet50", "resnext50_32x4d", "resnet50d", "seresnet50", "preact_resnet110", "plain34", "vgg11_bn", "regnet_x_400mf", "regnet_y_400mf"]
+# Three sizes (the default, a smaller square, a non-square one) for one spec of each kind here, for all in the
+# slow tier.
+REPRESENTATIVE = [
+    "resnet20",
+    "resnet18",
+    "resnet50",
+    "resnext50_32x4d",
+    "resnet50d",
+    "seresnet50",
+    "preact_resnet110",
+    "plain34",
+    "vgg11_bn",
+    "regnet_x_400mf",
+    "regnet_y_400mf",
+]
 
 
 @pytest.mark.parametrize("name", REPRESENTATIVE)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import os
 import subprocess
 import sys
 
@@ -81,12 +80,20 @@ def max_difference(exported, model, x) -> float:
         reference = model(x)
     reference = reference if isinstance(reference, list) else [reference]
     assert len(exported) == len(reference)
-    return max(float(np.abs(np.asarray(e) - r.numpy()).max()) for e, r in zip(exported, reference))
+    return max(float(np.abs(np.asarray(e) - r.numpy()).max()) for e, r in zip(exported, reference, strict=True))
 
 
 # A representative subset: basic and bottleneck blocks, option A zero-padding, ResNet-D's deep
 # stem and average-pool shortcut, squeeze-excitation, pre-activation, and a VGG.
-CI_SUBSET = [("resnet18", 112), ("resnet20", None), ("resnet50", 64), ("resnet26d", 64), ("seresnet50", 64), ("preact_resnet110", None), ("vgg11", 64)]
+CI_SUBSET = [
+    ("resnet18", 112),
+    ("resnet20", None),
+    ("resnet50", 64),
+    ("resnet26d", 64),
+    ("seresnet50", 64),
+    ("preact_resnet110", None),
+    ("vgg11", 64),
+]
 
 
 @pytest.mark.parametrize("name,size", CI_SUBSET)
@@ -140,7 +147,7 @@ def test_onnx_fixed_batch_is_static_and_refuses_other_batches(tmp_path):
     dims = [d.dim_value for d in onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim]
     assert dims == [4, 3, 32, 32]
     assert onnx_outputs(out, torch.randn(4, 3, 32, 32))[0].shape == (4, 10)
-    with pytest.raises(Exception, match="(?i)dimension|shape"):
+    with pytest.raises(Exception, match=r"(?i)dimension|shape"):
         onnx_outputs(out, torch.randn(3, 3, 32, 32))
 
 
@@ -165,7 +172,8 @@ def test_exported_program_with_a_fixed_batch_refuses_other_batches(tmp_path):
     _, _, out = exported(tmp_path, "resnet20", "exported-program", batch=2)
     module = torch.export.load(str(out)).module()
     assert module(torch.randn(2, 3, 32, 32)).shape == (2, 10)
-    with pytest.raises(Exception):
+    # Recent torch releases fail a guard (AssertionError); older ones raise RuntimeError.
+    with pytest.raises((AssertionError, RuntimeError)):
         module(torch.randn(3, 3, 32, 32))
 
 
@@ -208,7 +216,8 @@ def test_a_checkpoint_of_another_architecture_is_a_one_line_error(cli, tmp_path)
     result = cli("export", "resnet20", "--format", "onnx", "--out", tmp_path / "m.onnx", "--weights", checkpoint)
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        f"{checkpoint}: --weights: does not fit resnet20: unexpected 72 tensors: stage 1, block 4 (layer1.3.*), stage 1, block 5 (layer1.4.*), "
+        f"{checkpoint}: --weights: does not fit resnet20: unexpected 72 tensors: stage 1, block 4 (layer1.3.*), "
+        "stage 1, block 5 (layer1.4.*), "
         "stage 2, block 4 (layer2.3.*), stage 2, block 5 (layer2.4.*) and 2 more places"
     )
     assert "Traceback" not in result.output
@@ -230,6 +239,9 @@ def test_an_unknown_format_is_a_usage_error(cli, tmp_path):
 
 @pytest.mark.parametrize("args", [["export", "--help"], ["bench", "--help"], ["plot", "--help"]])
 def test_help_of_the_new_commands_does_not_import_torch(args):
-    probe = f"import sys\nfrom archspec.cli import app\ntry:\n    app({args!r}, standalone_mode=False)\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules, file=sys.stderr)"
+    probe = (
+        f"import sys\nfrom archspec.cli import app\ntry:\n    app({args!r}, standalone_mode=False)\nexcept "
+        "SystemExit:\n    pass\nprint('torch' in sys.modules, file=sys.stderr)"
+    )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
     assert result.stderr.strip().splitlines()[-1] == "False", result.stderr[-2000:]

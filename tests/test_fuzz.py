@@ -82,7 +82,7 @@ def assert_one_located_line(problem, from_file: bool) -> None:
 
 # --- 1. random text and bytes --------------------------------------------------------------
 
-YAML_CHARS = list(" \n\t:-[]{},&*!|>'\"#%@`?~.0123456789abcdeonsxyzE_+") + ["stages", "depth", "width", "<<", "!!"]
+YAML_CHARS = [*" \n\t:-[]{},&*!|>'\"#%@`?~.0123456789abcdeonsxyzE_+", "stages", "depth", "width", "<<", "!!"]
 
 
 @fuzz_settings(600)
@@ -108,7 +108,10 @@ scalars = st.one_of(
 )
 nested = st.recursive(
     scalars,
-    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.one_of(st.text(max_size=10), st.integers(), st.booleans()), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.dictionaries(st.one_of(st.text(max_size=10), st.integers(), st.booleans()), children, max_size=5)
+    ),
     max_leaves=30,
 )
 
@@ -127,7 +130,9 @@ values = st.one_of(
     st.floats(min_value=-2, max_value=2) | st.sampled_from([math.nan, math.inf, -math.inf]),
     st.booleans(),
     st.none(),
-    st.sampled_from(["basic", "bottleneck", "vgg", "A", "B", "C", "1x1", "3x3", "group", "none", "", "yes", "on", "1:30", "010"]),
+    st.sampled_from(
+        ["basic", "bottleneck", "vgg", "A", "B", "C", "1x1", "3x3", "group", "none", "", "yes", "on", "1:30", "010"]
+    ),
     st.lists(st.integers(min_value=-2, max_value=300), max_size=3),
     st.text(max_size=8),
 )
@@ -137,7 +142,12 @@ size = st.sampled_from([1, 2, 3, 7, 8, 16, 32, 64, 224, [32, 48], [1, 100]])
 # and exercise the plan; `values` (anything) is mixed in below for the rest.
 PLAUSIBLE = {
     Input: {"channels": st.integers(1, 4), "size": size},
-    Stem: {"type": st.sampled_from(["imagenet", "cifar", "deep", "none"]), "width": small, "inner_width": small, "pool": st.booleans() | st.none()},
+    Stem: {
+        "type": st.sampled_from(["imagenet", "cifar", "deep", "none"]),
+        "width": small,
+        "inner_width": small,
+        "pool": st.booleans() | st.none(),
+    },
     Stage: {
         "depth": st.integers(1, 4),
         "width": small,
@@ -163,7 +173,8 @@ PLAUSIBLE = {
         "width_per_group": st.sampled_from([1, 4, 64]),
         "expansion": st.sampled_from([1, 2, 4, None]),
         "avg_down": st.booleans(),
-        "se": st.none() | st.fixed_dictionaries({}, optional={"reduction": st.integers(1, 16), "divisor": st.integers(1, 8)}),
+        "se": st.none()
+        | st.fixed_dictionaries({}, optional={"reduction": st.integers(1, 16), "divisor": st.integers(1, 8)}),
         "drop_path": st.floats(0, 0.5),
         "output_stride": st.sampled_from([8, 16, 32, None]),
         "norm": st.sampled_from(["batch", "group", "none"]),
@@ -189,7 +200,11 @@ def section(model, required=(), typos=()):
         {name: field_value(model, name) for name in required},
         optional={name: field_value(model, name) for name in PLAUSIBLE[model] if name not in required},
     )
-    typo = mostly(st.just({}), st.dictionaries(st.sampled_from(typos), values, min_size=1, max_size=1)) if typos else st.just({})
+    typo = (
+        mostly(st.just({}), st.dictionaries(st.sampled_from(typos), values, min_size=1, max_size=1))
+        if typos
+        else st.just({})
+    )
     return st.tuples(fields, typo).map(lambda pair: {**pair[0], **pair[1]})
 
 
@@ -198,7 +213,11 @@ specs = st.tuples(
     section(Spec, (), ("shortcutt", "1", "")),
     st.fixed_dictionaries(
         {"stages": mostly(stages)},
-        optional={"input": mostly(section(Input)), "stem": mostly(section(Stem, (), ("widht",))), "head": mostly(section(Head, (), ("num_class",)))},
+        optional={
+            "input": mostly(section(Input)),
+            "stem": mostly(section(Stem, (), ("widht",))),
+            "head": mostly(section(Head, (), ("num_class",))),
+        },
     ),
 ).map(lambda pair: {**pair[0], **pair[1]})
 
@@ -212,7 +231,36 @@ def test_schema_shaped_specs_only_raise_spec_errors(spec, flow):
 
 # --- 4. mutated stock specs -----------------------------------------------------------------
 
-SNIPPETS = ["0", "-1", "yes", "2.0", "1:30", "010", ": ", "\n", "\t", "  ", "- ", "[", "]", "{", "}", ",", "&a ", "*a", "!!python/object:os.system ", "!x ", "#", "'", '"', "~", "<<: ", "\x00", "\x85", "é"]
+SNIPPETS = [
+    "0",
+    "-1",
+    "yes",
+    "2.0",
+    "1:30",
+    "010",
+    ": ",
+    "\n",
+    "\t",
+    "  ",
+    "- ",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    "&a ",
+    "*a",
+    "!!python/object:os.system ",
+    "!x ",
+    "#",
+    "'",
+    '"',
+    "~",
+    "<<: ",
+    "\x00",
+    "\x85",
+    "é",
+]
 
 
 def mutate_text(draw, text: str) -> str:
@@ -236,10 +284,10 @@ def _paths(node, prefix=()):
     yield prefix
     if isinstance(node, dict):
         for key, value in node.items():
-            yield from _paths(value, prefix + (key,))
+            yield from _paths(value, (*prefix, key))
     elif isinstance(node, list):
         for index, value in enumerate(node):
-            yield from _paths(value, prefix + (index,))
+            yield from _paths(value, (*prefix, index))
 
 
 def mutate_data(draw, data: dict) -> dict:
@@ -257,7 +305,9 @@ def mutate_data(draw, data: dict) -> dict:
         elif kind == "drop":
             del parent[path[-1]]
         elif kind == "insert" and isinstance(parent, dict):
-            parent[draw(st.sampled_from(sorted({k for m in PLAUSIBLE.values() for k in m}) + ["typo", "shortcutt"]))] = draw(values)
+            parent[
+                draw(st.sampled_from([*sorted({k for m in PLAUSIBLE.values() for k in m}), "typo", "shortcutt"]))
+            ] = draw(values)
         else:
             parent[path[-1]] = [parent[path[-1]]] if draw(st.booleans()) else {"x": parent[path[-1]]}
     return data
@@ -286,13 +336,38 @@ def test_every_stock_spec_loads_cleanly_through_the_same_path():
 
 # --- 5. the command line: random argv around valid specs ------------------------------------
 
-_ARGV_SPECS = ["resnet20", "resnet50", "vgg11", "regnet_x_400mf", "preact_resnet110", "nope", "specs/", "x.yaml", "", "res\x00net", "²"]
+_ARGV_SPECS = [
+    "resnet20",
+    "resnet50",
+    "vgg11",
+    "regnet_x_400mf",
+    "preact_resnet110",
+    "nope",
+    "specs/",
+    "x.yaml",
+    "",
+    "res\x00net",
+    "²",
+]
 _ARGV_VALUES = [
     "224", "0", "-1", "2x", "32x48", "²", "٣", "x", "json", "csv", "markdown", "table", "xml", "analytic",
-    "stages.0.depth=2", "stages.²=1", "head.num_classes=0", "name=$\\x{$", "{", "a=b\nc", "stages=[]", "input.size=[1, 1]",
-    "block=regnet", "se={ratio: 0.25, of: input}", "stages.0.groups=4", "1" * 30, "resnet*", "vgg19", "resnet56",
+    "stages.0.depth=2", "stages.²=1", "head.num_classes=0", "name=$\\x{$", "{", "a=b\nc", "stages=[]",
+    "input.size=[1, 1]", "block=regnet", "se={ratio: 0.25, of: input}", "stages.0.groups=4", "1" * 30, "resnet*",
+    "vgg19", "resnet56",
 ]  # fmt: skip
-_ARGV_OPTIONS = ["--set", "--size", "--vs", "--format", "--by-op", "--by-module", "--depth", "--out", "--force", "--help", "--version"]
+_ARGV_OPTIONS = [
+    "--set",
+    "--size",
+    "--vs",
+    "--format",
+    "--by-op",
+    "--by-module",
+    "--depth",
+    "--out",
+    "--force",
+    "--help",
+    "--version",
+]
 _COMMANDS = ["validate", "show", "flops", "diff", "list", "schema", "paper", "plot", "nosuch"]
 
 
@@ -304,7 +379,9 @@ def command_lines(draw):
         option = draw(st.sampled_from(_ARGV_OPTIONS))
         argv.append(option)
         if option == "--out":
-            argv.append(str(_FOLDER / draw(st.sampled_from(["out.svg", "out.png", "out.json", "sub/out.svg", "", "x" * 300]))))
+            argv.append(
+                str(_FOLDER / draw(st.sampled_from(["out.svg", "out.png", "out.json", "sub/out.svg", "", "x" * 300])))
+            )
         elif option not in ("--by-op", "--by-module", "--force", "--help", "--version") or draw(st.booleans()):
             argv.append(draw(st.sampled_from(_ARGV_VALUES)))
     return argv

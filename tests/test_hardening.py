@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import signal
 import subprocess
 import sys
 import textwrap
@@ -15,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT
 
 import archspec
 from archspec.errors import SpecError
-from conftest import ROOT
 
 
 def problems_of(action) -> list[str]:
@@ -87,9 +86,20 @@ def test_a_crafted_checkpoint_is_checked_against_its_plan_before_anything_is_bui
 
     state = {"conv1.weight": torch.zeros(1)}
     # About 2.2e9 parameters (9 GB of float32): plausible, but far too much to allocate to find out.
-    spec = archspec.load_spec("resnet152").model_dump(mode="json", exclude={"extends"}) | {"stages": [{"depth": 30, "width": 1024}] * 4}
+    spec = archspec.load_spec("resnet152").model_dump(mode="json", exclude={"extends"}) | {
+        "stages": [{"depth": 30, "width": 1024}] * 4
+    }
     path = tmp_path / "crafted.pt"
-    torch.save({"format": "archspec-checkpoint", "version": 2, "spec": spec, "state_dict": state, "sha256": state_digest(state)}, path)
+    torch.save(
+        {
+            "format": "archspec-checkpoint",
+            "version": 2,
+            "spec": spec,
+            "state_dict": state,
+            "sha256": state_digest(state),
+        },
+        path,
+    )
     started = time.perf_counter()
     (message,) = problems_of(lambda: load_checkpoint(path, device="cpu"))
     assert message.startswith(f"{path}: state_dict: does not fit resnet152:")
@@ -104,12 +114,17 @@ def test_force_replaces_regular_files_only(cli, tmp_path):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     message = clean(cli("schema", "--out", fifo, "--force"))
-    assert message.endswith("is not a regular file (a device, FIFO or socket); archspec replaces regular files only, even with --force")
+    assert message.endswith(
+        "is not a regular file (a device, FIFO or socket); archspec replaces regular files only, even with --force"
+    )
     assert fifo.is_fifo()
 
 
 def test_a_folder_as_out_is_said_to_be_a_folder_before_any_work(cli, tmp_path):
-    assert clean(cli("build", "resnet20", "--device", "cpu", "--out", tmp_path, "--force")) == f"{tmp_path}: --out: is a folder; give a file name"
+    assert (
+        clean(cli("build", "resnet20", "--device", "cpu", "--out", tmp_path, "--force"))
+        == f"{tmp_path}: --out: is a folder; give a file name"
+    )
     assert clean(cli("validate", tmp_path)) == f"{tmp_path}: (document): is a folder, not a spec file"
 
 
@@ -172,12 +187,37 @@ def test_sigterm_during_a_write_leaves_no_temporary_file_and_exits_143(tmp_path)
 @pytest.fixture
 def finished_run(cli, tmp_path):
     out = tmp_path / "run"
-    result = cli("train", "resnet20", "--data", "synthetic:64", "--batch", "32", "--epochs", "2", "--device", "cpu", "--out", out, "--set", "stages=[{depth: 1, width: 16}]")
+    result = cli(
+        "train",
+        "resnet20",
+        "--data",
+        "synthetic:64",
+        "--batch",
+        "32",
+        "--epochs",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        out,
+        "--set",
+        "stages=[{depth: 1, width: 16}]",
+    )
     assert result.exit_code == 0, result.output
     return out
 
 
-RESUME = ["--data", "synthetic:64", "--batch", "32", "--device", "cpu", "--set", "stages=[{depth: 1, width: 16}]", "--resume"]
+RESUME = [
+    "--data",
+    "synthetic:64",
+    "--batch",
+    "32",
+    "--device",
+    "cpu",
+    "--set",
+    "stages=[{depth: 1, width: 16}]",
+    "--resume",
+]
 
 
 def test_a_spec_name_in_run_json_cannot_reach_outside_the_folder(cli, finished_run):
@@ -185,15 +225,24 @@ def test_a_spec_name_in_run_json_cannot_reach_outside_the_folder(cli, finished_r
     record["specs"] = ["../../escaped"]
     (finished_run / "run.json").write_text(json.dumps(record))
     message = clean(cli("train", "resnet20", "--epochs", "2", "--out", finished_run, *RESUME))
-    assert message == f"--out {finished_run}: out: run.json names a spec '../../escaped' cannot name a folder; give the spec a name without slashes"
+    assert message == (
+        f"--out {finished_run}: out: run.json names a spec '../../escaped' cannot name a folder; give the spec "
+        "a name without slashes"
+    )
     assert not (finished_run.parent.parent / "escaped").exists()
 
 
 @pytest.mark.parametrize(
     "change,expected",
     [
-        (lambda r: r.update(recipe="fast"), "run.json: `recipe` must have exactly epochs, batch, lr, momentum, weight_decay, schedule, seed, amp"),
-        (lambda r: r["recipe"].update(lr="0.1"), "run.json: `recipe` is not a valid recipe (needs a positive, finite learning rate)"),
+        (
+            lambda r: r.update(recipe="fast"),
+            "run.json: `recipe` must have exactly epochs, batch, lr, momentum, weight_decay, schedule, seed, amp",
+        ),
+        (
+            lambda r: r["recipe"].update(lr="0.1"),
+            "run.json: `recipe` is not a valid recipe (needs a positive, finite learning rate)",
+        ),
         (lambda r: r.update(specs="resnet20"), "run.json: `specs` must be a list of spec names"),
         (lambda r: r.update(format="other"), "run.json is not the record of an archspec train run"),
     ],
@@ -202,7 +251,10 @@ def test_a_tampered_run_json_is_one_line(cli, finished_run, change, expected):
     record = json.loads((finished_run / "run.json").read_text())
     change(record)
     (finished_run / "run.json").write_text(json.dumps(record))
-    assert clean(cli("train", "resnet20", "--epochs", "2", "--out", finished_run, *RESUME)) == f"--out {finished_run}: out: {expected}"
+    assert (
+        clean(cli("train", "resnet20", "--epochs", "2", "--out", finished_run, *RESUME))
+        == f"--out {finished_run}: out: {expected}"
+    )
 
 
 @pytest.mark.parametrize(
@@ -211,8 +263,14 @@ def test_a_tampered_run_json_is_one_line(cli, finished_run, change, expected):
         (lambda s: s.update(epoch="2"), "the saved state's epoch is missing or not a positive whole number"),
         (lambda s: s.update(history=[]), "the saved metrics do not match the saved epoch"),
         (lambda s: s.update(rng=torch.zeros(3)), "the saved random-number state is missing or damaged"),
-        (lambda s: s["model"].pop("fc.weight"), "the saved weights does not fit resnet20: missing 1 tensor: the head (fc.weight)"),
-        (lambda s: s.update(optimizer={"state": {}, "param_groups": []}), "the saved state does not fit this run (ValueError)"),
+        (
+            lambda s: s["model"].pop("fc.weight"),
+            "the saved weights does not fit resnet20: missing 1 tensor: the head (fc.weight)",
+        ),
+        (
+            lambda s: s.update(optimizer={"state": {}, "param_groups": []}),
+            "the saved state does not fit this run (ValueError)",
+        ),
     ],
 )
 def test_a_tampered_state_is_one_line(cli, finished_run, change, expected):
@@ -253,8 +311,19 @@ def test_a_second_run_on_one_folder_refuses_while_the_first_holds_it(cli, finish
     "item,message",
     [
         ("stages.².depth=2", "--set stages.².depth=2: stages.²: is a list; use a number from 0 to 2, not '²'"),
-        ("name=a\nb", "--set name=a\\nb: name: a --set value is one line; write lists and mappings in flow style, like [1, 2] or {a: 1}"),
-        ("stages.0.width=" + "9" * 40, "--set stages.0.width=" + "9" * 40 + ": stages.0.width: expected a value of at most 16777216, got 999999999999999999999..."),
+        (
+            "name=a\nb",
+            (
+                "--set name=a\\nb: name: a --set value is one line; write lists and mappings in flow style, like [1, "
+                "2] or {a: 1}"
+            ),
+        ),
+        (
+            "stages.0.width=" + "9" * 40,
+            "--set stages.0.width="
+            + "9" * 40
+            + ": stages.0.width: expected a value of at most 16777216, got 999999999999999999999...",
+        ),
     ],
 )
 def test_odd_overrides_are_located_messages(item, message):
@@ -264,12 +333,24 @@ def test_odd_overrides_are_located_messages(item, message):
 def test_integers_too_large_to_convert_are_one_line(cli, write):
     path = write("huge.yaml", "stages:\n  - {depth: 1, width: " + "9" * 5000 + "}\n")
     assert "cannot read value" in clean(cli("validate", path))
-    seed = subprocess.run([sys.executable, "-m", "archspec", "train", "resnet20", "--seed", str(10**20)], capture_output=True, text=True, cwd=ROOT)
-    assert seed.returncode == 2 and seed.stderr.count("\n") == 1 and "--seed" in seed.stderr and "Traceback" not in seed.stderr
+    seed = subprocess.run(
+        [sys.executable, "-m", "archspec", "train", "resnet20", "--seed", str(10**20)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert (
+        seed.returncode == 2
+        and seed.stderr.count("\n") == 1
+        and "--seed" in seed.stderr
+        and "Traceback" not in seed.stderr
+    )
 
 
 def test_nul_bytes_in_names_are_spec_errors():
-    assert problems_of(lambda: archspec.load_plan("res\x00net.yaml"))[0].startswith("res\\x00net.yaml: (document): no spec file")
+    assert problems_of(lambda: archspec.load_plan("res\x00net.yaml"))[0].startswith(
+        "res\\x00net.yaml: (document): no spec file"
+    )
 
 
 def test_mathtext_in_titles_and_names_is_drawn_as_text(cli, tmp_path):
@@ -280,7 +361,9 @@ def test_mathtext_in_titles_and_names_is_drawn_as_text(cli, tmp_path):
 
 
 def test_a_closed_stdout_ends_quietly():
-    process = subprocess.Popen([sys.executable, "-m", "archspec", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "archspec", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT
+    )
     assert process.stdout is not None and process.stderr is not None
     process.stdout.readline()
     process.stdout.close()
@@ -310,7 +393,10 @@ def test_ctrl_c_while_archspec_starts_is_exit_130_without_a_traceback():
     "tensor,kind",
     [
         (lambda: torch.zeros(16, 3, 3, 3).to_sparse(), "a sparse_coo tensor; archspec loads dense tensors only"),
-        (lambda: torch.zeros(16, 3, 3, 3, dtype=torch.complex64), "a complex64 tensor; archspec's models are real-valued"),
+        (
+            lambda: torch.zeros(16, 3, 3, 3, dtype=torch.complex64),
+            "a complex64 tensor; archspec's models are real-valued",
+        ),
     ],
 )
 def test_sparse_and_complex_tensors_in_a_checkpoint_are_refused(tmp_path, tensor, kind):
@@ -321,13 +407,17 @@ def test_sparse_and_complex_tensors_in_a_checkpoint_are_refused(tmp_path, tensor
     payload = torch.load(path, weights_only=True)
     payload["state_dict"]["conv1.weight"] = tensor()
     torch.save(payload, path)
-    assert problems_of(lambda: load_checkpoint(path, device="cpu")) == [f"{path}: state_dict: key 'conv1.weight' holds {kind}"]
+    assert problems_of(lambda: load_checkpoint(path, device="cpu")) == [
+        f"{path}: state_dict: key 'conv1.weight' holds {kind}"
+    ]
 
 
 def test_a_meta_tensor_in_a_checkpoint_is_refused():
     from archspec.nn.checkpoint import checked_tensors
 
-    assert problems_of(lambda: checked_tensors({"w": torch.zeros(2, device="meta")}, "f.pt")) == ["f.pt: state_dict: key 'w' holds a meta tensor (a shape without data)"]
+    assert problems_of(lambda: checked_tensors({"w": torch.zeros(2, device="meta")}, "f.pt")) == [
+        "f.pt: state_dict: key 'w' holds a meta tensor (a shape without data)"
+    ]
 
 
 # --- training data that must not pass --------------------------------------------------------------
@@ -337,7 +427,10 @@ def _write_cifar(folder: Path, labels=None, images: int = 20) -> None:
     rng = np.random.RandomState(1)
     folder.mkdir(exist_ok=True)
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {b"data": rng.randint(0, 256, (images, 3072)).astype(np.uint8), b"labels": rng.randint(0, 10, images).tolist()}
+        batch = {
+            b"data": rng.randint(0, 256, (images, 3072)).astype(np.uint8),
+            b"labels": rng.randint(0, 10, images).tolist(),
+        }
         if labels is not None and name == "data_batch_2":
             batch[b"labels"] = labels
         (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
@@ -370,7 +463,9 @@ def _image_folder(root: Path, per_class: int) -> Path:
 
 def test_an_image_folder_with_no_held_out_images_is_refused(cli, tmp_path):
     root = _image_folder(tmp_path / "images", per_class=2)
-    message = clean(cli("train", "resnet20", "--data", f"imagefolder:{root}", "--device", "cpu", "--epochs", "1", "--batch", "2"))
+    message = clean(
+        cli("train", "resnet20", "--data", f"imagefolder:{root}", "--device", "cpu", "--epochs", "1", "--batch", "2")
+    )
     assert "too few images to hold a fifth out" in message
 
 
@@ -379,22 +474,46 @@ def test_unreadable_and_bomb_images_are_named(cli, tmp_path, monkeypatch):
 
     root = _image_folder(tmp_path / "images", per_class=10)
     (root / "bee" / "broken.png").write_bytes(b"\x89PNG not really")
-    message = clean(cli("train", "resnet20", "--data", f"imagefolder:{root}", "--device", "cpu", "--epochs", "1", "--batch", "4"))
+    message = clean(
+        cli("train", "resnet20", "--data", f"imagefolder:{root}", "--device", "cpu", "--epochs", "1", "--batch", "4")
+    )
     assert "cannot read image" in message and "broken.png" in message
     (root / "bee" / "broken.png").unlink()
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)  # every 8x8 image is now a "bomb"
-    message = clean(cli("train", "resnet20", "--data", f"imagefolder:{root}", "--device", "cpu", "--epochs", "1", "--batch", "4"))
+    message = clean(
+        cli("train", "resnet20", "--data", f"imagefolder:{root}", "--device", "cpu", "--epochs", "1", "--batch", "4")
+    )
     assert "is too large to decode safely (a decompression bomb?)" in message
 
 
-@pytest.mark.parametrize("option,value", [("--lr", "nan"), ("--lr", "inf"), ("--weight-decay", "inf"), ("--weight-decay", "nan"), ("--momentum", "nan")])
+@pytest.mark.parametrize(
+    "option,value",
+    [("--lr", "nan"), ("--lr", "inf"), ("--weight-decay", "inf"), ("--weight-decay", "nan"), ("--momentum", "nan")],
+)
 def test_non_finite_training_numbers_are_refused(cli, option, value):
     assert clean(cli("train", "resnet20", "--device", "cpu", option, value)).startswith(f"{option} {value}: ")
 
 
 def test_a_loss_that_becomes_nan_stops_the_run(cli, tmp_path):
     out = tmp_path / "run"
-    result = cli("train", "plain20", "--data", "synthetic:64", "--batch", "32", "--epochs", "3", "--lr", "1e30", "--device", "cpu", "--out", out, "--set", "norm=none")
+    result = cli(
+        "train",
+        "plain20",
+        "--data",
+        "synthetic:64",
+        "--batch",
+        "32",
+        "--epochs",
+        "3",
+        "--lr",
+        "1e30",
+        "--device",
+        "cpu",
+        "--out",
+        out,
+        "--set",
+        "norm=none",
+    )
     message = clean(result)
     assert "training loss became" in message and "training stopped" in message
     assert not (out / "plain20" / "model.pt").exists() and not (out / "plain20" / "state.pt").exists()
@@ -407,7 +526,13 @@ def test_a_loss_that_becomes_nan_stops_the_run(cli, tmp_path):
 @pytest.mark.parametrize("activation", ["relu", "silu", "gelu"])
 @pytest.mark.parametrize("stem", [{"type": "cifar", "width": 16}, {"type": "none"}], ids=["stem", "no-stem"])
 def test_no_block_modifies_its_input(activation, stem):
-    spec = {"stem": stem, "preact": True, "norm": "none", "activation": activation, "input": {"channels": 16 if stem["type"] == "none" else 3, "size": 32}}
+    spec = {
+        "stem": stem,
+        "preact": True,
+        "norm": "none",
+        "activation": activation,
+        "input": {"channels": 16 if stem["type"] == "none" else 3, "size": 32},
+    }
     spec["stages"] = [{"depth": 2, "width": 16}, {"depth": 1, "width": 32}]
     model = archspec.build(spec, device="cpu").eval()
     x = torch.randn(2, spec["input"]["channels"], 32, 32)
@@ -421,7 +546,9 @@ def test_no_block_modifies_its_input(activation, stem):
     with torch.no_grad():
         y = block(h)
         # F(x) + x with the raw input as the identity shortcut.
-        expected = torch.nn.Sequential(*[getattr(block, name) for name in block._pre + block._body])(kept.clone()) + kept
+        expected = (
+            torch.nn.Sequential(*[getattr(block, name) for name in block._pre + block._body])(kept.clone()) + kept
+        )
     assert torch.equal(h, kept) and torch.allclose(y, expected)
 
 
@@ -442,7 +569,9 @@ def test_zero_init_residual_zeroes_the_last_layer_of_each_branch(overrides, zero
 
 
 def test_a_baseline_that_is_also_a_modified_row_keeps_its_own_row(cli):
-    rows = json.loads(cli("flops", "resnet50", "--vs", "resnet50", "--set", "stages.3.depth=1", "--format", "json").stdout)
+    rows = json.loads(
+        cli("flops", "resnet50", "--vs", "resnet50", "--set", "stages.3.depth=1", "--format", "json").stdout
+    )
     assert [(r["name"], r["baseline"]) for r in rows] == [("resnet50", False), ("resnet50", True)]
     assert rows[0]["params"] < rows[1]["params"]
     same = json.loads(cli("flops", "resnet50", "--vs", "resnet50", "--format", "json").stdout)
@@ -453,7 +582,11 @@ def test_csv_headers_name_what_is_printed_and_keep_the_baseline_marker(cli):
     lines = cli("flops", "resnet20", "--vs", "resnet56", "--format", "csv").stdout.splitlines()
     header = lines[0].split(",")
     assert header[:9] == ["name", "layers", "params", "FLOPs", "MACs", "paper", "baseline", "input", "counter"]
-    assert lines[1].split(",")[6] == "false" and lines[2].split(",")[:2] == ["resnet56", "56"] and lines[2].split(",")[6] == "true"
+    assert (
+        lines[1].split(",")[6] == "false"
+        and lines[2].split(",")[:2] == ["resnet56", "56"]
+        and lines[2].split(",")[6] == "true"
+    )
 
 
 def test_problems_are_printed_in_file_order(cli, write):
@@ -465,19 +598,31 @@ def test_problems_are_printed_in_file_order(cli, write):
 @pytest.mark.parametrize("ref", ["specs/resnet50.yaml", "resnet50.yml"])
 def test_a_path_named_like_a_stock_spec_gets_the_stock_name_as_a_hint(cli, tmp_path, monkeypatch, ref):
     monkeypatch.chdir(tmp_path)
-    assert clean(cli("validate", ref)) == f"{ref}: (document): no spec file {ref!r}; did you mean the stock spec `resnet50` (a name, without a path)?"
+    assert (
+        clean(cli("validate", ref))
+        == f"{ref}: (document): no spec file {ref!r}; did you mean the stock spec `resnet50` (a name, without a path)?"
+    )
 
 
 def test_an_unknown_name_gets_the_closest_three_not_the_whole_list(cli):
     message = clean(cli("validate", "resnet51"))
-    assert message == "resnet51: (document): no spec file or stock spec named 'resnet51'; did you mean `resnet56`, `resnet50` or `resnet18`?"
+    assert message == (
+        "resnet51: (document): no spec file or stock spec named 'resnet51'; did you mean `resnet56`, `resnet50` "
+        "or `resnet18`?"
+    )
 
 
 def test_version_and_debug_after_the_command():
     version = subprocess.run([sys.executable, "-m", "archspec", "--version"], capture_output=True, text=True, cwd=ROOT)
     assert version.stdout == f"archspec {archspec.__version__}\n"
-    debug = subprocess.run([sys.executable, "-m", "archspec", "validate", "nope.yaml", "--debug"], capture_output=True, text=True, cwd=ROOT)
-    assert debug.returncode == 1 and "Traceback" in debug.stderr and debug.stderr.strip().endswith("nope.yaml: (document): no spec file 'nope.yaml'")
+    debug = subprocess.run(
+        [sys.executable, "-m", "archspec", "validate", "nope.yaml", "--debug"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert (
+        debug.returncode == 1
+        and "Traceback" in debug.stderr
+        and debug.stderr.strip().endswith("nope.yaml: (document): no spec file 'nope.yaml'")
+    )
 
 
 def test_show_prints_a_checkpoints_spec(cli, tmp_path):

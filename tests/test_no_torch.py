@@ -39,12 +39,22 @@ def test_command_does_not_import_torch(args):
 
 
 def test_importing_archspec_does_not_import_torch():
-    result = subprocess.run([sys.executable, "-c", "import archspec, sys; archspec.count('resnet50'); print('torch' in sys.modules)"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", "import archspec, sys; archspec.count('resnet50'); print('torch' in sys.modules)"],
+        capture_output=True,
+        text=True,
+    )
     assert result.stdout.strip() == "False"
 
 
 def test_collecting_the_tests_that_need_no_torch_does_not_import_it():
-    files = ["tests/test_bad_specs.py", "tests/test_fuzz.py", "tests/test_docs.py", "tests/test_no_torch.py", "tests/test_architecture.py"]
+    files = [
+        "tests/test_bad_specs.py",
+        "tests/test_fuzz.py",
+        "tests/test_docs.py",
+        "tests/test_no_torch.py",
+        "tests/test_architecture.py",
+    ]
     probe = (
         "import sys, pytest\n"
         f"code = pytest.main(['--collect-only', '-q', '-p', 'no:cacheprovider', *{files!r}])\n"

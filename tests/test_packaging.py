@@ -11,7 +11,11 @@ from conftest import ROOT, STOCK
 
 def test_wheel_carries_the_stock_specs_and_finds_them_by_name(tmp_path):
     wheel_dir = tmp_path / "wheel"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(wheel_dir), str(ROOT)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(wheel_dir), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
     (wheel,) = wheel_dir.glob("archspec-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
@@ -20,8 +24,16 @@ def test_wheel_carries_the_stock_specs_and_finds_them_by_name(tmp_path):
         archive.extractall(site)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    probe = "import archspec, archspec.lang.sources as s; print(s.stock_dir()); print(archspec.count('resnet152').params)"
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=elsewhere, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"})
+    probe = (
+        "import archspec, archspec.lang.sources as s; print(s.stock_dir()); print(archspec.count('resnet152').params)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=elsewhere,
+        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+    )
     assert result.returncode == 0, result.stderr
     folder, params = result.stdout.split()
     assert folder == str(site / "archspec" / "specs")

@@ -26,7 +26,7 @@ def test_png_has_the_figure_size_every_label_and_both_kinds_of_marker(cli, tmp_p
     with Image.open(out) as image:
         assert image.format == "PNG"
         assert image.size == (1200, 825)  # 8 x 5.5 inches at 150 dpi
-        assert image.text["Description"] == "points: " + ", ".join(SPECS + ["vgg16", "vgg19"])
+        assert image.text["Description"] == "points: " + ", ".join([*SPECS, "vgg16", "vgg19"])
         assert image.text["Title"] == "Parameters against FLOPs (baselines: vgg16, vgg19)"
         pixels = np.asarray(image.convert("RGB")).astype(int)
     blue = (abs(pixels - (31, 119, 180)).sum(axis=2) < 30).sum()  # matplotlib's tab:blue: the specs
@@ -103,14 +103,19 @@ def test_without_matplotlib_the_message_names_the_extra(cli, tmp_path, monkeypat
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     result = cli("plot", "resnet50", "--out", tmp_path / "c.png")
     assert result.exit_code == 1
-    assert result.stderr.strip() == "archspec: archspec plot needs matplotlib, which is not installed; install it with: pip install 'archspec[plot]'"
+    assert (
+        result.stderr.strip()
+        == "archspec: archspec plot needs matplotlib, which is not installed; install it with: pip install "
+        "'archspec[plot]'"
+    )
     assert not (tmp_path / "c.png").exists()
 
 
 def test_plot_does_not_import_torch(tmp_path):
     probe = (
         "import sys\nfrom archspec.cli import app\n"
-        f"try:\n    app(['plot', 'resnet50', '--out', {str(tmp_path / 'c.svg')!r}], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
+        f"try:\n    app(['plot', 'resnet50', '--out', {str(tmp_path / 'c.svg')!r}], standalone_mode=False)\nexcept "
+        "SystemExit:\n    pass\n"
         "print('torch' in sys.modules, file=sys.stderr)"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)

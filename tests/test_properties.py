@@ -22,7 +22,18 @@ widths = st.sampled_from([4, 8, 12, 16])
 
 STAGE_KNOBS = {
     "basic": ["shortcut", "expansion", "avg_down", "se", "preact", "activation"],
-    "bottleneck": ["shortcut", "groups", "group_width", "width_per_group", "expansion", "stride_in", "avg_down", "se", "preact", "activation"],
+    "bottleneck": [
+        "shortcut",
+        "groups",
+        "group_width",
+        "width_per_group",
+        "expansion",
+        "stride_in",
+        "avg_down",
+        "se",
+        "preact",
+        "activation",
+    ],
     "plain": ["expansion", "se", "activation"],
     "vgg": ["activation"],
     "regnet": ["shortcut", "groups", "group_width", "bottleneck_ratio", "stride_in", "avg_down", "se", "activation"],
@@ -38,7 +49,13 @@ KNOB_VALUES = {
     "avg_down": st.booleans(),
     "se": st.one_of(
         st.just(False),
-        st.fixed_dictionaries({"reduction": st.sampled_from([2, 4, 16]), "divisor": st.sampled_from([1, 4, 8]), "of": st.sampled_from(["output", "input"])}),
+        st.fixed_dictionaries(
+            {
+                "reduction": st.sampled_from([2, 4, 16]),
+                "divisor": st.sampled_from([1, 4, 8]),
+                "of": st.sampled_from(["output", "input"]),
+            }
+        ),
         st.fixed_dictionaries({"ratio": st.sampled_from([0.25, 0.5]), "of": st.sampled_from(["output", "input"])}),
     ),
     "preact": st.booleans(),
@@ -70,14 +87,27 @@ def specs(draw):
             stage.update(draw(stage_overrides(kind)))
         stages.append({k: v for k, v in stage.items() if v is not None})
     spec = {
-        "input": {"channels": draw(st.integers(1, 4)), "size": draw(st.one_of(st.integers(16, 40), st.lists(st.integers(16, 40), min_size=2, max_size=2)))},
-        "stem": {"type": draw(st.sampled_from(["imagenet", "cifar", "deep", "simple", "none"] if block != "vgg" else ["cifar", "none"]))},
+        "input": {
+            "channels": draw(st.integers(1, 4)),
+            "size": draw(st.one_of(st.integers(16, 40), st.lists(st.integers(16, 40), min_size=2, max_size=2))),
+        },
+        "stem": {
+            "type": draw(
+                st.sampled_from(
+                    ["imagenet", "cifar", "deep", "simple", "none"] if block != "vgg" else ["cifar", "none"]
+                )
+            )
+        },
         "block": block,
         "stages": [{k: v for k, v in s.items() if v is not None} for s in stages],
         "norm": draw(st.sampled_from(["batch", "group", "none"])),
         "norm_groups": draw(st.sampled_from([1, 2, 4])),
         "activation": draw(st.sampled_from(["relu", "silu", "gelu"])),
-        "head": {"num_classes": draw(st.integers(1, 12)), "hidden": draw(st.lists(st.integers(1, 16), max_size=2)), "pool": draw(st.sampled_from(["avg", "max", "none"]))},
+        "head": {
+            "num_classes": draw(st.integers(1, 12)),
+            "hidden": draw(st.lists(st.integers(1, 16), max_size=2)),
+            "pool": draw(st.sampled_from(["avg", "max", "none"])),
+        },
     }
     if spec["stem"]["type"] != "none":
         spec["stem"]["width"] = draw(widths)
@@ -86,7 +116,11 @@ def specs(draw):
         spec["head"]["pool"] = "avg"
         spec["head"]["pool_size"] = draw(st.sampled_from([1, 2, [1, 2]]))
     if draw(st.booleans()) and block != "vgg":
-        spec["head"] = {"features": sorted(draw(st.sets(st.integers(0 if spec["stem"]["type"] != "none" else 1, len(stages)), min_size=1)))}
+        spec["head"] = {
+            "features": sorted(
+                draw(st.sets(st.integers(0 if spec["stem"]["type"] != "none" else 1, len(stages)), min_size=1))
+            )
+        }
     if residual:
         spec["shortcut"] = draw(st.sampled_from(["A", "B", "C"]))
         spec["preact"] = draw(st.booleans()) and block != "regnet"
@@ -122,7 +156,9 @@ def specs(draw):
     return spec
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+)
 @given(specs())
 def test_random_specs_build_with_predicted_shape_and_exact_counts(spec):
     try:

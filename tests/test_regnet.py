@@ -22,7 +22,7 @@ FAST_REGNETS = [name for name in REGNETS if name != "regnet_y_128gf"]
 
 
 def _first_weights_meta(name: str) -> dict:
-    return list(torchvision.models.get_model_weights(name))[0].meta
+    return next(iter(torchvision.models.get_model_weights(name))).meta
 
 
 def _check_against_torchvision(name: str) -> None:
@@ -102,14 +102,19 @@ def test_generator_gives_torchvisions_stages_for_random_rules():
 def test_a_regnet_written_from_its_five_numbers_equals_torchvisions(write):
     spec = write(
         "my_regnet.yaml",
-        "stem: {type: simple}\nblock: regnet\nstages:\n  regnet: {depth: 13, w0: 64, wa: 30.5, wm: 2.3, group_width: 32, se_ratio: 0.25}\n"
+        "stem: {type: simple}\nblock: regnet\nstages:\n  regnet: {depth: 13, w0: 64, wa: 30.5, wm: 2.3, "
+        "group_width: 32, se_ratio: 0.25}\n"
         "head: {num_classes: 17}\ninput: {size: 160}\n",
     )
     params = BlockParams.from_init_params(depth=13, w_0=64, w_a=30.5, w_m=2.3, group_width=32, se_ratio=0.25)
     torch.manual_seed(0)
     reference = RegNet(params, num_classes=17)
     model = archspec.build(spec, device="cpu")
-    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in reference.parameters()) == archspec.count(spec).params
+    assert (
+        sum(p.numel() for p in model.parameters())
+        == sum(p.numel() for p in reference.parameters())
+        == archspec.count(spec).params
+    )
     load_for_comparison(model, reference)
     assert_same_outputs(model, reference, [(160, 160), (97, 130)])
 
@@ -117,10 +122,16 @@ def test_a_regnet_written_from_its_five_numbers_equals_torchvisions(write):
 def test_show_prints_the_stages_the_generator_expands_to(cli):
     result = cli("show", "regnet_x_400mf")
     assert result.exit_code == 0
-    assert "# stages expanded from the generator: regnet {depth: 22, w0: 24, wa: 24.48, wm: 2.54, group_width: 16}" in result.stdout
+    assert (
+        "# stages expanded from the generator: regnet {depth: 22, w0: 24, wa: 24.48, wm: 2.54, group_width: 16}"
+        in result.stdout
+    )
     params = BlockParams.from_init_params(depth=22, w_0=24, w_a=24.48, w_m=2.54, group_width=16)
-    for depth, width, group_width in zip(params.depths, params.widths, params.group_widths):
-        assert f"- {{depth: {depth}, width: {width}, stride: 2, block: regnet, group_width: {group_width}}}" in result.stdout
+    for depth, width, group_width in zip(params.depths, params.widths, params.group_widths, strict=True):
+        assert (
+            f"- {{depth: {depth}, width: {width}, stride: 2, block: regnet, group_width: {group_width}}}"
+            in result.stdout
+        )
 
 
 def test_the_shown_expansion_is_the_same_network(cli, tmp_path):
@@ -145,12 +156,27 @@ def test_a_generator_merges_over_its_parent_with_extends(write):
 @pytest.mark.parametrize(
     "rule,message",
     [
-        ("{depth: 22, w0: 20, wa: 24.48, wm: 2.54, group_width: 16}", "stages.regnet.w0: expected a value that is a multiple of 8, got 20"),
-        ("{depth: 22, w0: 24, wa: 24.48, wm: 1.0, group_width: 16}", "stages.regnet.wm: expected a value greater than 1, got the number 1.0"),
-        ("{depth: 22, w0: 24, wa: -1, wm: 2.5, group_width: 16}", "stages.regnet.wa: expected a value of at least 0, got -1"),
+        (
+            "{depth: 22, w0: 20, wa: 24.48, wm: 2.54, group_width: 16}",
+            "stages.regnet.w0: expected a value that is a multiple of 8, got 20",
+        ),
+        (
+            "{depth: 22, w0: 24, wa: 24.48, wm: 1.0, group_width: 16}",
+            "stages.regnet.wm: expected a value greater than 1, got the number 1.0",
+        ),
+        (
+            "{depth: 22, w0: 24, wa: -1, wm: 2.5, group_width: 16}",
+            "stages.regnet.wa: expected a value of at least 0, got -1",
+        ),
         ("{depth: 22, w0: 24, wa: 24.48, wm: 2.54}", "stages.regnet.group_width: required field is missing"),
-        ("{depth: 22, w0: 24, wa: 24.48, wm: 2.54, group_widht: 16}", "stages.regnet.group_widht: unknown key `group_widht`; did you mean `group_width`?"),
-        ("{depth: 22, w0: 24, wa: 24.48, wm: 2.54, group_width: 16, se_ratio: 2}", "stages.regnet.se_ratio: expected a value of at most 1, got 2"),
+        (
+            "{depth: 22, w0: 24, wa: 24.48, wm: 2.54, group_widht: 16}",
+            "stages.regnet.group_widht: unknown key `group_widht`; did you mean `group_width`?",
+        ),
+        (
+            "{depth: 22, w0: 24, wa: 24.48, wm: 2.54, group_width: 16, se_ratio: 2}",
+            "stages.regnet.se_ratio: expected a value of at most 1, got 2",
+        ),
     ],
 )
 def test_a_malformed_generator_is_a_located_error(write, rule, message):

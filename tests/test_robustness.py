@@ -42,7 +42,10 @@ def test_an_alias_bomb_is_refused_in_under_a_second(write):
     messages = problems_of(lambda: load_plan(str(path)))
     elapsed = time.perf_counter() - started
     assert elapsed < 1.0, f"took {elapsed:.2f} s"
-    assert messages == [f"{path}:7:5: a4: document expands to more than {yamldoc.MAX_NODES} values through aliases; refusing to expand it"]
+    assert messages == [
+        f"{path}:7:5: a4: document expands to more than {yamldoc.MAX_NODES} values through aliases; refusing to "
+        "expand it"
+    ]
 
 
 def test_an_alias_bomb_made_of_merge_keys_is_refused_in_under_a_second(write):
@@ -64,7 +67,9 @@ def test_the_refusal_of_an_alias_bomb_does_not_print_the_document_back(cli, writ
 
 def test_a_recursive_alias_is_refused(write):
     path = write("loop.yaml", SMALL + "head: &h {hidden: [*h]}\n")
-    assert problems_of(lambda: load_plan(str(path))) == [f"{path}:3:7: head: values nest more than 32 levels deep (a recursive alias?)"]
+    assert problems_of(lambda: load_plan(str(path))) == [
+        f"{path}:3:7: head: values nest more than 32 levels deep (a recursive alias?)"
+    ]
 
 
 def test_a_recursive_merge_key_is_refused(write):
@@ -74,17 +79,23 @@ def test_a_recursive_merge_key_is_refused(write):
 
 def test_brackets_nested_thousands_deep_are_a_spec_error_not_a_recursion_error(write):
     path = write("deep.yaml", "stages: " + "[" * 5000 + "]" * 5000 + "\n")
-    assert problems_of(lambda: load_plan(str(path))) == [f"{path}:1:1: (document): values nest far more than 32 levels deep; a spec is a shallow document"]
+    assert problems_of(lambda: load_plan(str(path))) == [
+        f"{path}:1:1: (document): values nest far more than 32 levels deep; a spec is a shallow document"
+    ]
 
 
 def test_a_file_over_the_size_limit_is_refused_without_parsing_it(write):
     path = write("big.yaml", SMALL + "#" * yamldoc.MAX_BYTES)
-    assert problems_of(lambda: load_plan(str(path))) == [f"{path}:1:1: (document): file is larger than 1024 KiB; a spec is a short text file"]
+    assert problems_of(lambda: load_plan(str(path))) == [
+        f"{path}:1:1: (document): file is larger than 1024 KiB; a spec is a short text file"
+    ]
 
 
 def test_a_key_with_control_characters_is_reported_on_one_line(write):
     path = write("ctrl.yaml", SMALL + '"a\\rb\\nc": 1\n')
-    assert problems_of(lambda: load_plan(str(path))) == [f"{path}:3:1: a\\rb\\nc: unknown key `a\\rb\\nc`; valid keys here: " + ", ".join(sorted(_spec_keys()))]
+    assert problems_of(lambda: load_plan(str(path))) == [
+        f"{path}:3:1: a\\rb\\nc: unknown key `a\\rb\\nc`; valid keys here: " + ", ".join(sorted(_spec_keys()))
+    ]
 
 
 def _spec_keys():
@@ -104,7 +115,8 @@ def test_several_mistakes_give_one_line_each(write):
 def test_a_mapping_spec_reports_paths_without_inventing_line_numbers():
     spec = {"block": "vgg", "stem": {"type": "none"}, "input": {"size": 2}, "stages": [{"depth": 1, "width": 8}] * 2}
     assert problems_of(lambda: load_plan(spec)) == [
-        "<mapping>: stages.1: the feature map shrinks to 0x0 at a 2x2 max pool for a 2x2 input; use a larger input.size or fewer stride-2 stages"
+        "<mapping>: stages.1: the feature map shrinks to 0x0 at a 2x2 max pool for a 2x2 input; use a larger "
+        "input.size or fewer stride-2 stages"
     ]
 
 
@@ -132,12 +144,26 @@ def test_a_value_inherited_from_a_parent_names_the_child_that_extends_it(write):
     ("item", "message"),
     [
         ("stages.0.depth=0", "--set stages.0.depth=0: stages.0.depth: expected a value of at least 1, got 0"),
-        ("stages.9.depth=2", "--set stages.9.depth=2: stages.9: index 9 is out of range: the list has 3 entries (0 to 2)"),
+        (
+            "stages.9.depth=2",
+            "--set stages.9.depth=2: stages.9: index 9 is out of range: the list has 3 entries (0 to 2)",
+        ),
         ("depth", "--set depth: (document): expected KEY=VALUE, for example --set stages.2.depth=36"),
-        ("stages..depth=2", "--set stages..depth=2: stages..depth: empty part in the key; use dots between names, like head.num_classes"),
-        ("head.num_classes=[", "--set head.num_classes=[: head.num_classes: invalid YAML: while parsing a flow node, expected the node content, but found the end of the file"),
+        (
+            "stages..depth=2",
+            "--set stages..depth=2: stages..depth: empty part in the key; "
+            "use dots between names, like head.num_classes",
+        ),
+        (
+            "head.num_classes=[",
+            "--set head.num_classes=[: head.num_classes: invalid YAML: while parsing a flow node, expected the "
+            "node content, but found the end of the file",
+        ),
         ("name.first=x", "--set name.first=x: name: is a single value ('resnet20'), it has no fields to set"),
-        ("extends=resnet50", "--set extends=resnet50: extends: cannot be changed with --set; write `extends:` in the spec file"),
+        (
+            "extends=resnet50",
+            "--set extends=resnet50: extends: cannot be changed with --set; write `extends:` in the spec file",
+        ),
     ],
 )
 def test_set_mistakes_name_the_override(item, message):
@@ -147,12 +173,18 @@ def test_set_mistakes_name_the_override(item, message):
 # --- the command line: exit codes, no tracebacks, --debug --------------------------------------
 
 
-@pytest.mark.parametrize("command", [["validate"], ["show"], ["flops"], ["diff", "resnet18"], ["build", "--device", "cpu"]])
+@pytest.mark.parametrize(
+    "command", [["validate"], ["show"], ["flops"], ["diff", "resnet18"], ["build", "--device", "cpu"]]
+)
 def test_every_command_reports_a_bad_spec_in_one_line_and_exits_1(cli, write, command):
     path = write("bad.yaml", "stages:\n  - {depth: yes, width: 8}\n")
     result = cli(command[0], path, *command[1:])
     assert result.exit_code == 1
-    assert result.stderr.splitlines()[-1] == f"{path}:2:13: stages.0.depth: expected an integer, got the boolean `yes` (YAML reads yes/no/on/off/true/false as booleans)"
+    assert (
+        result.stderr.splitlines()[-1]
+        == f"{path}:2:13: stages.0.depth: expected an integer, got the boolean `yes` (YAML reads "
+        "yes/no/on/off/true/false as booleans)"
+    )
     assert "Traceback" not in result.output
 
 
@@ -204,9 +236,17 @@ def test_an_internal_error_is_one_line_without_debug_and_a_traceback_with_it(cli
 def test_the_installed_command_exits_1_without_a_traceback_and_2_for_usage(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("stages:\n  - {depth: 2.0, width: 8}\n")
-    run = lambda *args: subprocess.run([sys.executable, "-m", "archspec", *args], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "archspec", *args], capture_output=True, text=True, cwd=tmp_path, timeout=120
+        )
+
     spec_error = run("validate", "bad.yaml")
-    assert (spec_error.returncode, spec_error.stderr) == (1, "bad.yaml:2:13: stages.0.depth: expected an integer, got the number 2.0\n")
+    assert (spec_error.returncode, spec_error.stderr) == (
+        1,
+        "bad.yaml:2:13: stages.0.depth: expected an integer, got the number 2.0\n",
+    )
     usage = run("validate", "bad.yaml", "--bogus")
     assert usage.returncode == 2 and "No such option" in usage.stderr and "Traceback" not in usage.stderr
     debug = run("--debug", "show", "bad.yaml")
@@ -232,7 +272,9 @@ def test_build_refuses_a_batch_that_cannot_fit_before_allocating_anything(cli):
     assert result.exit_code == 1
     line = result.stderr.splitlines()[-1]
     assert line.startswith("resnet18: --batch: needs about 89721.7")
-    assert "forward pass at batch 10000000 " in line and line.endswith("use a smaller --batch or a smaller spec, or pass --force")
+    assert "forward pass at batch 10000000 " in line and line.endswith(
+        "use a smaller --batch or a smaller spec, or pass --force"
+    )
     assert time.perf_counter() - started < 60  # nothing of 90 TiB was touched
 
 
@@ -326,7 +368,9 @@ def test_atomic_write_never_overwrites_without_force(tmp_path):
 
     target = tmp_path / "out.json"
     target.write_text("keep me")
-    assert problems_of(lambda: atomic_write(target, lambda h: h.write(b"new"))) == [f"{target}: --out: file exists; pass --force to overwrite it"]
+    assert problems_of(lambda: atomic_write(target, lambda h: h.write(b"new"))) == [
+        f"{target}: --out: file exists; pass --force to overwrite it"
+    ]
     assert target.read_text() == "keep me"
     atomic_write(target, lambda h: h.write(b"new"), force=True)
     assert target.read_text() == "new"
@@ -348,7 +392,9 @@ def test_out_into_a_missing_folder_or_onto_a_folder_is_refused(tmp_path):
     assert problems_of(lambda: atomic_write(tmp_path / "no" / "x.pt", lambda h: None)) == [
         f"{tmp_path}/no/x.pt: --out: folder '{tmp_path}/no' does not exist"
     ]
-    assert problems_of(lambda: atomic_write(tmp_path, lambda h: None, force=True)) == [f"{tmp_path}: --out: is a folder; give a file name"]
+    assert problems_of(lambda: atomic_write(tmp_path, lambda h: None, force=True)) == [
+        f"{tmp_path}: --out: is a folder; give a file name"
+    ]
 
 
 def test_build_out_on_an_existing_file_without_force_exits_1_and_leaves_it(cli, tmp_path):
@@ -383,7 +429,8 @@ def checkpoint(tmp_path):
     payload = torch.load(path, weights_only=True)
 
     def tampered(change, checksum: bool = True) -> Path:
-        """A copy changed by `change`; with `checksum` its checksum is made to match (a crafted file, not a corrupted one)."""
+        """A copy changed by `change`; with `checksum` its checksum is made to match (a crafted file, not a
+        corrupted one)."""
         from archspec.nn.checkpoint import state_digest
 
         copy = {**payload, "spec": dict(payload["spec"]), "state_dict": dict(payload["state_dict"])}
@@ -408,7 +455,8 @@ def test_a_state_dict_with_a_wrong_shape_names_the_first_mismatched_key(checkpoi
 
     path = checkpoint(reshape)
     assert problems_of(lambda: load_checkpoint(path, device="cpu")) == [
-        f"{path}: state_dict: does not fit resnet20: wrong shape in 2 tensors: stage 2, block 1 (layer2.0.conv1.weight is 32x16x1x1 in the file, "
+        f"{path}: state_dict: does not fit resnet20: wrong shape in 2 tensors: stage 2, block 1 "
+        "(layer2.0.conv1.weight is 32x16x1x1 in the file, "
         "32x16x3x3 in the spec), the head (fc.weight is 3x64 in the file, 10x64 in the spec)"
     ]
 
@@ -437,15 +485,21 @@ def test_a_state_dict_with_a_missing_or_extra_key_names_it(checkpoint):
     assert problems_of(lambda: load_checkpoint(missing, device="cpu")) == [
         f"{missing}: state_dict: does not fit resnet20: missing 1 tensor: stage 1, block 2 (layer1.1.bn2.running_var)"
     ]
-    extra = checkpoint(lambda payload: payload["state_dict"].__setitem__("layer4.0.conv1.weight", payload["state_dict"]["fc.bias"]))
-    assert problems_of(lambda: load_checkpoint(extra, device="cpu")) == [f"{extra}: state_dict: does not fit resnet20: unexpected 1 tensor: stage 4, block 1 (layer4.0.conv1.weight)"]
+    extra = checkpoint(
+        lambda payload: payload["state_dict"].__setitem__("layer4.0.conv1.weight", payload["state_dict"]["fc.bias"])
+    )
+    assert problems_of(lambda: load_checkpoint(extra, device="cpu")) == [
+        f"{extra}: state_dict: does not fit resnet20: unexpected 1 tensor: stage 4, block 1 (layer4.0.conv1.weight)"
+    ]
 
 
 def test_a_state_dict_value_that_is_not_a_tensor_is_named(checkpoint):
     from archspec.nn.checkpoint import load_checkpoint
 
     path = checkpoint(lambda payload: payload["state_dict"].__setitem__("conv1.weight", [1.0, 2.0]))
-    assert problems_of(lambda: load_checkpoint(path, device="cpu")) == [f"{path}: state_dict: key 'conv1.weight' holds list, not a tensor"]
+    assert problems_of(lambda: load_checkpoint(path, device="cpu")) == [
+        f"{path}: state_dict: key 'conv1.weight' holds list, not a tensor"
+    ]
 
 
 def test_a_tampered_embedded_spec_is_validated(checkpoint):
@@ -468,9 +522,16 @@ def test_a_file_that_is_not_a_checkpoint_gets_a_clear_message(tmp_path):
     torch.save({"conv1.weight": torch.zeros(1)}, other)
     empty = tmp_path / "empty.pt"
     empty.write_bytes(b"")
-    assert problems_of(lambda: load_checkpoint(text, device="cpu")) == [f"{text}: (document): not an archspec checkpoint: it is a text file (a spec?), not a torch file"]
-    assert problems_of(lambda: load_checkpoint(empty, device="cpu")) == [f"{empty}: (document): not an archspec checkpoint: the file is empty"]
-    assert problems_of(lambda: load_checkpoint(other, device="cpu")) == [
-        f"{other}: (document): not an archspec checkpoint: a torch file, but not one written by `archspec build --out` or `archspec train`"
+    assert problems_of(lambda: load_checkpoint(text, device="cpu")) == [
+        f"{text}: (document): not an archspec checkpoint: it is a text file (a spec?), not a torch file"
     ]
-    assert problems_of(lambda: load_checkpoint(tmp_path / "gone.pt", device="cpu")) == [f"{tmp_path / 'gone.pt'}: (document): no such checkpoint file"]
+    assert problems_of(lambda: load_checkpoint(empty, device="cpu")) == [
+        f"{empty}: (document): not an archspec checkpoint: the file is empty"
+    ]
+    assert problems_of(lambda: load_checkpoint(other, device="cpu")) == [
+        f"{other}: (document): not an archspec checkpoint: a torch file, but not one written by `archspec build "
+        "--out` or `archspec train`"
+    ]
+    assert problems_of(lambda: load_checkpoint(tmp_path / "gone.pt", device="cpu")) == [
+        f"{tmp_path / 'gone.pt'}: (document): no such checkpoint file"
+    ]

@@ -61,8 +61,14 @@ def test_option_a_model_pickles():
 
 
 def test_option_a_cannot_shrink_width():
-    spec = {"stem": {"type": "cifar"}, "shortcut": "A", "stages": [{"depth": 1, "width": 32}, {"depth": 1, "width": 16}]}
-    with pytest.raises(archspec.SpecError, match="option A pads channels with zeros and cannot reduce width from 32 to 16"):
+    spec = {
+        "stem": {"type": "cifar"},
+        "shortcut": "A",
+        "stages": [{"depth": 1, "width": 32}, {"depth": 1, "width": 16}],
+    }
+    with pytest.raises(
+        archspec.SpecError, match="option A pads channels with zeros and cannot reduce width from 32 to 16"
+    ):
         archspec.load_plan(spec)
 
 

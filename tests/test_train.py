@@ -94,16 +94,26 @@ def test_digits_split_is_fixed_and_normalised_with_training_statistics():
 
 
 def test_train_help_does_not_import_torch():
-    probe = "import sys\nfrom archspec.cli import app\ntry:\n    app(['train', '--help'], standalone_mode=False)\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules, file=sys.stderr)"
+    probe = (
+        "import sys\nfrom archspec.cli import app\ntry:\n    app(['train', '--help'], "
+        "standalone_mode=False)\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules, file=sys.stderr)"
+    )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
     assert "--resume" in result.stdout and result.stderr.strip().endswith("False"), result.stderr
 
 
 def test_train_on_digits_writes_metrics_and_a_checkpoint_fitted_to_the_data(cli, tmp_path):
     out = tmp_path / "run"
-    result = ok(cli("train", "resnet20", "--data", "digits", "--epochs", "2", "--lr", "0.02", "--device", "cpu", "--out", out))
+    result = ok(
+        cli("train", "resnet20", "--data", "digits", "--epochs", "2", "--lr", "0.02", "--device", "cpu", "--out", out)
+    )
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
-        "resnet20", "resnet20/metrics.csv", "resnet20/metrics.jsonl", "resnet20/model.pt", "resnet20/state.pt", "run.json"
+        "resnet20",
+        "resnet20/metrics.csv",
+        "resnet20/metrics.jsonl",
+        "resnet20/model.pt",
+        "resnet20/state.pt",
+        "run.json",
     ]
     rows = read_metrics(out / "resnet20")
     assert [row["epoch"] for row in rows] == [1, 2] and rows[1]["train_loss"] < rows[0]["train_loss"]
@@ -118,23 +128,72 @@ def test_train_on_digits_writes_metrics_and_a_checkpoint_fitted_to_the_data(cli,
 
 
 def test_json_format_gives_final_metrics_and_history(cli):
-    result = ok(cli("train", "resnet20", "--data", "synthetic:64", "--batch", "32", "--epochs", "2", "--device", "cpu", "--format", "json"))
+    result = ok(
+        cli(
+            "train",
+            "resnet20",
+            "--data",
+            "synthetic:64",
+            "--batch",
+            "32",
+            "--epochs",
+            "2",
+            "--device",
+            "cpu",
+            "--format",
+            "json",
+        )
+    )
     report = json.loads(result.stdout)
     assert report["data"] == "synthetic:64" and report["recipe"]["batch"] == 32
     (entry,) = report["results"]
     assert entry["name"] == "resnet20" and entry["residual"] is True and entry["layers"] == 20
-    assert entry["epoch"] == 2 and len(entry["history"]) == 2 and entry["train_loss"] == entry["history"][-1]["train_loss"]
+    assert (
+        entry["epoch"] == 2 and len(entry["history"]) == 2 and entry["train_loss"] == entry["history"][-1]["train_loss"]
+    )
 
 
 def test_bf16_and_channels_last_train_on_the_cpu(cli):
-    result = ok(cli("train", "resnet20", "--data", "synthetic:64", "--batch", "32", "--epochs", "1", "--device", "cpu", "--amp", "bf16", "--channels-last", "--format", "json"))
+    result = ok(
+        cli(
+            "train",
+            "resnet20",
+            "--data",
+            "synthetic:64",
+            "--batch",
+            "32",
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--amp",
+            "bf16",
+            "--channels-last",
+            "--format",
+            "json",
+        )
+    )
     loss = json.loads(result.stdout)["results"][0]["train_loss"]
     assert loss is not None and 0 < loss < 10
 
 
 def test_plot_draws_one_chart_for_all_specs_and_keeps_an_existing_file(cli, tmp_path):
     plot = tmp_path / "curves.png"
-    args = ["train", "plain20", "resnet20", "--data", "synthetic:64", "--batch", "32", "--epochs", "2", "--device", "cpu", "--plot", plot]
+    args = [
+        "train",
+        "plain20",
+        "resnet20",
+        "--data",
+        "synthetic:64",
+        "--batch",
+        "32",
+        "--epochs",
+        "2",
+        "--device",
+        "cpu",
+        "--plot",
+        plot,
+    ]
     ok(cli(*args))
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     again = cli(*args)
@@ -148,7 +207,7 @@ def test_plot_draws_one_chart_for_all_specs_and_keeps_an_existing_file(cli, tmp_
 def test_resume_after_an_interruption_gives_the_same_weights_as_an_uninterrupted_run(cli, tmp_path):
     # Drop path draws from torch's generator, so this also checks that the generator is restored.
     recipe = Recipe(epochs=3, lr=0.02)
-    common = dict(data="digits", recipe=recipe, options=Options(device="cpu"), overrides=("drop_path=0.2",))
+    common = {"data": "digits", "recipe": recipe, "options": Options(device="cpu"), "overrides": ("drop_path=0.2",)}
     train(["resnet20"], out=tmp_path / "whole", **common)
 
     def interrupt(name, epoch):
@@ -158,28 +217,77 @@ def test_resume_after_an_interruption_gives_the_same_weights_as_an_uninterrupted
     with pytest.raises(KeyboardInterrupt):
         train(["resnet20"], out=tmp_path / "cut", on_epoch_end=interrupt, **common)
     assert len(read_metrics(tmp_path / "cut" / "resnet20")) == 2
-    result = ok(cli("train", "resnet20", "--data", "digits", "--epochs", "3", "--lr", "0.02", "--set", "drop_path=0.2", "--device", "cpu", "--out", tmp_path / "cut", "--resume"))
+    result = ok(
+        cli(
+            "train",
+            "resnet20",
+            "--data",
+            "digits",
+            "--epochs",
+            "3",
+            "--lr",
+            "0.02",
+            "--set",
+            "drop_path=0.2",
+            "--device",
+            "cpu",
+            "--out",
+            tmp_path / "cut",
+            "--resume",
+        )
+    )
     assert "resuming after epoch 2/3" in result.stderr and "epoch 1/3" not in result.stderr
     whole = archspec.load_checkpoint(tmp_path / "whole" / "resnet20" / "model.pt", device="cpu").state_dict()
     resumed = archspec.load_checkpoint(tmp_path / "cut" / "resnet20" / "model.pt", device="cpu").state_dict()
     for key in whole:
         assert torch.equal(whole[key], resumed[key]), key
-    assert without_timing(read_metrics(tmp_path / "whole" / "resnet20")) == without_timing(read_metrics(tmp_path / "cut" / "resnet20"))
+    assert without_timing(read_metrics(tmp_path / "whole" / "resnet20")) == without_timing(
+        read_metrics(tmp_path / "cut" / "resnet20")
+    )
 
 
 def test_a_fresh_run_refuses_an_out_that_holds_a_previous_run_unless_forced(cli, tmp_path):
-    args = ["train", "resnet20", "--data", "synthetic:32", "--batch", "32", "--epochs", "1", "--device", "cpu", "--out", tmp_path]
+    args = [
+        "train",
+        "resnet20",
+        "--data",
+        "synthetic:32",
+        "--batch",
+        "32",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        tmp_path,
+    ]
     ok(cli(*args))
     again = cli(*args)
     assert again.exit_code == 1
-    assert again.stderr.strip() == f"--out {tmp_path}: out: holds a previous run; pass --resume to continue it, or --force to start it over"
+    assert (
+        again.stderr.strip()
+        == f"--out {tmp_path}: out: holds a previous run; pass --resume to continue it, or --force to start it over"
+    )
     ok(cli(*args, "--force"))
     assert len(read_metrics(tmp_path / "resnet20")) == 1
 
 
 def test_a_fresh_run_refuses_a_folder_with_other_files(cli, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    result = cli("train", "resnet20", "--data", "synthetic:32", "--batch", "32", "--epochs", "1", "--device", "cpu", "--out", tmp_path)
+    result = cli(
+        "train",
+        "resnet20",
+        "--data",
+        "synthetic:32",
+        "--batch",
+        "32",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        tmp_path,
+    )
     assert result.exit_code == 1 and "is not empty; give a new or empty folder" in result.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
@@ -192,8 +300,39 @@ def test_resume_without_a_previous_run_is_an_error(cli, tmp_path):
 
 
 def test_resume_with_another_recipe_names_what_changed(cli, tmp_path):
-    ok(cli("train", "resnet20", "--data", "synthetic:32", "--batch", "32", "--epochs", "1", "--device", "cpu", "--out", tmp_path))
-    result = cli("train", "resnet20", "--data", "synthetic:32", "--batch", "32", "--epochs", "1", "--lr", "0.05", "--device", "cpu", "--out", tmp_path, "--resume")
+    ok(
+        cli(
+            "train",
+            "resnet20",
+            "--data",
+            "synthetic:32",
+            "--batch",
+            "32",
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--out",
+            tmp_path,
+        )
+    )
+    result = cli(
+        "train",
+        "resnet20",
+        "--data",
+        "synthetic:32",
+        "--batch",
+        "32",
+        "--epochs",
+        "1",
+        "--lr",
+        "0.05",
+        "--device",
+        "cpu",
+        "--out",
+        tmp_path,
+        "--resume",
+    )
     assert result.exit_code == 1 and "the previous run used --lr 0.1 (now 0.05)" in result.stderr
 
 
@@ -206,9 +345,21 @@ def test_resume_with_another_recipe_names_what_changed(cli, tmp_path):
         ("mnist", "--data mnist: data: unknown data 'mnist'; use digits, synthetic, cifar10:DIR or imagefolder:DIR"),
         ("cifar10:/no/such/folder", "--data cifar10:/no/such/folder: data: folder '/no/such/folder' does not exist"),
         ("imagefolder", "--data imagefolder: data: imagefolder needs a folder: imagefolder:DIR"),
-        ("synthetic:many", "--data synthetic:many: data: synthetic:N takes a number of images from 1 to 100,000,000, not 'many'"),
-        ("synthetic:²", "--data synthetic:²: data: synthetic:N takes a number of images from 1 to 100,000,000, not '²'"),
-        ("synthetic:10000000000000000000000", "--data synthetic:10000000000000000000000: data: synthetic:N takes a number of images from 1 to 100,000,000, not '10000000000000000000000'"),
+        (
+            "synthetic:many",
+            "--data synthetic:many: data: synthetic:N takes a number of images from 1 to 100,000,000, not 'many'",
+        ),
+        (
+            "synthetic:²",
+            "--data synthetic:²: data: synthetic:N takes a number of images from 1 to 100,000,000, not '²'",
+        ),
+        (
+            "synthetic:10000000000000000000000",
+            (
+                "--data synthetic:10000000000000000000000: data: synthetic:N takes a number of images from 1 to "
+                "100,000,000, not '10000000000000000000000'"
+            ),
+        ),
         ("digits:8", "--data digits:8: data: digits takes no argument (it is scikit-learn's bundled set)"),
     ],
 )
@@ -220,13 +371,18 @@ def test_a_bad_data_argument_is_one_line(cli, data, message):
 def test_two_specs_with_one_name_or_a_name_with_a_slash_are_refused(cli):
     twice = cli("train", "resnet20", "resnet20", "--data", "synthetic:32", "--batch", "32", "--device", "cpu")
     assert twice.exit_code == 1 and "specs share the name resnet20" in twice.stderr
-    slash = cli("train", "resnet20", "--set", "name=../elsewhere", "--data", "synthetic:32", "--batch", "32", "--device", "cpu")
+    slash = cli(
+        "train", "resnet20", "--set", "name=../elsewhere", "--data", "synthetic:32", "--batch", "32", "--device", "cpu"
+    )
     assert slash.exit_code == 1 and "'../elsewhere' cannot name a folder" in slash.stderr
 
 
 def test_fp16_on_the_cpu_is_refused_with_the_alternative(cli):
     result = cli("train", "resnet20", "--device", "cpu", "--amp", "fp16")
-    assert result.exit_code == 1 and result.stderr.strip() == "--amp fp16: amp: float16 autocast needs CUDA; on the CPU use --amp bf16"
+    assert (
+        result.exit_code == 1
+        and result.stderr.strip() == "--amp fp16: amp: float16 autocast needs CUDA; on the CPU use --amp bf16"
+    )
 
 
 def test_a_spec_that_cannot_take_the_data_says_what_does_not_fit(cli):
@@ -240,17 +396,26 @@ def test_a_spec_that_cannot_take_the_data_says_what_does_not_fit(cli):
 
 def test_a_mistake_in_the_spec_itself_is_reported_without_the_data_note(cli):
     result = cli("train", "resnet20", "--set", "stem.type=none", "--data", "digits")
-    assert result.exit_code == 1 and result.stderr.strip().endswith("resnet20.yaml:4:21: stem.width: a stem of type none takes no width")
+    assert result.exit_code == 1 and result.stderr.strip().endswith(
+        "resnet20.yaml:4:21: stem.width: a stem of type none takes no width"
+    )
 
 
 def test_a_batch_larger_than_the_data_is_an_error(cli):
     result = cli("train", "resnet20", "--data", "synthetic:16", "--batch", "32", "--device", "cpu")
-    assert result.exit_code == 1 and result.stderr.strip() == "--batch 32: batch: is larger than the 16 training images of --data synthetic"
+    assert (
+        result.exit_code == 1
+        and result.stderr.strip() == "--batch 32: batch: is larger than the 16 training images of --data synthetic"
+    )
 
 
 def test_a_negative_learning_rate_and_a_bad_plot_name_are_errors(cli, tmp_path):
-    assert cli("train", "resnet20", "--lr", "-1").stderr.strip() == "--lr -1.0: lr: needs a positive, finite learning rate"
-    result = cli("train", "resnet20", "--data", "synthetic:32", "--batch", "32", "--device", "cpu", "--plot", tmp_path / "a.txt")
+    assert (
+        cli("train", "resnet20", "--lr", "-1").stderr.strip() == "--lr -1.0: lr: needs a positive, finite learning rate"
+    )
+    result = cli(
+        "train", "resnet20", "--data", "synthetic:32", "--batch", "32", "--device", "cpu", "--plot", tmp_path / "a.txt"
+    )
     assert result.exit_code == 1 and "name a .png, .svg or .pdf file" in result.stderr
 
 
@@ -261,7 +426,10 @@ def _write_cifar(folder: Path, per_batch: int = 20) -> None:
     rng = np.random.RandomState(1)
     folder.mkdir(exist_ok=True)
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {b"data": rng.randint(0, 256, (per_batch, 3072)).astype(np.uint8), b"labels": rng.randint(0, 10, per_batch).tolist()}
+        batch = {
+            b"data": rng.randint(0, 256, (per_batch, 3072)).astype(np.uint8),
+            b"labels": rng.randint(0, 10, per_batch).tolist(),
+        }
         (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
 
 
@@ -270,9 +438,26 @@ def test_cifar10_reads_the_python_batches_and_augments(cli, tmp_path):
     data = load_data(parse_data(f"cifar10:{tmp_path}"), 3, (32, 32), 10)
     assert data.train_size == 100 and data.held_y.shape[0] == 20 and data.augment
     first = data.augmentation(seed=0, epoch=0)
-    assert torch.equal(first[0], data.augmentation(seed=0, epoch=0)[0]) and not torch.equal(first[0], data.augmentation(seed=0, epoch=1)[0])
+    assert torch.equal(first[0], data.augmentation(seed=0, epoch=0)[0]) and not torch.equal(
+        first[0], data.augmentation(seed=0, epoch=1)[0]
+    )
     out = tmp_path / "run"
-    ok(cli("train", "resnet20", "--data", f"cifar10:{tmp_path}", "--batch", "50", "--epochs", "1", "--device", "cpu", "--out", out))
+    ok(
+        cli(
+            "train",
+            "resnet20",
+            "--data",
+            f"cifar10:{tmp_path}",
+            "--batch",
+            "50",
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--out",
+            out,
+        )
+    )
     assert len(read_metrics(out / "resnet20")) == 1
 
 
@@ -291,7 +476,11 @@ def test_cifar10_refuses_a_pickle_that_would_run_code(cli, tmp_path):
 
 def test_cifar10_names_the_missing_batches(cli, tmp_path):
     result = cli("train", "resnet20", "--data", f"cifar10:{tmp_path}")
-    assert result.exit_code == 1 and "lacks data_batch_1, data_batch_2" in result.stderr and "nothing is downloaded" in result.stderr
+    assert (
+        result.exit_code == 1
+        and "lacks data_batch_1, data_batch_2" in result.stderr
+        and "nothing is downloaded" in result.stderr
+    )
 
 
 def test_image_folder_sets_the_classifier_to_its_classes(cli, tmp_path):
@@ -301,9 +490,26 @@ def test_image_folder_sets_the_classifier_to_its_classes(cli, tmp_path):
     for label in ("ant", "bee", "cat"):
         (tmp_path / "images" / label).mkdir(parents=True)
         for i in range(10):
-            Image.fromarray(rng.randint(0, 256, (12, 20, 3)).astype(np.uint8)).save(tmp_path / "images" / label / f"{i}.png")
+            Image.fromarray(rng.randint(0, 256, (12, 20, 3)).astype(np.uint8)).save(
+                tmp_path / "images" / label / f"{i}.png"
+            )
     out = tmp_path / "run"
-    ok(cli("train", "resnet20", "--data", f"imagefolder:{tmp_path / 'images'}", "--batch", "8", "--epochs", "1", "--device", "cpu", "--out", out))
+    ok(
+        cli(
+            "train",
+            "resnet20",
+            "--data",
+            f"imagefolder:{tmp_path / 'images'}",
+            "--batch",
+            "8",
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--out",
+            out,
+        )
+    )
     model = archspec.load_checkpoint(out / "resnet20" / "model.pt", device="cpu").eval()
     with torch.no_grad():
         assert model(torch.randn(2, 3, 32, 32)).shape == (2, 3)
@@ -331,11 +537,39 @@ def test_torchrun_with_two_processes_matches_one_process_and_only_rank_0_writes(
     # order floats are summed (each rank's partial gradient, then the all-reduce). Measured after
     # these 4 steps: 6e-6 at most; one rank training on its own 32 images, or summed instead of
     # averaged gradients, moves weights by 1e-3 or more.
-    args = ["resnet20", "--set", "norm=group", "--set", "norm_groups=8", "--data", "synthetic:256", "--batch", "64", "--epochs", "1", "--lr", "0.02", "--device", "cpu"]
+    args = [
+        "resnet20",
+        "--set",
+        "norm=group",
+        "--set",
+        "norm_groups=8",
+        "--data",
+        "synthetic:256",
+        "--batch",
+        "64",
+        "--epochs",
+        "1",
+        "--lr",
+        "0.02",
+        "--device",
+        "cpu",
+    ]
     ok(cli("train", *args, "--out", tmp_path / "one"))
     logs = tmp_path / "logs"
     env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "MASTER_ADDR": "127.0.0.1", "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--nnodes", "1", "--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--nnodes",
+        "1",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+    ]
     command += ["--log-dir", str(logs), "--tee", "3", "-m", "archspec", "train", *args, "--out", str(tmp_path / "two")]
     run = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -343,7 +577,9 @@ def test_torchrun_with_two_processes_matches_one_process_and_only_rank_0_writes(
     two = archspec.load_checkpoint(tmp_path / "two" / "resnet20" / "model.pt", device="cpu").state_dict()
     for key in one:
         torch.testing.assert_close(two[key], one[key], rtol=0, atol=1e-4, msg=key)
-    assert read_metrics(tmp_path / "two" / "resnet20")[0]["train_loss"] == pytest.approx(read_metrics(tmp_path / "one" / "resnet20")[0]["train_loss"], rel=1e-5)
+    assert read_metrics(tmp_path / "two" / "resnet20")[0]["train_loss"] == pytest.approx(
+        read_metrics(tmp_path / "one" / "resnet20")[0]["train_loss"], rel=1e-5
+    )
     files = lambda root: sorted(p.relative_to(root).as_posix() for p in root.rglob("*"))  # noqa: E731
     assert files(tmp_path / "two") == files(tmp_path / "one")
     rank0 = {p.name: p.read_text() for p in logs.rglob("*.log") if p.parent.name == "0"}
@@ -355,11 +591,23 @@ def test_torchrun_with_two_processes_matches_one_process_and_only_rank_0_writes(
 
 def test_under_torchrun_a_mistake_is_reported_once(tmp_path):
     env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+    ]
     command += ["-m", "archspec", "train", "resnet20", "--data", "synthetic:64", "--batch", "33", "--device", "cpu"]
     run = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert run.returncode != 0
-    assert (run.stdout + run.stderr).count("--batch 33: batch: the global batch must divide evenly among the 2 processes") == 1
+    assert (run.stdout + run.stderr).count(
+        "--batch 33: batch: the global batch must divide evenly among the 2 processes"
+    ) == 1
 
 
 # --- the degradation problem (He et al. 2015, section 4.2, Figure 6) ----------------------------
@@ -367,7 +615,9 @@ def test_under_torchrun_a_mistake_is_reported_once(tmp_path):
 
 def documented_losses() -> dict[str, float]:
     """Final training losses from the table in docs/degradation.md."""
-    rows = re.findall(r"^((?:plain|resnet)\d+)\s+\d+\s+\S+\s+30\s+([\d.]+)\s", (ROOT / "docs" / "degradation.md").read_text(), re.M)
+    rows = re.findall(
+        r"^((?:plain|resnet)\d+)\s+\d+\s+\S+\s+30\s+([\d.]+)\s", (ROOT / "docs" / "degradation.md").read_text(), re.M
+    )
     return {name: float(loss) for name, loss in rows}
 
 
@@ -377,7 +627,7 @@ def test_the_documented_table_shows_the_degradation():
     plain = [losses[f"plain{d}"] for d in (20, 32, 44, 56)]
     residual = [losses[f"resnet{d}"] for d in (20, 32, 44, 56)]
     assert plain == sorted(plain) and residual == sorted(residual, reverse=True)
-    assert all(r < p for r, p in zip(residual, plain))
+    assert all(r < p for r, p in zip(residual, plain, strict=True))
 
 
 @pytest.mark.slow
@@ -386,7 +636,12 @@ def test_deeper_plain_nets_train_worse_and_residual_nets_do_not():
     # on another trajectory (seeds 0-2 here: plain56 0.98-1.38), so the documented losses are
     # compared within a factor of 3, and the claims themselves with wide margins.
     recipe = Recipe(epochs=30, lr=0.02)
-    results = {r.name: r.final["train_loss"] for r in train(["plain20", "plain56", "resnet20", "resnet56"], data="digits", recipe=recipe, options=Options(device="cpu"))}
+    results = {
+        r.name: r.final["train_loss"]
+        for r in train(
+            ["plain20", "plain56", "resnet20", "resnet56"], data="digits", recipe=recipe, options=Options(device="cpu")
+        )
+    }
     assert results["plain56"] > 2 * results["plain20"]
     assert results["resnet56"] < results["plain56"] / 10
     documented = documented_losses()

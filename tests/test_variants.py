@@ -64,7 +64,9 @@ def test_extends_chain_three_deep_with_set_on_top_resolves_as_documented(write, 
 def test_extends_cycle_is_reported_with_the_chain(write):
     write("a.yaml", "extends: b.yaml\nstages: [{depth: 1, width: 8}]\n")
     b = write("b.yaml", "extends: a.yaml\n")
-    with pytest.raises(archspec.SpecError, match=r"`extends` makes a cycle: .*b\.yaml -> .*a\.yaml -> .*b\.yaml") as info:
+    with pytest.raises(
+        archspec.SpecError, match=r"`extends` makes a cycle: .*b\.yaml -> .*a\.yaml -> .*b\.yaml"
+    ) as info:
         archspec.load_spec(b)
     assert "(extended by" in str(info.value)
 
@@ -86,14 +88,18 @@ def test_missing_parent_is_located_at_the_extends_line(write):
 
 
 def test_set_rejects_an_index_out_of_range_and_a_missing_equals():
-    with pytest.raises(archspec.SpecError, match=r"--set stages.9.depth=3: stages.9: index 9 is out of range: the list has 4 entries"):
+    with pytest.raises(
+        archspec.SpecError, match=r"--set stages.9.depth=3: stages.9: index 9 is out of range: the list has 4 entries"
+    ):
         archspec.load_spec("resnet50", overrides=["stages.9.depth=3"])
     with pytest.raises(archspec.SpecError, match="expected KEY=VALUE"):
         archspec.load_spec("resnet50", overrides=["stages"])
 
 
 def test_set_values_are_validated_like_the_file():
-    with pytest.raises(archspec.SpecError, match=r"--set shortcut=D: shortcut: got the text 'D'; expected one of 'A', 'B' or 'C'"):
+    with pytest.raises(
+        archspec.SpecError, match=r"--set shortcut=D: shortcut: got the text 'D'; expected one of 'A', 'B' or 'C'"
+    ):
         archspec.load_spec("resnet50", overrides=["shortcut=D"])
 
 
@@ -157,11 +163,19 @@ def _check_drop(m):
 
 
 def _check_os16(m):
-    assert m.layer4[0].conv2.stride == (1, 1) and m.layer4[0].conv2.dilation == (1, 1) and m.layer4[1].conv2.dilation == (2, 2)
+    assert (
+        m.layer4[0].conv2.stride == (1, 1)
+        and m.layer4[0].conv2.dilation == (1, 1)
+        and m.layer4[1].conv2.dilation == (2, 2)
+    )
 
 
 def _check_os8(m):
-    assert m.layer3[1].conv2.dilation == (2, 2) and m.layer4[0].conv2.dilation == (2, 2) and m.layer4[1].conv2.dilation == (4, 4)
+    assert (
+        m.layer3[1].conv2.dilation == (2, 2)
+        and m.layer4[0].conv2.dilation == (2, 2)
+        and m.layer4[1].conv2.dilation == (4, 4)
+    )
 
 
 def _check_group_norm(m):
@@ -209,7 +223,7 @@ CHECKS = [
 ]
 
 
-@pytest.mark.parametrize("knob,check", list(zip(KNOBS, CHECKS)), ids=[k[0] for k in KNOBS])
+@pytest.mark.parametrize("knob,check", list(zip(KNOBS, CHECKS, strict=True)), ids=[k[0] for k in KNOBS])
 def test_each_knob_shapes_the_module_and_counts_stay_exact(knob, check):
     _, overrides = knob
     plan = load_plan("resnet50", overrides=overrides, input_size=64)

@@ -29,8 +29,12 @@ def _version(value: bool) -> None:
 
 
 def _options(
-    debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks (for bug reports); also accepted after the command.")] = False,
-    version: Annotated[bool, typer.Option("--version", help="Print archspec's version and exit.", callback=_version, is_eager=True)] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show Python tracebacks (for bug reports); also accepted after the command.")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", help="Print archspec's version and exit.", callback=_version, is_eager=True)
+    ] = False,
 ) -> None:
     STATE["debug"] = debug or STATE["debug_in_argv"]
 
@@ -50,12 +54,15 @@ def _words_not_types() -> None:
         return None if self.metavar else original(self, ctx)
 
     display_type._archspec = True  # type: ignore[attr-defined]
-    TyperArgument.display_type = display_type  # type: ignore[method-assign]
+    # Typer declares display_type as returning str; None is what leaves the type out.
+    TyperArgument.display_type = display_type  # type: ignore[method-assign,assignment]
 
 
 def make_app() -> typer.Typer:
     _words_not_types()
-    app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False, help=HELP)
+    app = typer.Typer(
+        add_completion=True, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False, help=HELP
+    )
     app.callback()(_options)
     for group in (inspect, measure, models, space, train):
         group.register(app)

@@ -54,20 +54,40 @@ class Device(str, Enum):
     cuda = "cuda"
 
 
-SpecArg = Annotated[str, typer.Argument(help="A spec file, or the name of a stock spec (see `archspec list`).", metavar="SPEC", show_default=False)]
-SpecsArg = Annotated[list[str], typer.Argument(help="Spec files or stock spec names.", metavar="SPEC", show_default=False)]
+SpecArg = Annotated[
+    str,
+    typer.Argument(
+        help="A spec file, or the name of a stock spec (see `archspec list`).", metavar="SPEC", show_default=False
+    ),
+]
+SpecsArg = Annotated[
+    list[str], typer.Argument(help="Spec files or stock spec names.", metavar="SPEC", show_default=False)
+]
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", help="Override a field by dotted path, e.g. --set stages.2.depth=36 (repeatable).", metavar="KEY=VALUE", show_default=False),
+    typer.Option(
+        "--set",
+        help="Override a field by dotted path, e.g. --set stages.2.depth=36 (repeatable).",
+        metavar="KEY=VALUE",
+        show_default=False,
+    ),
 ]
-DeviceOpt = Annotated[Device, typer.Option("--device", help="Where to build: auto (CUDA when there is one), cpu or cuda.")]
-SizeOpt = Annotated[str | None, typer.Option("--size", help="Input size N or HxW (default: the spec's own).", metavar="N|HxW", show_default=False)]
+DeviceOpt = Annotated[
+    Device, typer.Option("--device", help="Where to build: auto (CUDA when there is one), cpu or cuda.")
+]
+SizeOpt = Annotated[
+    str | None,
+    typer.Option("--size", help="Input size N or HxW (default: the spec's own).", metavar="N|HxW", show_default=False),
+]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite --out (regular files only); skip the memory check.")]
 WeightsOpt = Annotated[
     Path | None,
     typer.Option(
         "--weights",
-        help="Load these weights: a torchvision or timm state_dict (.pth, .safetensors) or an archspec checkpoint; checked against the spec first.",
+        help=(
+            "Load these weights: a torchvision or timm state_dict (.pth, .safetensors) or an archspec checkpoint; "
+            "checked against the spec first."
+        ),
         metavar="FILE",
         show_default=False,
     ),
@@ -114,7 +134,9 @@ def guarded(command: F) -> F:
             if STATE["debug"]:
                 raise
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            echo_err(f"archspec: internal error: {type(exc).__name__}: {first} (a bug; rerun with --debug for the traceback)")
+            echo_err(
+                f"archspec: internal error: {type(exc).__name__}: {first} (a bug; rerun with --debug for the traceback)"
+            )
             raise typer.Exit(code=1) from None
 
     return wrapper  # type: ignore[return-value]
@@ -138,7 +160,12 @@ def parse_size(text: str | None) -> int | tuple[int, int] | None:
     parts = text.lower().replace(",", "x").split("x")
     numbers = [int(part) for part in parts if part.isascii() and part.isdigit() and len(part) <= 6]
     if len(numbers) != len(parts) or len(numbers) not in (1, 2) or min(numbers) < 1 or max(numbers) > 65536:
-        raise usage_error("--size", text, "expected a positive size: N or HxW, for example 224 or 224x320 (at most 65536)", "input.size")
+        raise usage_error(
+            "--size",
+            text,
+            "expected a positive size: N or HxW, for example 224 or 224x320 (at most 65536)",
+            "input.size",
+        )
     return numbers[0] if len(numbers) == 1 else (numbers[0], numbers[1])
 
 
@@ -155,5 +182,7 @@ def require(modules: list[str], install: str, command: str) -> None:
     absent = [m for m in modules if missing(m)]
     if absent:
         verb = "is" if len(absent) == 1 else "are"
-        echo_err(f"archspec: {command} needs {', '.join(absent)}, which {verb} not installed; install it with: {install}")
+        echo_err(
+            f"archspec: {command} needs {', '.join(absent)}, which {verb} not installed; install it with: {install}"
+        )
         raise typer.Exit(code=1)

@@ -11,13 +11,16 @@ import typer
 from archspec.cli.common import STATE, OutputFormat, SetOpt, SpecArg, SpecsArg, emit, fail, guarded
 from archspec.errors import Mark, Problem, SpecError, printable
 
-OutOpt = Annotated[Path | None, typer.Option("--out", help="Write to this file instead of stdout.", metavar="FILE", show_default=False)]
+OutOpt = Annotated[
+    Path | None, typer.Option("--out", help="Write to this file instead of stdout.", metavar="FILE", show_default=False)
+]
 ForceOutOpt = Annotated[bool, typer.Option("--force", help="Overwrite --out (regular files only).")]
 
 
 @guarded
 def validate(specs: SpecsArg, overrides: SetOpt = None) -> None:
-    """Check specs (and design spaces); print each problem as FILE:LINE:COL: field: message. Exit 1 if any is invalid."""
+    """Check specs (and design spaces); print each problem as FILE:LINE:COL: field: message.
+    Exit 1 if any is invalid."""
     from archspec.counting.analytic import complexity
     from archspec.lang.sources import load_document
     from archspec.plan import plan_document
@@ -44,7 +47,12 @@ def validate(specs: SpecsArg, overrides: SetOpt = None) -> None:
 
 @guarded
 def list_specs(
-    pattern: Annotated[str | None, typer.Argument(help="Only the names that match this shell pattern, e.g. 'resnet*'.", metavar="PATTERN", show_default=False)] = None,
+    pattern: Annotated[
+        str | None,
+        typer.Argument(
+            help="Only the names that match this shell pattern, e.g. 'resnet*'.", metavar="PATTERN", show_default=False
+        ),
+    ] = None,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
 ) -> None:
     """List the stock specs with their depth, parameters and FLOPs."""
@@ -59,14 +67,26 @@ def list_specs(
     for name in names(pattern):
         plan = load_plan(name)
         c = complexity(plan)
-        rows.append(SpecSummary(name, c.layers, c.params, c.flops, "x".join(map(str, c.input_size)), plan.spec.description))
+        rows.append(
+            SpecSummary(name, c.layers, c.params, c.flops, "x".join(map(str, c.input_size)), plan.spec.description)
+        )
     if pattern is not None and not rows:
         fail([Problem(Mark(pattern), "pattern", "no stock spec matches; `archspec list` shows them all")])
     typer.echo(to_json(rows) if fmt == OutputFormat.json else list_table(rows, fmt.value))
 
 
 @guarded
-def show(spec: Annotated[str, typer.Argument(help="A spec file, a stock spec name, or a checkpoint (.pt) whose spec to print.", metavar="SPEC", show_default=False)], overrides: SetOpt = None) -> None:
+def show(
+    spec: Annotated[
+        str,
+        typer.Argument(
+            help="A spec file, a stock spec name, or a checkpoint (.pt) whose spec to print.",
+            metavar="SPEC",
+            show_default=False,
+        ),
+    ],
+    overrides: SetOpt = None,
+) -> None:
     """Print the fully resolved spec (extends and --set applied, generators expanded, defaults filled in) as YAML."""
     from archspec.plan import load_plan
     from archspec.report.spec import spec_yaml

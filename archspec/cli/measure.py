@@ -24,7 +24,12 @@ from archspec.report.render import to_json
 
 VsOpt = Annotated[
     list[str] | None,
-    typer.Option("--vs", help="A baseline: a spec, or torchvision:NAME / timm:NAME (repeatable; default vgg19).", metavar="BASELINE", show_default=False),
+    typer.Option(
+        "--vs",
+        help="A baseline: a spec, or torchvision:NAME / timm:NAME (repeatable; default vgg19).",
+        metavar="BASELINE",
+        show_default=False,
+    ),
 ]
 
 
@@ -106,11 +111,21 @@ def _check_by_module(specs: list[str], vs: list[str] | None, counter: Counter, b
 @guarded
 def plot(
     specs: SpecsArg,
-    out: Annotated[Path, typer.Option("--out", help="The image to write: FILE.png or FILE.svg.", metavar="FILE", show_default=False)],
-    vs: Annotated[list[str] | None, typer.Option("--vs", help="Baseline spec to draw (repeatable; default vgg19).", metavar="BASELINE", show_default=False)] = None,
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="The image to write: FILE.png or FILE.svg.", metavar="FILE", show_default=False),
+    ],
+    vs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--vs", help="Baseline spec to draw (repeatable; default vgg19).", metavar="BASELINE", show_default=False
+        ),
+    ] = None,
     size: SizeOpt = None,
     overrides: SetOpt = None,
-    title: Annotated[str | None, typer.Option("--title", help="The chart's title.", metavar="TITLE", show_default=False)] = None,
+    title: Annotated[
+        str | None, typer.Option("--title", help="The chart's title.", metavar="TITLE", show_default=False)
+    ] = None,
     force: ForceOpt = False,
 ) -> None:
     """Draw parameters against FLOPs, one labelled point per spec and per baseline (the cost-versus-VGG chart)."""
@@ -120,7 +135,15 @@ def plot(
     image_format(out)
     check_output(out, force=force)
     require(["matplotlib"], "pip install 'archspec[plot]'", "archspec plot")
-    points = plot_cost(specs, baselines=vs or ["vgg19"], out=out, input_size=parse_size(size), overrides=overrides or (), force=force, title=title)
+    points = plot_cost(
+        specs,
+        baselines=vs or ["vgg19"],
+        out=out,
+        input_size=parse_size(size),
+        overrides=overrides or (),
+        force=force,
+        title=title,
+    )
     echo_err(f"wrote {out}: {len(points)} points ({', '.join(p.name for p in points)})")
 
 

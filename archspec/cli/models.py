@@ -40,18 +40,35 @@ class ExportFormat(str, Enum):
 def build(
     spec: SpecArg,
     device: DeviceOpt = Device.auto,
-    batch: Annotated[int, typer.Option("--batch", min=1, max=MAX_BATCH, help="Batch size of the dummy forward pass.", metavar="N")] = 1,
+    batch: Annotated[
+        int, typer.Option("--batch", min=1, max=MAX_BATCH, help="Batch size of the dummy forward pass.", metavar="N")
+    ] = 1,
     overrides: SetOpt = None,
     weights: WeightsOpt = None,
     fmt: Annotated[TableFormat, typer.Option("--format", help="Output format.")] = TableFormat.table,
-    out: Annotated[Path | None, typer.Option("--out", help="Save a checkpoint (resolved spec + state_dict) here.", metavar="FILE", show_default=False)] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Save a checkpoint (resolved spec + state_dict) here.", metavar="FILE", show_default=False
+        ),
+    ] = None,
     force: ForceOpt = False,
 ) -> None:
-    """Build the model on the device (with --weights, from a weights file), run a dummy forward pass and print a per-stage report."""
+    """Build the model on the device (with --weights, from a weights file), run a dummy forward pass and print a
+    per-stage report."""
     from archspec.report.tables import build_text
     from archspec.tools.build import run_build
 
-    result = run_build(spec, overrides=overrides or (), device=device.value, batch=batch, out=out, force=force, weights=weights, progress=echo_err)
+    result = run_build(
+        spec,
+        overrides=overrides or (),
+        device=device.value,
+        batch=batch,
+        out=out,
+        force=force,
+        weights=weights,
+        progress=echo_err,
+    )
     typer.echo(to_json(result) if fmt == TableFormat.json else build_text(result))
 
 
@@ -67,18 +84,43 @@ def _export_batch(text: str) -> int | None:
 @guarded
 def export(
     spec: SpecArg,
-    fmt: Annotated[ExportFormat, typer.Option("--format", help="onnx (opened by onnxruntime), torchscript (torch.jit.load) or exported-program (torch.export.load).")],
+    fmt: Annotated[
+        ExportFormat,
+        typer.Option(
+            "--format",
+            help="onnx (opened by onnxruntime), torchscript (torch.jit.load) or exported-program (torch.export.load).",
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", help="The file to write.", metavar="FILE", show_default=False)],
     weights: WeightsOpt = None,
-    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="The same as --weights (kept for older scripts).", metavar="FILE", hidden=True, show_default=False)] = None,
-    batch: Annotated[str, typer.Option("--batch", help="'dynamic' (any batch size) or a fixed batch size N.", metavar="dynamic|N")] = "dynamic",
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoint",
+            help="The same as --weights (kept for older scripts).",
+            metavar="FILE",
+            hidden=True,
+            show_default=False,
+        ),
+    ] = None,
+    batch: Annotated[
+        str, typer.Option("--batch", help="'dynamic' (any batch size) or a fixed batch size N.", metavar="dynamic|N")
+    ] = "dynamic",
     size: SizeOpt = None,
     overrides: SetOpt = None,
     force: ForceOpt = False,
-    check: Annotated[bool, typer.Option("--check/--no-check", help="Load the export back and compare its outputs with PyTorch's before writing it.")] = True,
-    report: Annotated[TableFormat, typer.Option("--report", help="How to print what was written: table (text) or json.")] = TableFormat.table,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check/--no-check", help="Load the export back and compare its outputs with PyTorch's before writing it."
+        ),
+    ] = True,
+    report: Annotated[
+        TableFormat, typer.Option("--report", help="How to print what was written: table (text) or json.")
+    ] = TableFormat.table,
 ) -> None:
-    """Export the model for use outside archspec; the file is loaded back and checked against PyTorch before it is written."""
+    """Export the model for use outside archspec; the file is loaded back and checked against PyTorch before it is
+    written."""
     from archspec.files import check_output
     from archspec.plan import load_plan
     from archspec.report.tables import export_text
@@ -112,7 +154,11 @@ def export(
     if report == TableFormat.json:
         typer.echo(to_json(result))
         return
-    source = f"weights from {weights}" if weights is not None else "freshly initialised weights (pass --weights for trained ones)"
+    source = (
+        f"weights from {weights}"
+        if weights is not None
+        else "freshly initialised weights (pass --weights for trained ones)"
+    )
     typer.echo(export_text(result, plan.spec.name, source))
 
 
@@ -120,30 +166,87 @@ def export(
 def bench(
     spec: SpecArg,
     device: DeviceOpt = Device.auto,
-    batch: Annotated[int | None, typer.Option("--batch", min=1, max=MAX_BATCH, help="Images per step (default: 128 on CUDA, 16 on the CPU).", metavar="N", show_default=False)] = None,
-    train: Annotated[bool, typer.Option("--train", help="Also time a full training step: forward, backward, SGD step.")] = False,
-    amp: Annotated[Amp | None, typer.Option("--amp", help="Mixed precision with torch.autocast: bf16, or fp16 (CUDA only, with a gradient scaler).", show_default=False)] = None,
-    channels_last: Annotated[bool, typer.Option("--channels-last", help="Model and input in the channels-last memory format.")] = False,
-    compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile every model first (compilation happens during warm-up).")] = False,
+    batch: Annotated[
+        int | None,
+        typer.Option(
+            "--batch",
+            min=1,
+            max=MAX_BATCH,
+            help="Images per step (default: 128 on CUDA, 16 on the CPU).",
+            metavar="N",
+            show_default=False,
+        ),
+    ] = None,
+    train: Annotated[
+        bool, typer.Option("--train", help="Also time a full training step: forward, backward, SGD step.")
+    ] = False,
+    amp: Annotated[
+        Amp | None,
+        typer.Option(
+            "--amp",
+            help="Mixed precision with torch.autocast: bf16, or fp16 (CUDA only, with a gradient scaler).",
+            show_default=False,
+        ),
+    ] = None,
+    channels_last: Annotated[
+        bool, typer.Option("--channels-last", help="Model and input in the channels-last memory format.")
+    ] = False,
+    compile_model: Annotated[
+        bool, typer.Option("--compile", help="torch.compile every model first (compilation happens during warm-up).")
+    ] = False,
     vs: Annotated[
         list[str] | None,
         typer.Option(
             "--vs",
-            help="Time another model in the same run: torchvision or timm (the same network), or torchvision:NAME / timm:NAME (repeatable).",
+            help=(
+                "Time another model in the same run: torchvision or timm (the same network), or torchvision:NAME "
+                "/ timm:NAME (repeatable)."
+            ),
             metavar="PEER",
             show_default=False,
         ),
     ] = None,
-    warmup: Annotated[int | None, typer.Option("--warmup", min=0, max=100_000, help="Untimed steps per model (default: 10 on CUDA, 3 on the CPU).", metavar="N", show_default=False)] = None,
-    iters: Annotated[int | None, typer.Option("--iters", min=1, max=1_000_000, help="Timed steps per model (default: 50 on CUDA, 10 on the CPU).", metavar="N", show_default=False)] = None,
-    threads: Annotated[int | None, typer.Option("--threads", min=1, max=4096, help="CPU threads for torch (default: torch's, one per core).", metavar="N", show_default=False)] = None,
+    warmup: Annotated[
+        int | None,
+        typer.Option(
+            "--warmup",
+            min=0,
+            max=100_000,
+            help="Untimed steps per model (default: 10 on CUDA, 3 on the CPU).",
+            metavar="N",
+            show_default=False,
+        ),
+    ] = None,
+    iters: Annotated[
+        int | None,
+        typer.Option(
+            "--iters",
+            min=1,
+            max=1_000_000,
+            help="Timed steps per model (default: 50 on CUDA, 10 on the CPU).",
+            metavar="N",
+            show_default=False,
+        ),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            min=1,
+            max=4096,
+            help="CPU threads for torch (default: torch's, one per core).",
+            metavar="N",
+            show_default=False,
+        ),
+    ] = None,
     size: SizeOpt = None,
     overrides: SetOpt = None,
     weights: WeightsOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Skip the memory check.")] = False,
     fmt: Annotated[TableFormat, typer.Option("--format", help="Output format.")] = TableFormat.table,
 ) -> None:
-    """Throughput (images/s, median step) and peak memory for inference and, with --train, training; --vs times another library's model alongside."""
+    """Throughput (images/s, median step) and peak memory for inference and, with --train, training; --vs times
+    another library's model alongside."""
     from archspec.report.tables import bench_text
     from archspec.tools.bench import run_bench
 

@@ -28,31 +28,90 @@ def train(
         typer.Option(
             "--data",
             help=(
-                "digits (scikit-learn's 8x8 digits), synthetic[:N] (random images of the spec's input shape), cifar10:DIR "
-                "(the python batches, nothing is downloaded) or imagefolder:DIR (one subfolder per class; DIR/train + DIR/val when present)."
+                "digits (scikit-learn's 8x8 digits), synthetic[:N] (random images of the spec's input shape), "
+                "cifar10:DIR "
+                "(the python batches, nothing is downloaded) or imagefolder:DIR (one subfolder per class; "
+                "DIR/train + DIR/val when present)."
             ),
             metavar="DATA",
         ),
     ] = "digits",
-    epochs: Annotated[int, typer.Option("--epochs", min=1, max=1_000_000, help="Epochs; the step schedule divides the rate by 10 at 1/2 and 3/4 of them. With --resume it may grow.", metavar="N")] = 30,
-    batch: Annotated[int, typer.Option("--batch", min=1, max=2**31 - 1, help="Global batch size (shared among torchrun's processes).", metavar="N")] = 128,
+    epochs: Annotated[
+        int,
+        typer.Option(
+            "--epochs",
+            min=1,
+            max=1_000_000,
+            help="Epochs; the step schedule divides the rate by 10 at 1/2 and 3/4 of them. With --resume it may grow.",
+            metavar="N",
+        ),
+    ] = 30,
+    batch: Annotated[
+        int,
+        typer.Option(
+            "--batch", min=1, max=2**31 - 1, help="Global batch size (shared among torchrun's processes).", metavar="N"
+        ),
+    ] = 128,
     lr: Annotated[float, typer.Option("--lr", help="Initial learning rate (SGD).", metavar="RATE")] = 0.1,
     momentum: Annotated[float, typer.Option("--momentum", help="SGD momentum.", metavar="M")] = 0.9,
-    weight_decay: Annotated[float, typer.Option("--weight-decay", help="L2 weight decay, on every parameter as in the paper.", metavar="W")] = 1e-4,
-    schedule: Annotated[Schedule, typer.Option("--schedule", help="step: /10 at 1/2 and 3/4 of training (the paper); cosine: to zero.")] = Schedule.step,
-    seed: Annotated[int, typer.Option("--seed", min=0, max=2**63 - 1, help="Seeds the initial weights and the data order (seed + epoch).", metavar="N")] = 0,
+    weight_decay: Annotated[
+        float, typer.Option("--weight-decay", help="L2 weight decay, on every parameter as in the paper.", metavar="W")
+    ] = 1e-4,
+    schedule: Annotated[
+        Schedule, typer.Option("--schedule", help="step: /10 at 1/2 and 3/4 of training (the paper); cosine: to zero.")
+    ] = Schedule.step,
+    seed: Annotated[
+        int,
+        typer.Option(
+            "--seed",
+            min=0,
+            max=2**63 - 1,
+            help="Seeds the initial weights and the data order (seed + epoch).",
+            metavar="N",
+        ),
+    ] = 0,
     device: DeviceOpt = Device.auto,
-    amp: Annotated[Amp | None, typer.Option("--amp", help="Mixed precision: bf16 (CPU or CUDA) or fp16 (CUDA, with loss scaling).", show_default=False)] = None,
-    channels_last: Annotated[bool, typer.Option("--channels-last", help="Channels-last memory format for the model and the batches.")] = False,
-    compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile the model (needs a C++ compiler on the CPU).")] = False,
+    amp: Annotated[
+        Amp | None,
+        typer.Option(
+            "--amp", help="Mixed precision: bf16 (CPU or CUDA) or fp16 (CUDA, with loss scaling).", show_default=False
+        ),
+    ] = None,
+    channels_last: Annotated[
+        bool, typer.Option("--channels-last", help="Channels-last memory format for the model and the batches.")
+    ] = False,
+    compile_model: Annotated[
+        bool, typer.Option("--compile", help="torch.compile the model (needs a C++ compiler on the CPU).")
+    ] = False,
     weights: WeightsOpt = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Folder for run.json and, per spec, metrics.jsonl, metrics.csv, state.pt (to resume) and model.pt (the checkpoint).", metavar="DIR", show_default=False),
+        typer.Option(
+            "--out",
+            help="Folder for run.json and, per spec, metrics.jsonl, metrics.csv, state.pt (to resume) and model.pt "
+            "(the checkpoint).",
+            metavar="DIR",
+            show_default=False,
+        ),
     ] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out after its last finished epoch.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Start over in an --out that holds a previous run; overwrite --plot; skip the memory check.")] = False,
-    plot: Annotated[Path | None, typer.Option("--plot", help="Draw training loss and held-out error per epoch (.png, .svg or .pdf).", metavar="FILE", show_default=False)] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in --out after its last finished epoch.")
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Start over in an --out that holds a previous run; overwrite --plot; skip the memory check."
+        ),
+    ] = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            help="Draw training loss and held-out error per epoch (.png, .svg or .pdf).",
+            metavar="FILE",
+            show_default=False,
+        ),
+    ] = None,
     overrides: SetOpt = None,
     fmt: Annotated[TableFormat, typer.Option("--format", help="Output format.")] = TableFormat.table,
 ) -> None:
@@ -71,7 +130,9 @@ def train(
         recipe = Recipe(epochs, batch, lr, momentum, weight_decay, schedule.value, seed, amp.value if amp else None)
         options = Options(device.value, channels_last, compile_model)
         progress = Progress(sys.stderr, prefix="", enabled=is_main_process())
-        results = run(specs, data, recipe, options, overrides or (), out, resume, force, plot, progress, weights=weights)
+        results = run(
+            specs, data, recipe, options, overrides or (), out, resume, force, plot, progress, weights=weights
+        )
     except (SpecError, KeyboardInterrupt) as exc:
         if not is_main_process():
             # Every rank meets the same problem and rank 0 alone reports it; torchrun stops the whole

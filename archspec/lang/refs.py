@@ -46,7 +46,19 @@ def parse_model_ref(text: str, option: str = "") -> ModelRef | None:
     if not sep or "/" in library or library.endswith((".yaml", ".yml")):
         return None
     if library not in LIBRARIES:
-        raise SpecError(Problem(Mark(shorten(f"{option} {text}".strip())), option.lstrip("-") or "model", f"unknown library {library!r}; use torchvision:NAME or timm:NAME"))
+        raise SpecError(
+            Problem(
+                Mark(shorten(f"{option} {text}".strip())),
+                option.lstrip("-") or "model",
+                f"unknown library {library!r}; use torchvision:NAME or timm:NAME",
+            )
+        )
     if not name:
-        raise SpecError(Problem(Mark(shorten(f"{option} {text}".strip())), option.lstrip("-") or "model", f"give a model name after `{library}:`"))
+        raise SpecError(
+            Problem(
+                Mark(shorten(f"{option} {text}".strip())),
+                option.lstrip("-") or "model",
+                f"give a model name after `{library}:`",
+            )
+        )
     return ModelRef(library, name)

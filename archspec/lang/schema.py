@@ -13,7 +13,7 @@ adding a block kind adds its rules.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, PlainValidator, Tag, WithJsonSchema
 
@@ -52,13 +52,18 @@ def _size(value: object) -> int | list[int]:
 
 
 Size = Annotated[
-    Union[int, list[int]],
+    int | list[int],
     PlainValidator(_size),
     WithJsonSchema(
         {
             "anyOf": [
                 {"type": "integer", "minimum": 1, "maximum": MAX_SIZE},
-                {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": MAX_SIZE}, "minItems": 2, "maxItems": 2},
+                {
+                    "type": "array",
+                    "items": {"type": "integer", "minimum": 1, "maximum": MAX_SIZE},
+                    "minItems": 2,
+                    "maxItems": 2,
+                },
             ]
         }
     ),
@@ -89,17 +94,16 @@ class Stem(Model):
             "simple: 3x3/2 conv, norm, activation (RegNet's stem). none: no stem."
         ),
     )
-    width: Optional[PositiveInt] = Field(
+    width: PositiveInt | None = Field(
         default=None, description="Output channels of the stem (default 64; 16 for cifar; 32 for simple)."
     )
-    inner_width: Optional[PositiveInt] = Field(
+    inner_width: PositiveInt | None = Field(
         default=None, description="Width of the first two convs of a deep stem (default width / 2)."
     )
-    pool: Optional[bool] = Field(
+    pool: bool | None = Field(
         default=None,
         description=(
-            "Close the stem with a 3x3/2 max pool "
-            "(default: true for imagenet and deep, false for cifar and simple)."
+            "Close the stem with a 3x3/2 max pool (default: true for imagenet and deep, false for cifar and simple)."
         ),
     )
 
@@ -113,9 +117,10 @@ class SqueezeExcite(Model):
     divisor: PositiveInt = Field(
         default=8, description="With `reduction`: the reduced width is rounded to a multiple of this (at least this)."
     )
-    ratio: Optional[Annotated[float, Field(gt=0, le=1)]] = Field(
+    ratio: Annotated[float, Field(gt=0, le=1)] | None = Field(
         default=None,
-        description="Instead of `reduction`: reduced width = round(ratio x the reference width), at least 1 (RegNetY: 0.25 of the input width).",
+        description="Instead of `reduction`: reduced width = round(ratio x the reference width), at least 1 "
+        "(RegNetY: 0.25 of the input width).",
     )
     of: Literal["output", "input"] = Field(
         default="output",
@@ -128,12 +133,13 @@ def _se_tag(value: Any) -> str:
 
 
 # `false` turns squeeze-and-excitation off (on a stage: where the network has it).
-SEField = Optional[
+SEField = (
     Annotated[
-        Union[Annotated[SqueezeExcite, Tag("on")], Annotated[Literal[False], Tag("off")]],
+        Annotated[SqueezeExcite, Tag("on")] | Annotated[Literal[False], Tag("off")],
         Discriminator(_se_tag),
     ]
-]
+    | None
+)
 
 
 class Stage(Model):
@@ -142,23 +148,33 @@ class Stage(Model):
     Any field that shapes a block may be set here too; it overrides the network's value for this stage only.
     """
 
-    depth: Annotated[int, Field(ge=1, le=10_000)] = Field(description="Number of blocks (for vgg: number of 3x3 convs).")
-    width: PositiveInt = Field(description="Base width of the blocks; a bottleneck outputs expansion x width.")
-    stride: Optional[Literal[1, 2]] = Field(
-        None, description="Stride of the stage's first block (default 1 for the first stage, 2 after; vgg: the closing max pool, default 2)."
+    depth: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        description="Number of blocks (for vgg: number of 3x3 convs)."
     )
-    block: Optional[BlockType] = Field(None, description="This stage's block type (default: the network's `block`).")
-    shortcut: Optional[ShortcutOption] = Field(None, description="This stage's shortcut option (default: the network's).")
-    groups: Optional[PositiveInt] = Field(None, description="This stage's `groups` (default: the network's).")
-    group_width: Optional[PositiveInt] = Field(None, description="This stage's `group_width` (default: the network's).")
-    width_per_group: Optional[PositiveInt] = Field(None, description="This stage's `width_per_group` (default: the network's).")
-    bottleneck_ratio: Optional[Ratio] = Field(None, description="This stage's `bottleneck_ratio` (default: the network's).")
-    expansion: Optional[PositiveInt] = Field(None, description="This stage's `expansion` (default: the network's).")
-    stride_in: Optional[StrideIn] = Field(None, description="This stage's `stride_in` (default: the network's).")
-    avg_down: Optional[bool] = Field(None, description="This stage's `avg_down` (default: the network's).")
-    se: SEField = Field(None, description="This stage's squeeze-and-excitation (default: the network's; false for none).")
-    preact: Optional[bool] = Field(None, description="This stage's `preact` (default: the network's).")
-    activation: Optional[Activation] = Field(None, description="This stage's activation (default: the network's).")
+    width: PositiveInt = Field(description="Base width of the blocks; a bottleneck outputs expansion x width.")
+    stride: Literal[1, 2] | None = Field(
+        None,
+        description="Stride of the stage's first block (default 1 for the first stage, 2 after; vgg: the closing "
+        "max pool, default 2).",
+    )
+    block: BlockType | None = Field(None, description="This stage's block type (default: the network's `block`).")
+    shortcut: ShortcutOption | None = Field(None, description="This stage's shortcut option (default: the network's).")
+    groups: PositiveInt | None = Field(None, description="This stage's `groups` (default: the network's).")
+    group_width: PositiveInt | None = Field(None, description="This stage's `group_width` (default: the network's).")
+    width_per_group: PositiveInt | None = Field(
+        None, description="This stage's `width_per_group` (default: the network's)."
+    )
+    bottleneck_ratio: Ratio | None = Field(
+        None, description="This stage's `bottleneck_ratio` (default: the network's)."
+    )
+    expansion: PositiveInt | None = Field(None, description="This stage's `expansion` (default: the network's).")
+    stride_in: StrideIn | None = Field(None, description="This stage's `stride_in` (default: the network's).")
+    avg_down: bool | None = Field(None, description="This stage's `avg_down` (default: the network's).")
+    se: SEField = Field(
+        None, description="This stage's squeeze-and-excitation (default: the network's; false for none)."
+    )
+    preact: bool | None = Field(None, description="This stage's `preact` (default: the network's).")
+    activation: Activation | None = Field(None, description="This stage's activation (default: the network's).")
 
 
 class RegNetRule(Model):
@@ -170,19 +186,26 @@ class RegNetRule(Model):
     """
 
     depth: Annotated[int, Field(ge=1, le=10_000)] = Field(description="Total number of blocks (the paper's d).")
-    w0: Annotated[int, Field(ge=8, le=1 << 20, multiple_of=8)] = Field(description="Width of the first block (w0), a multiple of 8.")
+    w0: Annotated[int, Field(ge=8, le=1 << 20, multiple_of=8)] = Field(
+        description="Width of the first block (w0), a multiple of 8."
+    )
     wa: Annotated[float, Field(ge=0, le=1 << 20)] = Field(description="Width slope per block (wa).")
-    wm: Annotated[float, Field(gt=1, le=1 << 10)] = Field(description="Width multiplier between stages (wm), greater than 1.")
+    wm: Annotated[float, Field(gt=1, le=1 << 10)] = Field(
+        description="Width multiplier between stages (wm), greater than 1."
+    )
     group_width: PositiveInt = Field(description="Channels per group of the 3x3 convs (g).")
     bottleneck_ratio: Ratio = Field(1.0, description="Inner width = width / bottleneck_ratio (b).")
-    se_ratio: Optional[Annotated[float, Field(gt=0, le=1)]] = Field(
-        None, description="Squeeze-and-excitation with this ratio of each block's input width (RegNetY: 0.25); none for RegNetX."
+    se_ratio: Annotated[float, Field(gt=0, le=1)] | None = Field(
+        None,
+        description="Squeeze-and-excitation with this ratio of each block's input width (RegNetY: 0.25); none for "
+        "RegNetX.",
     )
     block: BlockType = Field("regnet", description="The block type of the generated stages.")
     arithmetic: Literal["torchvision", "pycls"] = Field(
         "torchvision",
         description=(
-            "How widths are computed and fitted to group widths: torchvision's (float32, halves rounded up; its RegNets load) "
+            "How widths are computed and fitted to group widths: torchvision's (float32, halves rounded up; its "
+            "RegNets load) "
             "or pycls's, the paper's code (float64, halves rounded to even; the paper's published models)."
         ),
     )
@@ -196,16 +219,13 @@ class StageGenerators(Model):
 
 def _stages_tag(value: Any) -> str:
     # Called on the input when validating and on the model when serializing.
-    if isinstance(value, StageGenerators) or isinstance(value, dict) and any(key in value for key in GENERATORS):
+    if isinstance(value, StageGenerators) or (isinstance(value, dict) and any(key in value for key in GENERATORS)):
         return "generator"
     return "list"
 
 
 StagesField = Annotated[
-    Union[
-        Annotated[Annotated[list[Stage], Field(min_length=1)], Tag("list")],
-        Annotated[StageGenerators, Tag("generator")],
-    ],
+    Annotated[Annotated[list[Stage], Field(min_length=1)], Tag("list")] | Annotated[StageGenerators, Tag("generator")],
     Discriminator(_stages_tag),
 ]
 
@@ -214,7 +234,9 @@ class Head(Model):
     """What follows the last stage."""
 
     num_classes: PositiveInt = Field(default=1000, description="Outputs of the final fully connected layer.")
-    hidden: list[PositiveInt] = Field(default_factory=list, description="Widths of fully connected layers before the classifier (VGG: [4096, 4096]).")
+    hidden: list[PositiveInt] = Field(
+        default_factory=list, description="Widths of fully connected layers before the classifier (VGG: [4096, 4096])."
+    )
     dropout: float = Field(
         default=0.0,
         ge=0.0,
@@ -229,9 +251,10 @@ class Head(Model):
         description="Adaptive pooling before the fully connected layers; none flattens the feature map as it is.",
     )
     pool_size: Size = Field(default=1, description="Output size of the adaptive pool (VGG: 7).")
-    features: Optional[Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]] = Field(
+    features: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] | None = Field(
         default=None,
-        description="Features-only backbone: return the outputs of these stages (1 = first stage, 0 = stem) instead of class scores.",
+        description="Features-only backbone: return the outputs of these stages (1 = first stage, 0 = stem) "
+        "instead of class scores.",
     )
 
 
@@ -242,14 +265,18 @@ class Spec(Model):
         "custom", description="Name shown in reports (one line: no control characters)."
     )
     description: str = Field("", max_length=10_000, description="Free text.")
-    extends: Optional[str] = Field(None, description="A stock spec name or a path (relative to this file) whose values this spec overrides.")
+    extends: str | None = Field(
+        None, description="A stock spec name or a path (relative to this file) whose values this spec overrides."
+    )
     input: Input = Field(default_factory=Input, description="The input the network is designed for.")
     stem: Stem = Field(default_factory=Stem, description="Layers before the first stage.")
     block: BlockType = Field(
         "basic",
         description=(
-            "basic: 3x3, 3x3 with a shortcut. bottleneck: 1x1, 3x3, 1x1 with a shortcut. plain: basic without shortcut. "
-            "vgg: 3x3 convs with bias, closed by a 2x2 max pool. regnet: RegNet's residual bottleneck (1x1, grouped 3x3, "
+            "basic: 3x3, 3x3 with a shortcut. bottleneck: 1x1, 3x3, 1x1 with a shortcut. plain: basic without "
+            "shortcut. "
+            "vgg: 3x3 convs with bias, closed by a 2x2 max pool. regnet: RegNet's residual bottleneck (1x1, "
+            "grouped 3x3, "
             "[SE], 1x1; stride in the 3x3), shaped by group_width and bottleneck_ratio."
         ),
     )
@@ -257,20 +284,42 @@ class Spec(Model):
     shortcut: ShortcutOption = Field(
         "B", description="A: zero-padded identity. B: projection where the shape changes. C: projection on every block."
     )
-    stride_in: StrideIn = Field("3x3", description="Which conv of a bottleneck carries its stride (paper: 1x1; torchvision v1.5: 3x3).")
-    groups: Optional[PositiveInt] = Field(
-        None, description="Groups of the 3x3 conv of bottleneck and regnet blocks (ResNeXt cardinality; default 1). Exclusive with group_width."
+    stride_in: StrideIn = Field(
+        "3x3", description="Which conv of a bottleneck carries its stride (paper: 1x1; torchvision v1.5: 3x3)."
     )
-    group_width: Optional[PositiveInt] = Field(
-        None, description="Channels per group of that 3x3 conv (RegNet's g): groups = inner width / group_width. Exclusive with groups."
+    groups: PositiveInt | None = Field(
+        None,
+        description="Groups of the 3x3 conv of bottleneck and regnet blocks (ResNeXt cardinality; default 1). "
+        "Exclusive with group_width.",
     )
-    width_per_group: PositiveInt = Field(64, description="Bottleneck inner width = width * width_per_group / 64 * groups.")
-    bottleneck_ratio: Ratio = Field(1.0, description="Inner width of a regnet block = width / bottleneck_ratio (RegNet's b).")
-    expansion: Optional[PositiveInt] = Field(None, description="Output width / base width of a block (default 4 for bottleneck, 1 otherwise).")
-    avg_down: bool = Field(False, description="Projection shortcuts downsample with a 2x2 average pool before a stride-1 1x1 conv (ResNet-D).")
+    group_width: PositiveInt | None = Field(
+        None,
+        description="Channels per group of that 3x3 conv (RegNet's g): groups = inner width / group_width. "
+        "Exclusive with groups.",
+    )
+    width_per_group: PositiveInt = Field(
+        64, description="Bottleneck inner width = width * width_per_group / 64 * groups."
+    )
+    bottleneck_ratio: Ratio = Field(
+        1.0, description="Inner width of a regnet block = width / bottleneck_ratio (RegNet's b)."
+    )
+    expansion: PositiveInt | None = Field(
+        None, description="Output width / base width of a block (default 4 for bottleneck, 1 otherwise)."
+    )
+    avg_down: bool = Field(
+        False,
+        description="Projection shortcuts downsample with a 2x2 average pool before a stride-1 1x1 conv (ResNet-D).",
+    )
     se: SEField = Field(None, description="Squeeze-and-excitation in every residual block (null or false: none).")
-    drop_path: float = Field(0.0, ge=0.0, lt=1.0, description="Stochastic depth: the last block's drop rate; earlier blocks' rates grow linearly from 0.")
-    output_stride: Optional[Literal[8, 16, 32]] = Field(None, description="Replace stage strides by dilation once the network's stride reaches this.")
+    drop_path: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Stochastic depth: the last block's drop rate; earlier blocks' rates grow linearly from 0.",
+    )
+    output_stride: Literal[8, 16, 32] | None = Field(
+        None, description="Replace stage strides by dilation once the network's stride reaches this."
+    )
     norm: Literal["batch", "group", "none"] = Field("batch", description="Normalization after each conv.")
     norm_groups: PositiveInt = Field(32, description="Groups of group normalization.")
     activation: Activation = Field("relu", description="Activation function.")
@@ -290,4 +339,3 @@ KNOBS = (
     "shortcut", "groups", "group_width", "width_per_group", "bottleneck_ratio", "expansion",
     "stride_in", "avg_down", "se", "preact", "activation",
 )  # fmt: skip
-

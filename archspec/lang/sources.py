@@ -97,7 +97,11 @@ def _not_found(ref: str, base: Path | None = None) -> str:
         where = _display(base.parent / ref) if base is not None else ref
         relative = " (a path in `extends` is relative to the file that has it)" if base is not None else ""
         stem = Path(ref).stem
-        hint = f"; did you mean the stock spec `{stem}` (a name, without a path)?" if _is_file(stock_dir() / f"{stem}.yaml") and base is None else ""
+        hint = (
+            f"; did you mean the stock spec `{stem}` (a name, without a path)?"
+            if _is_file(stock_dir() / f"{stem}.yaml") and base is None
+            else ""
+        )
         return f"no spec file {shorten(where, 200)!r}{relative}{hint}"
     close = difflib.get_close_matches(ref, stock_names(), n=3, cutoff=0.6)
     if close:
@@ -125,7 +129,9 @@ def load_document(
     elif isinstance(source, dict):
         doc = _resolve_extends(yamldoc.from_mapping(source), None, ())
     else:
-        raise SpecError(Problem(Mark("<spec>"), "", f"a spec is a path, a stock name or a mapping, not {type(source).__name__}"))
+        raise SpecError(
+            Problem(Mark("<spec>"), "", f"a spec is a path, a stock name or a mapping, not {type(source).__name__}")
+        )
     for item in overrides:
         doc = apply_override(doc, item)
     return doc
@@ -136,7 +142,7 @@ Chain = tuple[tuple[Path, str], ...]
 
 
 def _resolve_file(path: Path, shown: str, chain: Chain) -> Document:
-    doc = _resolve_extends(read_file(path, shown), path, chain + ((path.resolve(), shown),))
+    doc = _resolve_extends(read_file(path, shown), path, (*chain, (path.resolve(), shown)))
     doc.data.setdefault("name", path.stem)
     return doc
 
@@ -174,7 +180,7 @@ def _resolve_extends(doc: Document, path: Path | None, chain: Chain) -> Document
             if any(key[:n] in replaced for n in range(len(key) + 1)):
                 continue  # the child wrote its own value here
             # A parent's value remembers the `extends` line that brought it in.
-            out[key] = replace(value, via=value.via + (mark,)) if isinstance(value, Mark) else value
+            out[key] = replace(value, via=(*value.via, mark)) if isinstance(value, Mark) else value
         out.update(getattr(doc, table_name))
     return merged
 
@@ -189,7 +195,7 @@ def _merge(p: Any, c: Any, path: tuple[str | int, ...], replaced: set[tuple[str 
         result = {key: value for key, value in p.items() if key not in c}
         for key, value in c.items():
             if key in p:
-                result[key] = _merge(p[key], value, path + (key,), replaced)
+                result[key] = _merge(p[key], value, (*path, key), replaced)
             else:
                 result[key] = value
         return result
@@ -205,7 +211,11 @@ def _parse_override(item: str, label: str | None = None) -> tuple[list[str | int
         raise SpecError(Problem(mark, "", "expected KEY=VALUE, for example --set stages.2.depth=36"))
     if any(ch in item for ch in "\r\n\x00"):
         # YAML would read a second line as something else, or drop it: refuse rather than guess.
-        raise SpecError(Problem(mark, key, "a --set value is one line; write lists and mappings in flow style, like [1, 2] or {a: 1}"))
+        raise SpecError(
+            Problem(
+                mark, key, "a --set value is one line; write lists and mappings in flow style, like [1, 2] or {a: 1}"
+            )
+        )
     parts: list[str | int] = []
     for part in key.split("."):
         if not part:
@@ -242,7 +252,7 @@ def apply_override(doc: Document, item: str, label: str | None = None) -> Docume
                 part = str(part)
             if node.get(part) is None:
                 node[part] = {}
-                created = tuple(parts[:depth]) + (part,)
+                created = (*parts[:depth], part)
                 doc.marks[created] = doc.key_marks[created] = mark
             node = node[part]
         else:
@@ -260,7 +270,7 @@ def apply_override(doc: Document, item: str, label: str | None = None) -> Docume
         old = node.get(last)
         # The same rule as `extends`: mappings merge key by key, anything else replaces.
         node[last] = _merge(old, value, (), set())
-        path = tuple(parts[:-1]) + (last,)
+        path = (*parts[:-1], last)
     for table in (doc.marks, doc.key_marks):
         for key in [k for k in table if k[: len(path)] == path]:
             del table[key]

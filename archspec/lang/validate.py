@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import difflib
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
 from archspec.errors import Problem, SpecError, format_path, shorten
 from archspec.lang.schema import Spec
 from archspec.lang.yamldoc import Document
+
+if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
+
+FieldPath = tuple[str | int, ...]
 
 _BOOL_WORDS = "yes/no/on/off/true/false"
 # The plan walks every block; past this a spec is a typo (ResNet-1202 has 600 blocks), and
@@ -48,14 +54,15 @@ def _check_size(doc: Document, spec: Spec) -> None:
                 Problem(
                     doc.mark_for(path),
                     format_path(path),
-                    f"the stages add up to {shorten(str(total), 24)} blocks; archspec resolves at most {MAX_BLOCKS:,} (ResNet-1202 has 600)",
+                    f"the stages add up to {shorten(str(total), 24)} blocks; "
+                    f"archspec resolves at most {MAX_BLOCKS:,} (ResNet-1202 has 600)",
                 )
             )
 
 
 def _problems(doc: Document, exc: ValidationError) -> list[Problem]:
     problems: list[Problem] = []
-    seen: set[tuple] = set()
+    seen: set[tuple[FieldPath, str]] = set()
     for error in exc.errors(include_url=False):
         path = _data_path(doc.data, error["loc"], error["type"])
         message = _message(doc, path, error)
@@ -68,17 +75,18 @@ def _problems(doc: Document, exc: ValidationError) -> list[Problem]:
     return problems
 
 
-def _data_path(data, loc: tuple, kind: str) -> tuple:
+def _data_path(data: dict[str, Any], loc: FieldPath, kind: str) -> FieldPath:
     """Pydantic's loc, cut to the parts that exist in the data (it adds union branch names)."""
-    path: list = []
-    node = data
+    path: list[str | int] = []
+    node: Any = data
     for index, part in enumerate(loc):
         last = index == len(loc) - 1
         if part in _UNION_TAGS and not (isinstance(node, dict) and part in node):
             continue  # the branch of a tagged union, not a key of the data
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        present = (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        )
+        if present:
             node = node[part]
         elif last and kind == "missing" and isinstance(node, dict):
             pass
@@ -88,10 +96,10 @@ def _data_path(data, loc: tuple, kind: str) -> tuple:
     return tuple(path)
 
 
-def _model_at(path: tuple) -> type[BaseModel] | None:
+def _model_at(path: FieldPath) -> type[BaseModel] | None:
     """The model whose fields are valid at `path` (for "did you mean"), following list items and union branches."""
     candidates: list[tuple[type[BaseModel], bool]] = [(Spec, False)]
-    for index, part in enumerate(path):
+    for part in path:
         if isinstance(part, int):
             candidates = [(model, False) for model, in_list in candidates if in_list]
             continue
@@ -103,7 +111,7 @@ def _model_at(path: tuple) -> type[BaseModel] | None:
     return direct[0] if direct else None
 
 
-def _inner_models(annotation, in_list: bool) -> list[tuple[type[BaseModel], bool]]:
+def _inner_models(annotation: Any, in_list: bool) -> list[tuple[type[BaseModel], bool]]:
     """Every model inside a field's annotation, each with whether it is reached through a list."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [(annotation, in_list)]
@@ -119,7 +127,7 @@ def _inner_models(annotation, in_list: bool) -> list[tuple[type[BaseModel], bool
     return found
 
 
-def _describe(doc: Document, path: tuple, value) -> str:
+def _describe(doc: Document, path: FieldPath, value: Any) -> str:
     raw = doc.raw.get(path)
     if isinstance(value, bool):
         written = raw if raw is not None else str(value).lower()
@@ -139,7 +147,7 @@ def _describe(doc: Document, path: tuple, value) -> str:
     return shorten(repr(value), 24)
 
 
-def _message(doc: Document, path: tuple, error: dict) -> str:
+def _message(doc: Document, path: FieldPath, error: ErrorDetails) -> str:
     kind = error["type"]
     value = error.get("input")
     if kind == "extra_forbidden":
@@ -161,11 +169,17 @@ def _message(doc: Document, path: tuple, error: dict) -> str:
         return f"expected text, got {_describe(doc, path, value)}"
     if kind == "list_type":
         if path == ("stages",):
-            return f"expected a list of stages or a generator such as `{{regnet: {{...}}}}`, got {_describe(doc, path, value)}"
+            return (
+                "expected a list of stages or a generator such as `{regnet: {...}}`, "
+                f"got {_describe(doc, path, value)}"
+            )
         return f"expected a list, got {_describe(doc, path, value)}"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         if path and path[-1] == "se":
-            return f"expected squeeze-and-excitation settings (a mapping such as {{reduction: 16}}) or false, got {_describe(doc, path, value)}"
+            return (
+                "expected squeeze-and-excitation settings (a mapping such as {reduction: 16}) or false, "
+                f"got {_describe(doc, path, value)}"
+            )
         message = f"expected a mapping of keys to values, got {_describe(doc, path, value)}"
         model = _model_at(path)
         if isinstance(value, str) and model is not None and "type" in model.model_fields and path:
@@ -184,7 +198,11 @@ def _message(doc: Document, path: tuple, error: dict) -> str:
     if kind == "string_pattern_mismatch":
         return f"must be one line of text, without line breaks or control characters; got {_describe(doc, path, value)}"
     if kind == "string_too_short":
-        return "expected text, got an empty string" if ctx.get("min_length") == 1 else f"expected at least {ctx.get('min_length')} characters"
+        return (
+            "expected text, got an empty string"
+            if ctx.get("min_length") == 1
+            else f"expected at least {ctx.get('min_length')} characters"
+        )
     if kind in _BOUNDS:
         name, words = _BOUNDS[kind]
         bound = ctx.get(name)
@@ -197,5 +215,7 @@ def _message(doc: Document, path: tuple, error: dict) -> str:
             if error["loc"] and not isinstance(value, dict):
                 message += f", got {_describe(doc, path, value)}"
     if message.startswith("Input should be"):
-        message = "expected a value that is" + message[len("Input should be") :] + f", got {_describe(doc, path, value)}"
+        message = (
+            "expected a value that is" + message[len("Input should be") :] + f", got {_describe(doc, path, value)}"
+        )
     return message

@@ -89,7 +89,9 @@ def _decode(data: bytes | str, source: str) -> str:
         line = data[: exc.start].count(b"\n") + 1
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         raise SpecError(
-            Problem(Mark(source, line, column), "", f"not UTF-8 text (byte 0x{data[exc.start]:02x}); save the spec as UTF-8")
+            Problem(
+                Mark(source, line, column), "", f"not UTF-8 text (byte 0x{data[exc.start]:02x}); save the spec as UTF-8"
+            )
         ) from None
 
 
@@ -103,7 +105,9 @@ def _check_tabs(text: str, source: str) -> None:
         indent = line[: len(line) - len(line.lstrip(" \t"))]
         if "\t" in indent and line.strip() and not line.lstrip().startswith("#"):
             column = indent.index("\t") + 1
-            raise SpecError(Problem(Mark(source, number, column), "", "tab character in indentation; YAML indents with spaces"))
+            raise SpecError(
+                Problem(Mark(source, number, column), "", "tab character in indentation; YAML indents with spaces")
+            )
 
 
 class _Builder:
@@ -136,7 +140,7 @@ class _Builder:
             return self._mapping(node, path, depth)
         if isinstance(node, yaml.SequenceNode):
             self._check_tag(node, _SEQ_TAG, path)
-            return [self.build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
+            return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
         self._check_tag(node, None, path)
         self.doc.raw[path] = node.value
         self._check_number(node, path)
@@ -144,16 +148,27 @@ class _Builder:
             return self.scalars.construct_object(node)
         except (ConstructorError, ValueError, OverflowError) as exc:
             reason = shorten(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-            raise SpecError(Problem(_mark(self.doc.source, node.start_mark), _dotted(path), f"cannot read value {shorten(repr(node.value))}: {reason}")) from None
+            raise SpecError(
+                Problem(
+                    _mark(self.doc.source, node.start_mark),
+                    _dotted(path),
+                    f"cannot read value {shorten(repr(node.value))}: {reason}",
+                )
+            ) from None
 
     def _check_number(self, node: yaml.Node, path: tuple[str | int, ...]) -> None:
         if not isinstance(node, yaml.ScalarNode) or node.tag not in (_INT_TAG, _FLOAT_TAG) or node.style is not None:
             return
         text = node.value
         if _SEXAGESIMAL.fullmatch(text):
-            message = f"`{shorten(text)}` is a base-60 number in YAML 1.1 (1:30 reads as 90); write the number itself, or quote it if it is text"
+            message = (
+                f"`{shorten(text)}` is a base-60 number in YAML 1.1 (1:30 reads as 90); write the number "
+                "itself, or quote it if it is text"
+            )
         elif node.tag == _INT_TAG and _OCTAL.fullmatch(text):
-            message = f"`{shorten(text)}` is an octal number in YAML 1.1 (010 reads as 8); write it without the leading zero"
+            message = (
+                f"`{shorten(text)}` is an octal number in YAML 1.1 (010 reads as 8); write it without the leading zero"
+            )
         else:
             return
         raise SpecError(Problem(_mark(self.doc.source, node.start_mark), _dotted(path), message))
@@ -166,15 +181,26 @@ class _Builder:
             # Written without a tag: YAML 1.1 turned a plain `2015-12-10` into a date.
             message = f"YAML reads `{shorten(node.value)}` as a date; quote it to make it text"
         elif node.tag.startswith("tag:yaml.org,2002:python/"):
-            message = f"tag !!{node.tag.split(':', 2)[2]} is not allowed: archspec reads YAML with a safe loader that builds plain data only"
+            message = (
+                f"tag !!{node.tag.split(':', 2)[2]} is not allowed: archspec reads YAML with a safe loader "
+                "that builds plain data only"
+            )
         else:
             tag = node.tag.replace("tag:yaml.org,2002:", "!!")
-            message = f"tag {tag} is not allowed here: a spec holds plain mappings, lists, strings, numbers and booleans"
+            message = (
+                f"tag {tag} is not allowed here: a spec holds plain mappings, lists, strings, numbers and booleans"
+            )
         raise SpecError(Problem(_mark(self.doc.source, node.start_mark), _dotted(path), message))
 
     def _key(self, node: yaml.Node, path: tuple[str | int, ...]) -> str:
         if not isinstance(node, yaml.ScalarNode):
-            raise SpecError(Problem(_mark(self.doc.source, node.start_mark), _dotted(path), "a key must be a plain name, not a list or mapping"))
+            raise SpecError(
+                Problem(
+                    _mark(self.doc.source, node.start_mark),
+                    _dotted(path),
+                    "a key must be a plain name, not a list or mapping",
+                )
+            )
         self._check_tag(node, None, path)
         # Keys are names: the text as written, so `on:` or `1:` stays a string.
         name: str = node.value
@@ -191,19 +217,21 @@ class _Builder:
                     merged.setdefault(key, value)
                 continue
             key = self._key(key_node, path)
+            child: tuple[str | int, ...] = (*path, key)
             key_mark = _mark(self.doc.source, key_node.start_mark)
             if key in seen:
                 first = seen[key]
                 raise SpecError(
                     Problem(
                         key_mark,
-                        _dotted(path + (key,)),
-                        f"duplicate key `{shorten(key)}` (first set at line {first.line}); YAML would silently keep the last",
+                        _dotted(child),
+                        f"duplicate key `{shorten(key)}` (first set at line {first.line}); "
+                        "YAML would silently keep the last",
                     )
                 )
             seen[key] = key_mark
-            self.doc.key_marks[path + (key,)] = key_mark
-            result[key] = self.build(value_node, path + (key,), depth + 1)
+            self.doc.key_marks[child] = key_mark
+            result[key] = self.build(value_node, child, depth + 1)
         for key, value in merged.items():
             result.setdefault(key, value)
         return result
@@ -216,7 +244,9 @@ class _Builder:
         for source in sources:
             self._count(source, depth + 1, path)
             if not isinstance(source, yaml.MappingNode):
-                raise SpecError(Problem(_mark(self.doc.source, source.start_mark), _dotted(path), "`<<` merges mappings only"))
+                raise SpecError(
+                    Problem(_mark(self.doc.source, source.start_mark), _dotted(path), "`<<` merges mappings only")
+                )
             for key, value in self._mapping(source, path, depth + 1).items():
                 combined.setdefault(key, value)
         return combined
@@ -249,10 +279,14 @@ def _yaml_error(exc: yaml.MarkedYAMLError, source: str) -> Problem:
 def parse(data: bytes | str, source: str) -> Document:
     """Parse one YAML document holding a mapping; raise SpecError with a mark on any problem."""
     if len(data) > MAX_BYTES:
-        raise SpecError(Problem(Mark(source, 1, 1), "", f"file is larger than {MAX_BYTES // 1024} KiB; a spec is a short text file"))
+        raise SpecError(
+            Problem(Mark(source, 1, 1), "", f"file is larger than {MAX_BYTES // 1024} KiB; a spec is a short text file")
+        )
     text = _decode(data, source)
     if "\x00" in text:
-        raise SpecError(Problem(_position_mark(text, text.index("\x00"), source), "", "file holds NUL bytes; a spec is a text file"))
+        raise SpecError(
+            Problem(_position_mark(text, text.index("\x00"), source), "", "file holds NUL bytes; a spec is a text file")
+        )
     _check_tabs(text, source)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -260,18 +294,32 @@ def parse(data: bytes | str, source: str) -> Document:
         raise SpecError(_yaml_error(exc, source)) from None
     except yaml.reader.ReaderError as exc:
         raise SpecError(
-            Problem(_position_mark(text, exc.position, source), "", f"character U+{exc.character:04X} is not allowed in YAML text; remove it")
+            Problem(
+                _position_mark(text, exc.position, source),
+                "",
+                f"character U+{exc.character:04X} is not allowed in YAML text; remove it",
+            )
         ) from None
     except yaml.YAMLError as exc:
         raise SpecError(Problem(Mark(source, 1, 1), "", f"invalid YAML: {shorten(str(exc).splitlines()[0])}")) from None
     except RecursionError:
         # PyYAML composes nested brackets recursively; a spec nests a few levels at most.
-        raise SpecError(Problem(Mark(source, 1, 1), "", f"values nest far more than {MAX_DEPTH} levels deep; a spec is a shallow document")) from None
+        raise SpecError(
+            Problem(
+                Mark(source, 1, 1),
+                "",
+                f"values nest far more than {MAX_DEPTH} levels deep; a spec is a shallow document",
+            )
+        ) from None
     if root is None or (isinstance(root, yaml.ScalarNode) and root.tag == "tag:yaml.org,2002:null"):
-        raise SpecError(Problem(Mark(source, 1, 1), "", "the spec is empty; it must be a mapping with at least `stages`"))
+        raise SpecError(
+            Problem(Mark(source, 1, 1), "", "the spec is empty; it must be a mapping with at least `stages`")
+        )
     if not isinstance(root, yaml.MappingNode):
         kind = "a list" if isinstance(root, yaml.SequenceNode) else "a single value"
-        raise SpecError(Problem(_mark(source, root.start_mark), "", f"the spec must be a mapping of keys to values, not {kind}"))
+        raise SpecError(
+            Problem(_mark(source, root.start_mark), "", f"the spec must be a mapping of keys to values, not {kind}")
+        )
     doc = Document(data={}, source=source)
     doc.data = _Builder(doc).build(root, (), 0)
     return doc

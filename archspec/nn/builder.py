@@ -32,9 +32,17 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     try:
         resolved = torch.device(name)
     except (RuntimeError, ValueError):
-        raise SpecError(Problem(Mark("--device"), "device", f"unknown device {name!r}; use auto, cpu or cuda")) from None
+        raise SpecError(
+            Problem(Mark("--device"), "device", f"unknown device {name!r}; use auto, cpu or cuda")
+        ) from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise SpecError(Problem(Mark("--device"), "device", "CUDA was asked for, but torch sees no CUDA device here; use --device cpu or auto"))
+        raise SpecError(
+            Problem(
+                Mark("--device"),
+                "device",
+                "CUDA was asked for, but torch sees no CUDA device here; use --device cpu or auto",
+            )
+        )
     if resolved.type not in ("cpu", "cuda"):
         raise SpecError(Problem(Mark("--device"), "device", f"unsupported device {name!r}; use auto, cpu or cuda"))
     return resolved
@@ -62,12 +70,16 @@ def _residual(op: p.Residual) -> nn.Module:
 
 
 HANDLERS: dict[type, Callable[..., nn.Module]] = {
-    p.Conv: lambda op: nn.Conv2d(op.in_channels, op.out_channels, op.kernel, op.stride, op.padding, op.dilation, op.groups, op.bias),
+    p.Conv: lambda op: nn.Conv2d(
+        op.in_channels, op.out_channels, op.kernel, op.stride, op.padding, op.dilation, op.groups, op.bias
+    ),
     p.Norm: lambda op: nn.BatchNorm2d(op.channels) if op.kind == "batch" else nn.GroupNorm(op.groups, op.channels),
     p.Act: lambda op: _ACTIVATIONS[op.kind](op.inplace),
     p.MaxPool: lambda op: nn.MaxPool2d(op.kernel, op.stride, op.padding),
     p.AvgPool: _avg_pool,
-    p.AdaptivePool: lambda op: nn.AdaptiveAvgPool2d(op.out_size) if op.kind == "avg" else nn.AdaptiveMaxPool2d(op.out_size),
+    p.AdaptivePool: lambda op: (
+        nn.AdaptiveAvgPool2d(op.out_size) if op.kind == "avg" else nn.AdaptiveMaxPool2d(op.out_size)
+    ),
     p.Identity: lambda op: nn.Identity(),
     p.Flatten: lambda op: nn.Flatten(1),
     p.Linear: lambda op: nn.Linear(op.in_features, op.out_features, op.bias),
@@ -126,4 +138,4 @@ def build_from_plan(plan: p.Plan, device: str | torch.device = "auto") -> nn.Mod
     return model
 
 
-__all__ = ["DropPath", "HANDLERS", "build_from_plan", "make_module", "resolve_device"]
+__all__ = ["HANDLERS", "DropPath", "build_from_plan", "make_module", "resolve_device"]

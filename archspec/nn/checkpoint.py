@@ -74,7 +74,9 @@ def _problem(source: str, path: str, message: str) -> SpecError:
     return SpecError(Problem(Mark(source), path, message))
 
 
-def torch_file(path: str | os.PathLike[str], noun: str = "checkpoint file", what: str = "an archspec checkpoint") -> Any:
+def torch_file(
+    path: str | os.PathLike[str], noun: str = "checkpoint file", what: str = "an archspec checkpoint"
+) -> Any:
     """What torch's weights-only loader reads from `path` (memory-mapped); one-line errors for anything else."""
     source = str(path)
     if Path(path).is_dir():
@@ -91,11 +93,15 @@ def torch_file(path: str | os.PathLike[str], noun: str = "checkpoint file", what
         raise _problem(source, "", f"no such {noun}") from None
     except pickle.UnpicklingError as exc:
         if "weights only" in str(exc).lower():
-            reason = "it holds pickled Python objects, and archspec loads tensors and plain data only (weights_only=True)"
+            reason = (
+                "it holds pickled Python objects, and archspec loads tensors and plain data only (weights_only=True)"
+            )
         else:
             reason = f"torch cannot read it ({first_line(exc)})"
         raise _problem(source, "", f"not {what}: {reason}") from None
-    except Exception as exc:  # torch.load fails on foreign bytes with many types (KeyError, RuntimeError, EOFError, ...)
+    except (
+        Exception
+    ) as exc:  # torch.load fails on foreign bytes with many types (KeyError, RuntimeError, EOFError, ...)
         try:
             empty = os.path.getsize(path) == 0
         except OSError:
@@ -121,11 +127,25 @@ def checked_tensors(state: object, source: str, field: str = "state_dict") -> di
         if not isinstance(value, torch.Tensor):
             raise _problem(source, field, f"key {shown} holds {type(value).__name__}, not a tensor")
         if value.layout != torch.strided:
-            raise _problem(source, field, f"key {shown} holds a {str(value.layout).removeprefix('torch.')} tensor; archspec loads dense tensors only")
+            raise _problem(
+                source,
+                field,
+                (
+                    f"key {shown} holds a {str(value.layout).removeprefix('torch.')} tensor; archspec loads dense "
+                    "tensors only"
+                ),
+            )
         if value.device.type == "meta":
             raise _problem(source, field, f"key {shown} holds a meta tensor (a shape without data)")
         if value.is_complex() or value.is_quantized:
-            raise _problem(source, field, f"key {shown} holds a {str(value.dtype).removeprefix('torch.')} tensor; archspec's models are real-valued")
+            raise _problem(
+                source,
+                field,
+                (
+                    f"key {shown} holds a {str(value.dtype).removeprefix('torch.')} tensor; archspec's models are "
+                    "real-valued"
+                ),
+            )
         tensors[key] = value
     return tensors
 
@@ -241,16 +261,27 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
     source = str(path)
     payload = torch_file(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise _problem(source, "", "not an archspec checkpoint: a torch file, but not one written by `archspec build --out` or `archspec train`")
+        raise _problem(
+            source,
+            "",
+            (
+                "not an archspec checkpoint: a torch file, but not one written by `archspec build --out` or `archspec "
+                "train`"
+            ),
+        )
     version = payload.get("version")
     if version not in (1, VERSION):
-        raise _problem(source, "version", f"checkpoint version {shorten(repr(version))} is not supported (expected 1 or {VERSION})")
+        raise _problem(
+            source, "version", f"checkpoint version {shorten(repr(version))} is not supported (expected 1 or {VERSION})"
+        )
     spec = payload.get("spec")
     if not isinstance(spec, dict):
         raise _problem(source, "spec", "missing or not a mapping")
     state = checked_tensors(payload.get("state_dict"), source)
     if version == VERSION and payload.get("sha256") != state_digest(state):
-        raise _problem(source, "sha256", "the weights do not match the checksum stored with them: the file is corrupted")
+        raise _problem(
+            source, "sha256", "the weights do not match the checksum stored with them: the file is corrupted"
+        )
     return spec, state
 
 
@@ -262,7 +293,9 @@ def checkpoint_plan(spec: dict[str, Any], source: str) -> Plan:
     return plan_document(from_mapping(spec, source=f"{source} (embedded spec)"))
 
 
-def load_checkpoint(path: str | os.PathLike[str], *, device: str | torch.device = "auto", force: bool = False) -> nn.Module:
+def load_checkpoint(
+    path: str | os.PathLike[str], *, device: str | torch.device = "auto", force: bool = False
+) -> nn.Module:
     """Rebuild the model saved in `path`: check everything in the file against its own plan, then build and load."""
     from archspec.nn.builder import build_from_plan, resolve_device
     from archspec.nn.guard import check_fits

@@ -21,7 +21,13 @@ def check_amp(amp: str | None, device: torch.device) -> torch.dtype | None:
     if amp == "fp16" and device.type != "cuda":
         raise SpecError(Problem(Mark("--amp fp16"), "amp", "float16 autocast needs CUDA; on the CPU use --amp bf16"))
     if amp == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise SpecError(Problem(Mark("--amp bf16"), "amp", f"{torch.cuda.get_device_name(device)} does not support bfloat16; use --amp fp16"))
+        raise SpecError(
+            Problem(
+                Mark("--amp bf16"),
+                "amp",
+                f"{torch.cuda.get_device_name(device)} does not support bfloat16; use --amp fp16",
+            )
+        )
     return AMP_DTYPES[amp]
 
 
@@ -31,4 +37,13 @@ def check_compile() -> None:
 
     # torch._dynamo imports this name without listing it in __all__.
     if not torch._dynamo.is_dynamo_supported():  # type: ignore[attr-defined]
-        raise SpecError(Problem(Mark("--compile"), "compile", f"torch.compile is not available with this Python ({sys.version.split()[0]}) and torch ({torch.__version__})"))
+        raise SpecError(
+            Problem(
+                Mark("--compile"),
+                "compile",
+                (
+                    f"torch.compile is not available with this Python ({sys.version.split()[0]}) and torch "
+                    f"({torch.__version__})"
+                ),
+            )
+        )

@@ -140,7 +140,8 @@ class ResidualBlock(nn.Module):
 
 
 class Network(nn.Module):
-    """The compiled network: named top-level modules run in order; a features-only network returns the tapped outputs."""
+    """The compiled network: named top-level modules run in order; a features-only network returns the tapped
+    outputs."""
 
     def __init__(self, children: dict[str, nn.Module], taps: tuple[tuple[str, ...], ...] | None):
         super().__init__()

@@ -6,4 +6,14 @@ from archspec.plan.ops import Plan, Section
 from archspec.plan.planner import make_plan
 from archspec.plan.walker import PlanError, PlanProblem
 
-__all__ = ["InputSize", "Plan", "PlanError", "PlanProblem", "Section", "Source", "load_plan", "make_plan", "plan_document"]
+__all__ = [
+    "InputSize",
+    "Plan",
+    "PlanError",
+    "PlanProblem",
+    "Section",
+    "Source",
+    "load_plan",
+    "make_plan",
+    "plan_document",
+]

@@ -22,7 +22,9 @@ def plan_head(walker: Walker, *, preact_last: bool, single_fc_name: str | None) 
         walker.norm_act(items, "final_norm", "final_act", walker.channels, walker.size, spec.activation)
     if head.pool != "none":
         out = as_size(head.pool_size)
-        items.append(("avgpool" if head.pool == "avg" else "pool", AdaptivePool(head.pool, walker.channels, walker.size, out)))
+        items.append(
+            ("avgpool" if head.pool == "avg" else "pool", AdaptivePool(head.pool, walker.channels, walker.size, out))
+        )
         walker.size = out
     items.append(("flatten", Flatten()))
     features = walker.channels * walker.size[0] * walker.size[1]

@@ -99,7 +99,9 @@ def _vgg(stem: list[tuple[str, Op]], stages: list[StagePlan]) -> Assembly:
 
 
 def _regnet(stem: list[tuple[str, Op]], stages: list[StagePlan]) -> Assembly:
-    children: list[tuple[str, Op]] = [("stem", Sequence(tuple((str(i), op) for i, (_, op) in enumerate(stem))))] if stem else []
+    children: list[tuple[str, Op]] = (
+        [("stem", Sequence(tuple((str(i), op) for i, (_, op) in enumerate(stem))))] if stem else []
+    )
     trunk: list[tuple[str, Op]] = []
     taps: list[tuple[str, ...]] = []
     ops: list[Items] = []
@@ -115,8 +117,22 @@ def _regnet(stem: list[tuple[str, Op]], stages: list[StagePlan]) -> Assembly:
 LAYOUTS: dict[str, Layout] = {
     layout.name: layout
     for layout in (
-        Layout("resnet", "torchvision's ResNet: conv1, bn1, maxpool, layer1..N, fc", "fc", "default", _resnet, _resnet_place),
+        Layout(
+            "resnet",
+            "torchvision's ResNet: conv1, bn1, maxpool, layer1..N, fc",
+            "fc",
+            "default",
+            _resnet,
+            _resnet_place,
+        ),
         Layout("vgg", "torchvision's VGG: features.N, avgpool, classifier.N", None, "normal", _vgg, _vgg_place),
-        Layout("regnet", "torchvision's RegNet: stem, trunk_output.blockN.blockN-J, fc", "fc", "normal", _regnet, _regnet_place),
+        Layout(
+            "regnet",
+            "torchvision's RegNet: stem, trunk_output.blockN.blockN-J, fc",
+            "fc",
+            "normal",
+            _regnet,
+            _regnet_place,
+        ),
     )
 }

@@ -16,7 +16,7 @@ from archspec.plan.walker import PlanError
 
 # What names a spec: a path, a stock spec name, or the spec itself as a mapping.
 Source = Union[str, "os.PathLike[str]", Mapping[str, Any], Document]
-InputSize = Union[int, tuple[int, int]]
+InputSize = int | tuple[int, int]
 
 
 def size_override(input_size: InputSize) -> tuple[str, str]:
@@ -41,7 +41,9 @@ def plan_document(doc: Document) -> Plan:
     try:
         return make_plan(spec)
     except PlanError as exc:
-        raise SpecError(sorted((locate(doc, p.path, p.message, key=p.key) for p in exc.problems), key=_file_order)) from None
+        raise SpecError(
+            sorted((locate(doc, p.path, p.message, key=p.key) for p in exc.problems), key=_file_order)
+        ) from None
 
 
 def locate(doc: Document, path: tuple[str | int, ...], message: str, *, key: bool = False) -> Problem:

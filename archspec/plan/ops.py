@@ -9,7 +9,6 @@ re-derive them. Nothing here imports torch.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 from archspec.lang.schema import Spec, Stage
 
@@ -149,7 +148,7 @@ class Residual:
     out_size: Size2
     pre: Items
     body: Items
-    shortcut: Union[None, Sequence, ZeroPadShortcut]
+    shortcut: Sequence | ZeroPadShortcut | None
     shortcut_kind: str  # "identity" | "zero_pad" | "projection" | "none"
     shortcut_name: str
     shortcut_first: bool
@@ -159,11 +158,24 @@ class Residual:
     zero_init: tuple[str, ...] | None
 
 
-Op = Union[
-    Conv, Norm, Act, MaxPool, AvgPool, AdaptivePool, Identity, Flatten, Linear, Dropout, ZeroPadShortcut, SqueezeExcite, Sequence, Residual
-]
+Op = (
+    Conv
+    | Norm
+    | Act
+    | MaxPool
+    | AvgPool
+    | AdaptivePool
+    | Identity
+    | Flatten
+    | Linear
+    | Dropout
+    | ZeroPadShortcut
+    | SqueezeExcite
+    | Sequence
+    | Residual
+)
 Items = tuple[tuple[str, Op], ...]
-OP_TYPES: tuple[type, ...] = Op.__args__  # type: ignore[attr-defined]
+OP_TYPES: tuple[type, ...] = Op.__args__
 
 
 def children(op: Op) -> Items:

@@ -33,10 +33,30 @@ def make_plan(spec: Spec) -> Plan:
     features = spec.head.features
     for index in features or ():
         if index > len(stages):
-            raise PlanError(PlanProblem(("head", "features"), f"stage {index} does not exist: the network has stages 1 to {len(stages)} (0 is the stem)"))
-    walker = Walker(spec, total_blocks=sum(stage.depth for stage, kind in zip(stages, kinds) if kind.family != "vgg"))
+            raise PlanError(
+                PlanProblem(
+                    ("head", "features"),
+                    f"stage {index} does not exist: the network has stages 1 to {len(stages)} (0 is the stem)",
+                )
+            )
+    walker = Walker(
+        spec, total_blocks=sum(stage.depth for stage, kind in zip(stages, kinds, strict=True) if kind.family != "vgg")
+    )
     stem = plan_stem(walker, preact_first=knobs[0].preact)
-    sections = [Section("stem", tuple(stem), in_channels=spec.input.channels, out_channels=walker.channels, stride=walker.total_stride, out_size=walker.size)] if stem else []
+    sections = (
+        [
+            Section(
+                "stem",
+                tuple(stem),
+                in_channels=spec.input.channels,
+                out_channels=walker.channels,
+                stride=walker.total_stride,
+                out_size=walker.size,
+            )
+        ]
+        if stem
+        else []
+    )
     # A features-only backbone ends at the last stage it returns (as timm's features_only does).
     kept = max(features) if features else len(stages)
     planned: list[StagePlan] = []
@@ -49,16 +69,44 @@ def make_plan(spec: Spec) -> Plan:
     assembly = layout.assemble(stem, planned)
     for i, (cin, cout, stride, size) in enumerate(rows):
         shortcut = knobs[i].shortcut if kinds[i].residual else "-"
-        sections.append(Section(f"stage{i + 1}", assembly.stage_ops[i], stages[i].depth, knobs[i].block, shortcut, cin, cout, stride, size))
+        sections.append(
+            Section(
+                f"stage{i + 1}",
+                assembly.stage_ops[i],
+                stages[i].depth,
+                knobs[i].block,
+                shortcut,
+                cin,
+                cout,
+                stride,
+                size,
+            )
+        )
 
-    def plan(children: tuple[tuple[str, Op], ...], taps: tuple[tuple[str, ...], ...] | None, shapes: tuple[tuple[int, ...], ...]) -> Plan:
-        return Plan(spec, stages, layout.name, spec.input.channels, as_size(spec.input.size), children, tuple(sections), taps, shapes)
+    def plan(
+        children: tuple[tuple[str, Op], ...],
+        taps: tuple[tuple[str, ...], ...] | None,
+        shapes: tuple[tuple[int, ...], ...],
+    ) -> Plan:
+        return Plan(
+            spec,
+            stages,
+            layout.name,
+            spec.input.channels,
+            as_size(spec.input.size),
+            children,
+            tuple(sections),
+            taps,
+            shapes,
+        )
 
     if features is not None:
         taps: list[tuple[str, ...]] = []
         for index in features:
             if index == 0 and assembly.stem_tap is None:
-                raise PlanError(PlanProblem(("head", "features"), "feature 0 is the stem's output, but this spec has no stem"))
+                raise PlanError(
+                    PlanProblem(("head", "features"), "feature 0 is the stem's output, but this spec has no stem")
+                )
             tap = assembly.stem_tap if index == 0 else assembly.stage_taps[index - 1]
             assert tap is not None
             taps.append(tap)

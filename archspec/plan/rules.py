@@ -54,32 +54,62 @@ def rule_problems(spec: Spec, stages: tuple[Stage, ...]) -> list[PlanProblem]:
             if "vgg" in pair:
                 message = "vgg stages cannot be mixed with residual or plain stages in one network"
             else:
-                message = "regnet stages cannot be mixed with basic, bottleneck or plain stages in one network (their module layouts differ)"
+                message = (
+                    "regnet stages cannot be mixed with basic, bottleneck or plain stages in one network "
+                    "(their module layouts differ)"
+                )
             problems.append(PlanProblem(path, message, key=True))
             break
     if family == "vgg":
         for name in _RESIDUAL_ONLY:
             if getattr(spec, name):
-                problems.append(PlanProblem((name,), f"{name} shapes residual blocks; a vgg network has none", key=True))
+                problems.append(
+                    PlanProblem((name,), f"{name} shapes residual blocks; a vgg network has none", key=True)
+                )
     for knob, is_set in _NETWORK_SET.items():
-        if family == "vgg" and knob in _RESIDUAL_ONLY or not is_set(getattr(spec, knob)):
+        if (family == "vgg" and knob in _RESIDUAL_ONLY) or not is_set(getattr(spec, knob)):
             continue
-        bad = sorted({kind.name for stage, kind in zip(stages, kinds) if _inherits(stage, knob) and knob not in kind.knobs | kind.tolerates})
+        bad = sorted(
+            {
+                kind.name
+                for stage, kind in zip(stages, kinds, strict=True)
+                if _inherits(stage, knob) and knob not in kind.knobs | kind.tolerates
+            }
+        )
         if bad:
-            problems.append(PlanProblem((knob,), f"{knob} shapes {kinds_taking(knob)} blocks only; this spec also has {', '.join(bad)} blocks", key=True))
+            problems.append(
+                PlanProblem(
+                    (knob,),
+                    f"{knob} shapes {kinds_taking(knob)} blocks only; this spec also has {', '.join(bad)} blocks",
+                    key=True,
+                )
+            )
     problems += _exclusive(spec, ())
     problems += _se_problems(spec.se, ("se",))
-    for i, (stage, kind) in enumerate(zip(stages, kinds)):
+    for i, (stage, kind) in enumerate(zip(stages, kinds, strict=True)):
         for knob in KNOBS:
             value = getattr(stage, knob)
-            if value is None or value is False and knob == "se" or knob in kind.knobs | kind.tolerates:
+            if value is None or (value is False and knob == "se") or knob in kind.knobs | kind.tolerates:
                 continue
-            problems.append(PlanProblem(("stages", i, knob), f"{knob} shapes {kinds_taking(knob)} blocks only; stage {i + 1} has {kind.name} blocks", key=True))
+            problems.append(
+                PlanProblem(
+                    ("stages", i, knob),
+                    f"{knob} shapes {kinds_taking(knob)} blocks only; stage {i + 1} has {kind.name} blocks",
+                    key=True,
+                )
+            )
         problems += _exclusive(stage, ("stages", i))
         problems += _se_problems(stage.se, ("stages", i, "se"))
     if spec.zero_init_residual and family != "vgg" and not any(kind.residual for kind in kinds):
         problems.append(
-            PlanProblem(("zero_init_residual",), "zero_init_residual starts residual branches at zero, but this spec has no residual blocks (plain blocks have no shortcut)", key=True)
+            PlanProblem(
+                ("zero_init_residual",),
+                (
+                    "zero_init_residual starts residual branches at zero, but this spec has no residual blocks (plain "
+                    "blocks have no shortcut)"
+                ),
+                key=True,
+            )
         )
     problems += [PlanProblem(path, message, key=True) for path, message in stem_problems(spec.stem)]
     return problems
@@ -87,7 +117,13 @@ def rule_problems(spec: Spec, stages: tuple[Stage, ...]) -> list[PlanProblem]:
 
 def _exclusive(fields: Spec | Stage, prefix: tuple[str | int, ...]) -> list[PlanProblem]:
     if fields.groups is not None and fields.group_width is not None:
-        return [PlanProblem(prefix + ("group_width",), "group_width and groups are exclusive: give the channels per group or the number of groups, not both", key=True)]
+        return [
+            PlanProblem(
+                (*prefix, "group_width"),
+                "group_width and groups are exclusive: give the channels per group or the number of groups, not both",
+                key=True,
+            )
+        ]
     return []
 
 
@@ -95,7 +131,11 @@ def _se_problems(se: SqueezeExcite | bool | None, path: tuple[str | int, ...]) -
     if not isinstance(se, SqueezeExcite) or se.ratio is None:
         return []
     return [
-        PlanProblem(path + (name,), f"{name} and ratio are exclusive: the reduced width is either a ratio or width / reduction", key=True)
+        PlanProblem(
+            (*path, name),
+            f"{name} and ratio are exclusive: the reduced width is either a ratio or width / reduction",
+            key=True,
+        )
         for name in ("reduction", "divisor")
         if name in se.model_fields_set
     ]

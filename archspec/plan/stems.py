@@ -49,10 +49,26 @@ def _deep(walker: Walker, stem: Stem, width: int) -> tuple[Op, Conv, int]:
 STEMS: dict[str, StemKind] = {
     kind.name: kind
     for kind in (
-        StemKind("imagenet", "7x7/2 conv, norm, activation, 3x3/2 max pool", frozenset({"width", "pool"}), 64, True, _single(7, 2)),
+        StemKind(
+            "imagenet",
+            "7x7/2 conv, norm, activation, 3x3/2 max pool",
+            frozenset({"width", "pool"}),
+            64,
+            True,
+            _single(7, 2),
+        ),
         StemKind("cifar", "3x3/1 conv, norm, activation", frozenset({"width", "pool"}), 16, False, _single(3, 1)),
-        StemKind("deep", "three 3x3 convs (ResNet-C), norm, activation, 3x3/2 max pool", frozenset({"width", "inner_width", "pool"}), 64, True, _deep),
-        StemKind("simple", "3x3/2 conv, norm, activation (RegNet)", frozenset({"width", "pool"}), 32, False, _single(3, 2)),
+        StemKind(
+            "deep",
+            "three 3x3 convs (ResNet-C), norm, activation, 3x3/2 max pool",
+            frozenset({"width", "inner_width", "pool"}),
+            64,
+            True,
+            _deep,
+        ),
+        StemKind(
+            "simple", "3x3/2 conv, norm, activation (RegNet)", frozenset({"width", "pool"}), 32, False, _single(3, 2)
+        ),
     )
 }
 NO_STEM = "none"

@@ -113,7 +113,11 @@ def compare_state(shapes: dict[str, Shape], plan: p.Plan) -> StateMismatch:
     return StateMismatch(
         missing=[key for key in expected if key not in shapes],
         unexpected=[key for key in shapes if key not in expected],
-        wrong_shape=[(key, tuple(shapes[key]), shape) for key, shape in expected.items() if key in shapes and tuple(shapes[key]) != shape],
+        wrong_shape=[
+            (key, tuple(shapes[key]), shape)
+            for key, shape in expected.items()
+            if key in shapes and tuple(shapes[key]) != shape
+        ],
     )
 
 

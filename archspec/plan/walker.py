@@ -66,7 +66,8 @@ class Walker:
         if min(out) < 1:
             h, w = as_size(self.spec.input.size)
             raise self.problem(
-                f"the feature map shrinks to {out[0]}x{out[1]} at {what} for a {h}x{w} input; use a larger input.size or fewer stride-2 stages"
+                f"the feature map shrinks to {out[0]}x{out[1]} at {what} for a {h}x{w} input; use a larger "
+                "input.size or fewer stride-2 stages"
             )
 
     def conv(
@@ -81,7 +82,10 @@ class Walker:
         groups: int = 1,
         bias: bool | None = None,
     ) -> Conv:
-        out = (conv_out(size[0], kernel, stride, padding, dilation), conv_out(size[1], kernel, stride, padding, dilation))
+        out = (
+            conv_out(size[0], kernel, stride, padding, dilation),
+            conv_out(size[1], kernel, stride, padding, dilation),
+        )
         if min(out) < 1:  # (the message is made only when it is needed: convs are planned by the thousand)
             self._check_size(out, f"a {kernel}x{kernel} conv")
         self.add_params(cout * (cin // groups) * kernel * kernel)
@@ -90,14 +94,26 @@ class Walker:
                 f"a feature map of {cout} x {out[0]} x {out[1]} = {cout * out[0] * out[1]:.3g} elements per image; "
                 f"archspec refuses maps over {MAX_MAP_ELEMENTS:.0e} (a typo in a width or the input size?)"
             )
-        return Conv(cin, cout, kernel, size, out, stride, padding, dilation, groups, (not self.has_norm) if bias is None else bias)
+        return Conv(
+            cin,
+            cout,
+            kernel,
+            size,
+            out,
+            stride,
+            padding,
+            dilation,
+            groups,
+            (not self.has_norm) if bias is None else bias,
+        )
 
     def add_params(self, count: int) -> None:
         """Count parameters as they are planned; past MAX_PARAMS the spec is refused at the current place."""
         self.params += count
         if self.params > MAX_PARAMS:
             raise self.problem(
-                f"the network passes {MAX_PARAMS:.0e} parameters here ({self.params:.3g} so far; 400 GB of float32 weights); "
+                f"the network passes {MAX_PARAMS:.0e} parameters here ({self.params:.3g} so far; 400 GB of float32 "
+                "weights); "
                 "archspec refuses specs this large (a typo in a width or depth?)"
             )
 
@@ -116,7 +132,15 @@ class Walker:
             return Norm("group", channels, size, spec.norm_groups)
         return Norm("batch", channels, size)
 
-    def norm_act(self, items: list[tuple[str, Op]], name_norm: str | None, name_act: str | None, channels: int, size: Size2, activation: str) -> None:
+    def norm_act(
+        self,
+        items: list[tuple[str, Op]],
+        name_norm: str | None,
+        name_act: str | None,
+        channels: int,
+        size: Size2,
+        activation: str,
+    ) -> None:
         """Append a norm (where the spec has norms) and an activation under the given names."""
         if self.has_norm and name_norm:
             items.append((name_norm, self.norm(channels, size)))

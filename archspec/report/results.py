@@ -154,7 +154,9 @@ class BenchResult:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BenchResult:
         """The result written by `archspec bench --format json`."""
-        results = {label: {mode: Measurement(**m) for mode, m in modes.items()} for label, modes in data["results"].items()}
+        results = {
+            label: {mode: Measurement(**m) for mode, m in modes.items()} for label, modes in data["results"].items()
+        }
         return cls(**{**data, "results": results})
 
 
@@ -189,4 +191,11 @@ class TrainResult:
         return self.history[-1]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "residual": self.residual, "layers": self.layers, "params": self.params, **self.final, "history": self.history}
+        return {
+            "name": self.name,
+            "residual": self.residual,
+            "layers": self.layers,
+            "params": self.params,
+            **self.final,
+            "history": self.history,
+        }

@@ -20,7 +20,8 @@ from archspec.report.results import (
 
 FLOPS_NOTE = (
     "FLOPs: fvcore's convention (1 fused multiply-add = 1 flop; conv, fc, norm, adaptive pool). "
-    "MACs: conv + fc multiply-adds (the paper's and torchvision's 'FLOPs'). Ratios compare with each baseline at the row's input size."
+    "MACs: conv + fc multiply-adds (the paper's and torchvision's 'FLOPs'). Ratios compare with each baseline at "
+    "the row's input size."
 )
 
 
@@ -126,7 +127,11 @@ def list_table(rows: Sequence[SpecSummary], fmt: str) -> str:
         }
         for row in rows
     ]
-    return render(cells, [("name", "name"), ("layers", "layers"), ("params", "params"), ("flops", "FLOPs (fvcore)"), ("input", "input")], fmt)
+    return render(
+        cells,
+        [("name", "name"), ("layers", "layers"), ("params", "params"), ("flops", "FLOPs (fvcore)"), ("input", "input")],
+        fmt,
+    )
 
 
 def diff_text(diff: SpecDiff) -> str:
@@ -149,7 +154,14 @@ def build_text(result: BuildResult) -> str:
     shown: list[dict[str, object]] = [
         {**row.__dict__, "params": human(row.params), "flops": human(row.flops)} for row in result.stages
     ]
-    shown.append({"stage": "total", "blocks": sum(r.blocks for r in result.stages if isinstance(r.blocks, int)), "params": human(result.params), "flops": human(result.flops)})
+    shown.append(
+        {
+            "stage": "total",
+            "blocks": sum(r.blocks for r in result.stages if isinstance(r.blocks, int)),
+            "params": human(result.params),
+            "flops": human(result.flops),
+        }
+    )
     columns = [
         ("stage", "stage"),
         ("blocks", "blocks"),
@@ -161,11 +173,16 @@ def build_text(result: BuildResult) -> str:
         ("params", "params"),
         ("flops", "FLOPs"),
     ]
-    shapes = result.output_shape if result.output_shape and isinstance(result.output_shape[0], list) else [result.output_shape]
+    shapes = (
+        result.output_shape
+        if result.output_shape and isinstance(result.output_shape[0], list)
+        else [result.output_shape]
+    )
     shape = ", ".join("x".join(map(str, s)) for s in shapes)
     c, h, w = result.input
     lines = [
-        f"{result.name}: {result.layers} layers, {result.params:,} parameters, {human(result.flops)} FLOPs (fvcore convention), {human(result.macs)} MACs",
+        f"{result.name}: {result.layers} layers, {result.params:,} parameters, {human(result.flops)} FLOPs (fvcore "
+        f"convention), {human(result.macs)} MACs",
         f"device: {result.device} ({result.device_name}); input {result.batch}x{c}x{h}x{w} -> output {shape}",
         f"built in {result.build_seconds:.2f} s, forward pass {result.forward_seconds:.3f} s",
     ]
@@ -179,7 +196,13 @@ def build_text(result: BuildResult) -> str:
 
 def bench_settings(result: BenchResult) -> str:
     """`bf16, channels-last, compiled` in words."""
-    return ", ".join([result.amp or "float32", "channels-last" if result.channels_last else "channels-first", "compiled" if result.compile else "eager"])
+    return ", ".join(
+        [
+            result.amp or "float32",
+            "channels-last" if result.channels_last else "channels-first",
+            "compiled" if result.compile else "eager",
+        ]
+    )
 
 
 def bench_text(result: BenchResult) -> str:
@@ -200,7 +223,14 @@ def bench_text(result: BenchResult) -> str:
                     "memory": "-" if m.peak_memory_bytes is None else f"{m.peak_memory_bytes / 2**20:,.0f} MiB",
                 }
             )
-    columns = [("model", "model"), ("mode", "mode"), ("images_per_s", "images/s"), ("median_ms", "median ms"), ("range", "min-max ms"), ("memory", "peak memory")]
+    columns = [
+        ("model", "model"),
+        ("mode", "mode"),
+        ("images_per_s", "images/s"),
+        ("median_ms", "median ms"),
+        ("range", "min-max ms"),
+        ("memory", "peak memory"),
+    ]
     c, h, w = result.input
     method = f"median of {result.iters} timed steps after {result.warmup} warm-up"
     if result.peers:
@@ -241,9 +271,17 @@ def bench_markdown(results: Sequence[BenchResult]) -> str:
             }
             for library, ratios in result.vs.items():
                 row[library] = f"{result.results[library][mode].images_per_s:,.1f}"
-                row[f"ratio_{library}"] = f"{ratios['throughput_ratio' if mode == 'inference' else 'train_throughput_ratio']:.3f}"
+                row[f"ratio_{library}"] = (
+                    f"{ratios['throughput_ratio' if mode == 'inference' else 'train_throughput_ratio']:.3f}"
+                )
             rows.append(row)
-    columns = [("spec", "spec"), ("mode", "mode"), ("settings", "settings"), ("batch", "batch"), ("archspec", "archspec images/s")]
+    columns = [
+        ("spec", "spec"),
+        ("mode", "mode"),
+        ("settings", "settings"),
+        ("batch", "batch"),
+        ("archspec", "archspec images/s"),
+    ]
     for library in libraries:
         columns += [(library, f"{library} images/s"), (f"ratio_{library}", f"archspec / {library}")]
     columns.append(("memory", "archspec peak memory"))
@@ -260,7 +298,8 @@ def export_text(result: ExportResult, name: str, weights: str) -> str:
     ]
     if result.checked_batch:
         lines.append(
-            f"checked at batch {result.checked_batch}: max |exported - PyTorch| = {result.max_abs_difference:.3g} (outputs up to {result.max_abs_output:.3g})"
+            f"checked at batch {result.checked_batch}: max |exported - PyTorch| = {result.max_abs_difference:.3g} "
+            f"(outputs up to {result.max_abs_output:.3g})"
         )
     else:
         lines.append("not checked (--no-check)")

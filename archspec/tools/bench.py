@@ -48,7 +48,14 @@ def _differences(plan: Plan, name: str) -> str:
 def peer_name(plan: Plan, library: str) -> str:
     """The name under which `library` ships the network of `plan`; a SpecError saying what differs if it ships none."""
     if library not in PEERS:
-        raise SpecError(Problem(Mark(f"--vs {library}"), "vs", f"unknown peer library; use one of {', '.join(LIBRARIES)}, or LIBRARY:NAME"), code=2)
+        raise SpecError(
+            Problem(
+                Mark(f"--vs {library}"),
+                "vs",
+                f"unknown peer library; use one of {', '.join(LIBRARIES)}, or LIBRARY:NAME",
+            ),
+            code=2,
+        )
     candidates = sorted(PEERS[library], key=lambda name: name != plan.spec.name)
     for name in candidates:
         stock = load_plan(name, input_size=plan.input_size)
@@ -57,9 +64,15 @@ def peer_name(plan: Plan, library: str) -> str:
     if plan.spec.name in PEERS[library]:
         changed = _differences(plan, plan.spec.name)
         what = f" in {changed}" if changed else ""
-        message = f"this spec differs from {library}'s {plan.spec.name}{what}; bench the unmodified stock spec, or name a model with --vs {library}:NAME"
+        message = (
+            f"this spec differs from {library}'s {plan.spec.name}{what}; bench the unmodified stock spec, or "
+            f"name a model with --vs {library}:NAME"
+        )
     else:
-        message = f"{library} ships no model with the architecture of {plan.spec.name}; name one with --vs {library}:NAME (any {library} model)"
+        message = (
+            f"{library} ships no model with the architecture of {plan.spec.name}; name one with --vs "
+            f"{library}:NAME (any {library} model)"
+        )
     raise SpecError(Problem(Mark(f"--vs {library}"), "vs", message))
 
 
@@ -69,7 +82,16 @@ def resolve_peers(plan: Plan, vs: Sequence[str]) -> list[tuple[str, ModelRef]]:
 
     peers: list[tuple[str, ModelRef]] = []
     if vs and plan.input_channels != 3:
-        raise SpecError(Problem(Mark(f"--vs {vs[0]}"), "vs", f"torchvision's and timm's models take 3-channel images; this spec's input has {plan.input_channels} channels"))
+        raise SpecError(
+            Problem(
+                Mark(f"--vs {vs[0]}"),
+                "vs",
+                (
+                    "torchvision's and timm's models take 3-channel images; this spec's input has "
+                    f"{plan.input_channels} channels"
+                ),
+            )
+        )
     for text in dict.fromkeys(vs):
         ref = parse_model_ref(text, "--vs")
         if ref is None:
@@ -120,7 +142,12 @@ class _Runner:
         tensors = list(self.model.parameters()) + list(self.model.buffers())
         tensors += [p.grad for p in self.model.parameters() if p.grad is not None]
         if self.optimizer is not None:
-            tensors += [value for state in self.optimizer.state.values() for value in state.values() if hasattr(value, "element_size")]
+            tensors += [
+                value
+                for state in self.optimizer.state.values()
+                for value in state.values()
+                if hasattr(value, "element_size")
+            ]
         return sum(t.numel() * t.element_size() for t in tensors if t.device.type == "cuda")
 
 
@@ -154,7 +181,9 @@ def run_bench(
     warmup = defaults["warmup"] if warmup is None else warmup
     if compile_model:
         warmup = max(warmup, 2)  # the first call compiles; the second may recompile for the mode
-    settings = Settings(target, batch or defaults["batch"], train, amp, channels_last, compile_model, warmup, iters or defaults["iters"])
+    settings = Settings(
+        target, batch or defaults["batch"], train, amp, channels_last, compile_model, warmup, iters or defaults["iters"]
+    )
     # Every model under test is about as large as archspec's: guard for all of them at once.
     check_fits(plan, target, settings.batch, mode="train" if train else "inference", force=force, source=str(source))
     saved = torch.get_num_threads(), torch.backends.cudnn.benchmark
@@ -169,14 +198,23 @@ def run_bench(
         _measure(plan, runners, settings, progress)
         return _report(source, plan, runners, settings)
     except torch.cuda.OutOfMemoryError:
-        raise SpecError(Problem(Mark(f"--batch {settings.batch}"), "batch", f"out of memory on {target}; use a smaller --batch")) from None
+        raise SpecError(
+            Problem(Mark(f"--batch {settings.batch}"), "batch", f"out of memory on {target}; use a smaller --batch")
+        ) from None
     finally:
         progress.close()
         torch.set_num_threads(saved[0])
         torch.backends.cudnn.benchmark = saved[1]
 
 
-def _build(plan: Plan, peers: list[tuple[str, ModelRef]], settings: Settings, progress: Progress, weights: Path | None, force: bool) -> list[_Runner]:
+def _build(
+    plan: Plan,
+    peers: list[tuple[str, ModelRef]],
+    settings: Settings,
+    progress: Progress,
+    weights: Path | None,
+    force: bool,
+) -> list[_Runner]:
     """archspec's model and each peer's, on the device, in the memory format asked for (not yet compiled)."""
     from archspec.nn.library import build_library_model
 
@@ -192,12 +230,20 @@ def _build(plan: Plan, peers: list[tuple[str, ModelRef]], settings: Settings, pr
     runners = [_Runner("archspec", plan.spec.name, model.to(memory_format=memory_format))]
     for label, ref in peers:
         progress.note(f"building {label if label == str(ref) else f'{label} {ref.name}'} on {settings.device} ...")
-        runners.append(_Runner(label, ref.name, build_library_model(ref, settings.device).to(memory_format=memory_format)))
+        runners.append(
+            _Runner(label, ref.name, build_library_model(ref, settings.device).to(memory_format=memory_format))
+        )
     params = sum(p.numel() for p in runners[0].model.parameters())
     for (label, ref), runner in zip(peers, runners[1:], strict=True):
         theirs = sum(p.numel() for p in runner.model.parameters())
         if label == ref.library and theirs != params:  # PEERS names a model that is not the same network
-            raise SpecError(Problem(Mark(f"--vs {label}"), "vs", f"{label}'s {ref.name} has {theirs:,} parameters, archspec's {params:,}"))
+            raise SpecError(
+                Problem(
+                    Mark(f"--vs {label}"),
+                    "vs",
+                    f"{label}'s {ref.name} has {theirs:,} parameters, archspec's {params:,}",
+                )
+            )
     if settings.compile:
         for runner in runners:
             runner.compiled = torch.compile(runner.model)
@@ -287,7 +333,9 @@ def _measure(plan: Plan, runners: list[_Runner], settings: Settings, progress: P
                 if not settings.compile:
                     raise
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise SpecError(Problem(Mark("--compile"), "compile", f"torch.compile failed for {runner.label}: {first}")) from None
+                raise SpecError(
+                    Problem(Mark("--compile"), "compile", f"torch.compile failed for {runner.label}: {first}")
+                ) from None
             runner.peak[mode] = torch.cuda.max_memory_allocated(device) - others if cuda else None
         progress.phase(f"{mode}: timing {' and '.join(r.label for r in runners)}", settings.iters * len(runners))
         for runner in runners:
@@ -321,9 +369,13 @@ def _report(source: Source, plan: Plan, runners: list[_Runner], settings: Settin
     comparison: dict[str, dict[str, float]] = {}
     for runner in runners[1:]:
         theirs = results[runner.label]
-        comparison[runner.label] = {"throughput_ratio": round(ours["inference"].images_per_s / theirs["inference"].images_per_s, 4)}
+        comparison[runner.label] = {
+            "throughput_ratio": round(ours["inference"].images_per_s / theirs["inference"].images_per_s, 4)
+        }
         if settings.train:
-            comparison[runner.label]["train_throughput_ratio"] = round(ours["train"].images_per_s / theirs["train"].images_per_s, 4)
+            comparison[runner.label]["train_throughput_ratio"] = round(
+                ours["train"].images_per_s / theirs["train"].images_per_s, 4
+            )
     device = settings.device
     return BenchResult(
         spec=plan.spec.name,

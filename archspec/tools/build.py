@@ -49,7 +49,8 @@ def run_build(
     weights: Path | None = None,
     progress: Callable[[str], None] = lambda text: None,
 ) -> BuildResult:
-    """Build `source` on `device` (with `weights` when given), run one batch through it, optionally save a checkpoint."""
+    """Build `source` on `device` (with `weights` when given), run one batch through it, optionally save a
+    checkpoint."""
     plan = load_plan(source, overrides=overrides)
     c = complexity(plan)
     if out is not None:

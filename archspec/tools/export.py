@@ -41,7 +41,13 @@ _ONNX_LIMIT = 2**31
 def check_onnx_size(weight_bytes: int) -> None:
     """One ONNX file is one protobuf, which cannot exceed 2 GiB."""
     if weight_bytes >= _ONNX_LIMIT:
-        raise SpecError(Problem(Mark("--format onnx"), "--format", f"the weights take {weight_bytes / 2**30:.2f} GiB; one ONNX file holds at most 2 GiB"))
+        raise SpecError(
+            Problem(
+                Mark("--format onnx"),
+                "--format",
+                f"the weights take {weight_bytes / 2**30:.2f} GiB; one ONNX file holds at most 2 GiB",
+            )
+        )
 
 
 def output_names(plan: Plan) -> list[str]:
@@ -155,7 +161,8 @@ def export_model(
     check: bool = True,
     progress: Callable[[str], object] | None = None,
 ) -> ExportResult:
-    """Export `model` (built from `plan`, on the CPU) to `out` in `fmt`; check the result first (unless not `check`), then write it."""
+    """Export `model` (built from `plan`, on the CPU) to `out` in `fmt`; check the result first (unless not
+    `check`), then write it."""
     import torch
 
     from archspec.files import atomic_write, check_output
@@ -168,7 +175,10 @@ def export_model(
     started = time.perf_counter()
     generator = torch.Generator().manual_seed(0)
     example = torch.randn(batch or _EXAMPLE_BATCH, *shape, generator=generator)
-    say(f"archspec: exporting {plan.spec.name} as {fmt} (batch {'dynamic' if batch is None else batch}, input {'x'.join(map(str, shape))}) ...")
+    say(
+        f"archspec: exporting {plan.spec.name} as {fmt} (batch {'dynamic' if batch is None else batch}, input "
+        f"{'x'.join(map(str, shape))}) ..."
+    )
     data = serialize(model, example, fmt, batch is None, names)
     checked, worst, largest = 0, None, None
     if check:
@@ -183,7 +193,8 @@ def export_model(
                 Problem(
                     Mark(str(out)),
                     "--format",
-                    f"the exported {fmt} model's outputs differ from PyTorch's by up to {worst:.3g} (outputs up to {largest:.3g}; "
+                    f"the exported {fmt} model's outputs differ from PyTorch's by up to {worst:.3g} (outputs up to "
+                    f"{largest:.3g}; "
                     f"tolerance {ATOL:g} + {RTOL:g} x |output|); nothing was written (--no-check writes it unchecked)",
                 )
             )

@@ -190,7 +190,12 @@ def _with(row: FlopsRow, **changes: Any) -> FlopsRow:
     return replace(row, **changes)
 
 
-def _ratios(row: FlopsRow, baselines: Sequence[str], names: dict[str, str], baseline_at: Callable[[str, tuple[int, int]], FlopsRow | None]) -> dict[str, Ratio]:
+def _ratios(
+    row: FlopsRow,
+    baselines: Sequence[str],
+    names: dict[str, str],
+    baseline_at: Callable[[str, tuple[int, int]], FlopsRow | None],
+) -> dict[str, Ratio]:
     ratios = {}
     size = (row.input_size[0], row.input_size[1])
     for source in baselines:
@@ -239,5 +244,13 @@ def diff_plans(plan_a: Plan, plan_b: Plan, a: str, b: str) -> SpecDiff:
         if left.get(key, unset) != right.get(key, unset)
     ]
     ca, cb = complexity(plan_a), complexity(plan_b)
-    counts = [CountsPair(what, x, y) for what, x, y in (("layers", ca.layers, cb.layers), ("params", ca.params, cb.params), ("flops", ca.flops, cb.flops), ("macs", ca.macs, cb.macs))]
+    counts = [
+        CountsPair(what, x, y)
+        for what, x, y in (
+            ("layers", ca.layers, cb.layers),
+            ("params", ca.params, cb.params),
+            ("flops", ca.flops, cb.flops),
+            ("macs", ca.macs, cb.macs),
+        )
+    ]
     return SpecDiff(plan_a.spec.name, a, plan_b.spec.name, b, changes, counts)

@@ -90,7 +90,11 @@ def paper_figure(plan: Plan) -> str:
     for name, params in PAPER_PARAMS.items():
         if _same_network(plan, _reference(name)):
             return f"{params / 1e6:.2f}M params"
-    if plan.spec.stride_in == "3x3" and isinstance(plan.spec.stages, list) and all(s.stride_in is None for s in plan.spec.stages):
+    if (
+        plan.spec.stride_in == "3x3"
+        and isinstance(plan.spec.stages, list)
+        and all(s.stride_in is None for s in plan.spec.stages)
+    ):
         # Same network but for where the stride sits: show the paper's figure, flagged.
         moved = make_plan(plan.spec.model_copy(update={"stride_in": "1x1"}))
         for name, macs in PAPER_MACS.items():
@@ -116,7 +120,7 @@ def paper_markdown() -> str:
         "",
         "The paper's \"FLOPs\" are multiply-adds of the conv and fully connected layers (archspec's `macs`).",
         "The paper puts a bottleneck's stride in its first 1x1 conv (`stride_in: 1x1`, the `*_v1` stock specs);",
-        "torchvision (\"ResNet v1.5\") puts it in the 3x3 conv, which costs more because the 3x3 conv then",
+        'torchvision ("ResNet v1.5") puts it in the 3x3 conv, which costs more because the 3x3 conv then',
         "sees the full-resolution input. Parameters are the same either way.",
         "",
     ]
@@ -155,9 +159,27 @@ def paper_markdown() -> str:
     for name, label in (("vgg19", "VGG-19"), ("plain34", "plain-34"), ("resnet34", "ResNet-34")):
         c = complexity(_reference(name))
         figure = PAPER_MACS[name]
-        rows.append({"model": label, "paper": human(figure, 1), "ours": f"{c.macs / 1e9:.3f}G", "diff": _diff(c.macs, figure), "params": f"{c.params:,}"})
+        rows.append(
+            {
+                "model": label,
+                "paper": human(figure, 1),
+                "ours": f"{c.macs / 1e9:.3f}G",
+                "diff": _diff(c.macs, figure),
+                "params": f"{c.params:,}",
+            }
+        )
     lines += [
-        render(rows, [("model", "model"), ("paper", "paper"), ("ours", "archspec MACs"), ("diff", "vs paper"), ("params", "parameters")], "markdown"),
+        render(
+            rows,
+            [
+                ("model", "model"),
+                ("paper", "paper"),
+                ("ours", "archspec MACs"),
+                ("diff", "vs paper"),
+                ("params", "parameters"),
+            ],
+            "markdown",
+        ),
         "",
         "## Table 6: CIFAR-10 parameters (option A shortcuts)",
         "",
@@ -166,8 +188,22 @@ def paper_markdown() -> str:
     for name in ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet1202"):
         c = complexity(_reference(name))
         figure = PAPER_PARAMS[name]
-        rows.append({"model": f"ResNet-{c.layers}", "paper": f"{figure / 1e6:.2f}M", "ours": f"{c.params:,}", "diff": _diff(c.params, figure)})
-    lines += [render(rows, [("model", "model"), ("paper", "paper"), ("ours", "archspec parameters"), ("diff", "vs paper")], "markdown"), ""]
+        rows.append(
+            {
+                "model": f"ResNet-{c.layers}",
+                "paper": f"{figure / 1e6:.2f}M",
+                "ours": f"{c.params:,}",
+                "diff": _diff(c.params, figure),
+            }
+        )
+    lines += [
+        render(
+            rows,
+            [("model", "model"), ("paper", "paper"), ("ours", "archspec parameters"), ("diff", "vs paper")],
+            "markdown",
+        ),
+        "",
+    ]
     lines += [
         "## Where the figures differ, and why",
         "",
@@ -206,7 +242,9 @@ def _regnet_section() -> list[str]:
         ours = complexity(plan)
         row = {
             "model": name,
-            "rule": f"{numbers.depth}, {numbers.w0}, {numbers.wa:g}, {numbers.wm:g}, {numbers.group_width}" if numbers else "",
+            "rule": f"{numbers.depth}, {numbers.w0}, {numbers.wa:g}, {numbers.wm:g}, {numbers.group_width}"
+            if numbers
+            else "",
             "tv_params": f"{tv_params / 1e6:.2f}M",
             "tv_ops": f"{tv_ops:g}",
             "ours_params": f"{ours.params / 1e6:.2f}M",

@@ -1,4 +1,5 @@
-"""`archspec plot`: parameters against FLOPs, one labelled point per spec and per baseline (the "cost versus VGG" chart).
+"""`archspec plot`: parameters against FLOPs, one labelled point per spec and per baseline (the "cost versus VGG"
+chart).
 
 The counts are the analytic ones of `archspec flops` (no torch); drawing needs
 matplotlib, the optional `plot` extra.
@@ -34,7 +35,9 @@ def image_format(out: str | os.PathLike[str]) -> str:
     return suffix
 
 
-def cost_points(specs: Sequence[str], baselines: Sequence[str], input_size: InputSize | None = None, overrides: Sequence[str] = ()) -> list[FlopsRow]:
+def cost_points(
+    specs: Sequence[str], baselines: Sequence[str], input_size: InputSize | None = None, overrides: Sequence[str] = ()
+) -> list[FlopsRow]:
     """One point per spec, then per baseline not already among the specs (the rows of `archspec flops`)."""
     from archspec.tools.flops import compare
 
@@ -47,7 +50,14 @@ def plain_text(text: str) -> str:
 
 
 # Where a label may go, relative to its point (points, horizontal alignment): tried in order.
-_LABEL_PLACES = [((6, 4), "left"), ((6, -12), "left"), ((-6, 4), "right"), ((-6, -12), "right"), ((6, 16), "left"), ((6, -24), "left")]
+_LABEL_PLACES = [
+    ((6, 4), "left"),
+    ((6, -12), "left"),
+    ((-6, 4), "right"),
+    ((-6, -12), "right"),
+    ((6, 16), "left"),
+    ((6, -24), "left"),
+]
 
 
 def draw(points: list[FlopsRow], title: str | None = None) -> Figure:
@@ -75,7 +85,9 @@ def draw(points: list[FlopsRow], title: str | None = None) -> Figure:
     axes.set_xlabel(f"GFLOPs per image {at} (fvcore convention: 1 multiply-add = 1 flop)")
     axes.set_ylabel("parameters (millions)")
     baselines = [p.name for p in points if p.baseline]
-    heading = title or "Parameters against FLOPs" + (f" (baseline{'s' if len(baselines) > 1 else ''}: {', '.join(baselines)})" if baselines else "")
+    heading = title or "Parameters against FLOPs" + (
+        f" (baseline{'s' if len(baselines) > 1 else ''}: {', '.join(baselines)})" if baselines else ""
+    )
     axes.set_title(plain_text(heading))
     axes.grid(True, which="major", alpha=0.3)
     legend = axes.legend(loc="upper left")
@@ -103,7 +115,9 @@ def _place_labels(figure: Figure, canvas: FigureCanvasAgg, axes: Axes, legend: L
         for offset, align in _LABEL_PLACES:
             if label is not None:
                 label.remove()
-            label = axes.annotate(plain_text(point.name), xy, xytext=offset, textcoords="offset points", ha=align, fontsize=8)
+            label = axes.annotate(
+                plain_text(point.name), xy, xytext=offset, textcoords="offset points", ha=align, fontsize=8
+            )
             box = label.get_window_extent(renderer)
             fits = inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1
             if fits and not any(box.overlaps(other) for other in placed):
@@ -132,7 +146,10 @@ def plot_cost(
     points = cost_points(specs, baselines, input_size, overrides)
     figure = draw(points, title)
     # The labels go into the file's metadata too, so a reader (or a test) can list them without OCR.
-    metadata = {"Title": printable(title) if title else figure.axes[0].get_title(), "Description": "points: " + ", ".join(printable(p.name) for p in points)}
+    metadata = {
+        "Title": printable(title) if title else figure.axes[0].get_title(),
+        "Description": "points: " + ", ".join(printable(p.name) for p in points),
+    }
     # svg.fonttype "none" keeps labels as <text>, searchable and selectable, instead of outlines.
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "archspec"}):
         atomic_write(out, lambda handle: figure.savefig(handle, format=fmt, metadata=metadata), force=force)

@@ -68,12 +68,19 @@ def spec_reference() -> str:
         ("`head`", s.Head, "head."),
     ]
     for title, model, prefix in sections:
-        lines += [f"## {title}", "", inspect.cleandoc(model.__doc__ or ""), "", "| field | type | default | meaning |", "|---|---|---|---|"]
+        lines += [
+            f"## {title}",
+            "",
+            inspect.cleandoc(model.__doc__ or ""),
+            "",
+            "| field | type | default | meaning |",
+            "|---|---|---|---|",
+        ]
         for name, field in model.model_fields.items():
-            kind = _TYPES.get(getattr(field.annotation, "__name__", ""), None)
+            kind = _TYPES.get(getattr(field.annotation, "__name__", ""))
             if kind is None:
                 inner = [a for a in getattr(field.annotation, "__args__", ()) if a is not type(None)]
-                kind = _TYPES.get(getattr(inner[0], "__name__", ""), None) if inner else None
+                kind = _TYPES.get(getattr(inner[0], "__name__", "")) if inner else None
             if kind is None:
                 kind = _SIMPLE.get(f"{prefix}{name}") or _type_name(field.annotation)
             lines.append(f"| `{prefix}{name}` | {_one_of(kind)} | {_default(field)} | {field.description} |")
@@ -128,7 +135,19 @@ def _rules_text() -> list[str]:
     return lines
 
 
-KNOB_ORDER = ("shortcut", "groups", "group_width", "width_per_group", "bottleneck_ratio", "expansion", "stride_in", "avg_down", "se", "preact", "activation")
+KNOB_ORDER = (
+    "shortcut",
+    "groups",
+    "group_width",
+    "width_per_group",
+    "bottleneck_ratio",
+    "expansion",
+    "stride_in",
+    "avg_down",
+    "se",
+    "preact",
+    "activation",
+)
 
 _SIMPLE = {
     "name": "text",

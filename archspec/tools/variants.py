@@ -36,7 +36,16 @@ KNOBS: list[tuple[str, list[str]]] = [
 def knob_table() -> str:
     """Markdown: each knob's YAML and its parameters and FLOPs against plain ResNet-50."""
     base = count(BASE)
-    rows = [{"knob": "resnet50 (base)", "set": "", "params": f"{base.params:,}", "dp": "", "flops": human(base.flops), "df": ""}]
+    rows = [
+        {
+            "knob": "resnet50 (base)",
+            "set": "",
+            "params": f"{base.params:,}",
+            "dp": "",
+            "flops": human(base.flops),
+            "df": "",
+        }
+    ]
     for title, overrides in KNOBS:
         c = count(BASE, overrides=overrides)
         rows.append(
@@ -49,7 +58,14 @@ def knob_table() -> str:
                 "df": f"{(c.flops - base.flops) / base.flops * 100:+.1f}%",
             }
         )
-    columns = [("knob", "knob"), ("set", "--set"), ("params", "parameters"), ("dp", "vs base"), ("flops", "GFLOPs"), ("df", "vs base")]
+    columns = [
+        ("knob", "knob"),
+        ("set", "--set"),
+        ("params", "parameters"),
+        ("dp", "vs base"),
+        ("flops", "GFLOPs"),
+        ("df", "vs base"),
+    ]
     return render(rows, columns, "markdown")
 
 

@@ -98,7 +98,9 @@ class BlockKind:
     plan_stage: Callable[[Walker, int, Stage, Knobs], StagePlan]
 
 
-def plan_residual_stage(make_block: Callable[[Walker, BlockArgs], Residual]) -> Callable[[Walker, int, Stage, Knobs], StagePlan]:
+def plan_residual_stage(
+    make_block: Callable[[Walker, BlockArgs], Residual],
+) -> Callable[[Walker, int, Stage, Knobs], StagePlan]:
     """The stage planner shared by every residual kind: stride or dilation, then `depth` blocks.
 
     Past `output_stride` a stage keeps its resolution and dilates instead (torchvision's
@@ -126,7 +128,16 @@ def plan_residual_stage(make_block: Callable[[Walker, BlockArgs], Residual]) -> 
                 walker.next_drop_path()
                 blocks.append(blocks[-1])
                 continue
-            args = BlockArgs(knobs, stage, index, stage.width, stride if first else 1, first_dilation if first else walker.dilation, walker.dilation, first)
+            args = BlockArgs(
+                knobs,
+                stage,
+                index,
+                stage.width,
+                stride if first else 1,
+                first_dilation if first else walker.dilation,
+                walker.dilation,
+                first,
+            )
             before = walker.params
             blocks.append(make_block(walker, args))
             added = walker.params - before

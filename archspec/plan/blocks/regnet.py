@@ -19,7 +19,7 @@ def regnet_block(walker: Walker, args: BlockArgs) -> Residual:
     cin, size = walker.channels, walker.size
     cout = args.width
     ratio = knobs.bottleneck_ratio
-    inner = int(round(cout / ratio))
+    inner = round(cout / ratio)
     if inner < 1:
         raise walker.problem(f"the inner width rounds to 0 (width {cout} / bottleneck_ratio {ratio:g})", "width")
     if knobs.group_width is not None:
@@ -28,7 +28,10 @@ def regnet_block(walker: Walker, args: BlockArgs) -> Residual:
         groups = knobs.groups or 1
         if inner % groups:
             field = ("stages", args.stage_index, "groups") if args.stage.groups is not None else ("groups",)
-            raise walker.problem_at(field, f"{groups} groups do not divide the inner width {inner} (width {cout} / bottleneck_ratio {ratio:g})")
+            raise walker.problem_at(
+                field,
+                f"{groups} groups do not divide the inner width {inner} (width {cout} / bottleneck_ratio {ratio:g})",
+            )
     s1, s3 = (args.stride, 1) if knobs.stride_in == "1x1" else (1, args.stride)
     activation = knobs.activation
     a = walker.conv(cin, inner, 1, size, stride=s1)
@@ -69,7 +72,9 @@ REGNET = BlockKind(
     name="regnet",
     family="regnet",
     summary="RegNet's residual bottleneck: 1x1, grouped 3x3, [SE], 1x1 (RegNetX, RegNetY)",
-    knobs=frozenset({"shortcut", "groups", "group_width", "bottleneck_ratio", "stride_in", "avg_down", "se", "activation"}),
+    knobs=frozenset(
+        {"shortcut", "groups", "group_width", "bottleneck_ratio", "stride_in", "avg_down", "se", "activation"}
+    ),
     tolerates=frozenset(),
     residual=True,
     plan_stage=plan_residual_stage(regnet_block),

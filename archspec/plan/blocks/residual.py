@@ -103,7 +103,10 @@ def bottleneck_widths(walker: Walker, args: BlockArgs) -> tuple[int, int]:
     groups = knobs.groups or 1
     inner = int(args.width * (knobs.width_per_group / 64.0)) * groups
     if inner < 1:
-        raise walker.problem(f"bottleneck inner width rounds to 0 (width {args.width} x width_per_group {knobs.width_per_group} / 64)", "width")
+        raise walker.problem(
+            f"bottleneck inner width rounds to 0 (width {args.width} x width_per_group {knobs.width_per_group} / 64)",
+            "width",
+        )
     if knobs.group_width is not None:
         groups = group_count(walker, args, inner, f"width {args.width} x width_per_group {knobs.width_per_group} / 64")
     return inner, groups
@@ -113,10 +116,13 @@ def group_count(walker: Walker, args: BlockArgs, inner: int, how: str) -> int:
     """inner / group_width, which must divide exactly."""
     group_width = args.knobs.group_width or inner
     if inner % group_width:
-        field: tuple[str | int, ...] = ("stages", args.stage_index, "group_width") if args.stage.group_width is not None else ("group_width",)
+        field: tuple[str | int, ...] = (
+            ("stages", args.stage_index, "group_width") if args.stage.group_width is not None else ("group_width",)
+        )
         raise walker.problem_at(
             field,
-            f"group width {group_width} does not divide the inner width {inner} ({how}) of stage {args.stage_index + 1}'s blocks; "
+            f"group width {group_width} does not divide the inner width {inner} ({how}) of stage "
+            f"{args.stage_index + 1}'s blocks; "
             "choose a group width that divides it, or change the width",
         )
     return inner // group_width
@@ -138,7 +144,9 @@ def plan_shortcut(
     if option == "A":
         if cout < cin:
             raise walker.problem(
-                f"shortcut option A pads channels with zeros and cannot reduce width from {cin} to {cout}{how}; use shortcut B or C", "width"
+                f"shortcut option A pads channels with zeros and cannot reduce width from {cin} to {cout}{how}; "
+                "use shortcut B or C",
+                "width",
             )
         return (None, "identity") if same_shape else (ZeroPadShortcut(stride, cin, cout), "zero_pad")
     if option == "B" and same_shape:

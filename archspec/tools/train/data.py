@@ -13,7 +13,7 @@ import pickle
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from archspec.errors import Mark, Problem, SpecError, shorten
 
@@ -70,7 +70,9 @@ def parse_data(text: str) -> DataSource:
         if not sep:
             return source
         if not (rest.isascii() and rest.isdigit()) or not 1 <= int(rest[:12]) <= MAX_SYNTHETIC:
-            raise source.problem(f"synthetic:N takes a number of images from 1 to {MAX_SYNTHETIC:,}, not {shorten(repr(rest))}")
+            raise source.problem(
+                f"synthetic:N takes a number of images from 1 to {MAX_SYNTHETIC:,}, not {shorten(repr(rest))}"
+            )
         return DataSource(text, kind, count=int(rest))
     if not rest:
         raise source.problem(f"{kind} needs a folder: {kind}:DIR")
@@ -95,7 +97,9 @@ def image_folder_split(folder: Path) -> tuple[Path, Path | None]:
 def _classes(source: DataSource, folder: Path) -> list[str]:
     names = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir() and not entry.name.startswith("."))
     if len(names) < 2:
-        raise source.problem(f"an image folder needs one subfolder per class (at least two); {str(folder)!r} has {len(names)}")
+        raise source.problem(
+            f"an image folder needs one subfolder per class (at least two); {str(folder)!r} has {len(names)}"
+        )
     return names
 
 
@@ -205,7 +209,17 @@ def _with_statistics(
 
     pixels = (train_x.float() / scale).transpose(0, 1).reshape(train_x.shape[1], -1)
     mean, std = pixels.mean(1), pixels.std(1).clamp_min(1e-6)
-    return TrainData(name, train_x, torch.as_tensor(train_y, dtype=torch.long), held_x, torch.as_tensor(held_y, dtype=torch.long), mean, std, scale, augment)
+    return TrainData(
+        name,
+        train_x,
+        torch.as_tensor(train_y, dtype=torch.long),
+        held_x,
+        torch.as_tensor(held_y, dtype=torch.long),
+        mean,
+        std,
+        scale,
+        augment,
+    )
 
 
 def _stratified_split(labels: npt.ArrayLike) -> tuple[list[int], list[int]]:
@@ -218,7 +232,7 @@ def _stratified_split(labels: npt.ArrayLike) -> tuple[list[int], list[int]]:
     labels = np.asarray(labels)
     for label in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == label))
-        cut = int(round(len(members) * HELD_OUT_FRACTION))
+        cut = round(len(members) * HELD_OUT_FRACTION)
         held += members[:cut].tolist()
         train += members[cut:].tolist()
     return sorted(train), sorted(held)
@@ -234,13 +248,15 @@ def _digits(source: DataSource) -> TrainData:
     digits = load_digits()
     images = torch.as_tensor(digits.images, dtype=torch.float32).unsqueeze(1)  # 1797 x 1 x 8 x 8, values 0..16
     train, held = _stratified_split(digits.target)
-    return _with_statistics("digits", images[train], digits.target[train], images[held], digits.target[held], scale=16.0)
+    return _with_statistics(
+        "digits", images[train], digits.target[train], images[held], digits.target[held], scale=16.0
+    )
 
 
 class _NumpyOnly(pickle.Unpickler):
     """CIFAR-10's batches are pickles; allow the numpy types they hold and nothing that could run code."""
 
-    _ALLOWED = {
+    _ALLOWED: ClassVar[set[tuple[str, str]]] = {
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
         ("numpy.core.multiarray", "_reconstruct"),
@@ -263,7 +279,17 @@ def _cifar_batch(source: DataSource, path: Path) -> tuple[npt.NDArray[np.uint8],
         raw = batch[b"data"]
         data = np.asarray(raw, dtype=np.uint8).reshape(-1, 3, 32, 32)
         raw_labels = np.asarray(batch[b"labels"])
-    except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError, IndexError, MemoryError) as exc:
+    except (
+        OSError,
+        pickle.UnpicklingError,
+        EOFError,
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        IndexError,
+        MemoryError,
+    ) as exc:
         raise source.problem(f"{path} is not a CIFAR-10 python batch ({shorten(str(exc))})") from None
     # Every check a batch can fail is made now, not in the middle of training.
     if raw_labels.ndim != 1 or raw_labels.dtype.kind not in "iu":
@@ -272,7 +298,9 @@ def _cifar_batch(source: DataSource, path: Path) -> tuple[npt.NDArray[np.uint8],
     if len(labels) != len(data):
         raise source.problem(f"{path} holds {len(data)} images but {len(labels)} labels")
     if len(labels) and (labels.min() < 0 or labels.max() >= CIFAR_CLASSES):
-        raise source.problem(f"{path} has labels from {labels.min()} to {labels.max()}; CIFAR-10's classes are 0 to {CIFAR_CLASSES - 1}")
+        raise source.problem(
+            f"{path} has labels from {labels.min()} to {labels.max()}; CIFAR-10's classes are 0 to {CIFAR_CLASSES - 1}"
+        )
     return data, labels
 
 
@@ -287,7 +315,10 @@ def _cifar10(source: DataSource) -> TrainData:
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
     missing = [name for name in names if not (folder / name).is_file()]
     if missing:
-        raise source.problem(f"{str(folder)!r} lacks {', '.join(missing)} (the python version of CIFAR-10, cifar-10-python.tar.gz, unpacked); nothing is downloaded")
+        raise source.problem(
+            f"{str(folder)!r} lacks {', '.join(missing)} (the python version of CIFAR-10, cifar-10-python.tar.gz, "
+            "unpacked); nothing is downloaded"
+        )
     parts = [_cifar_batch(source, folder / name) for name in names]
     train_x = torch.from_numpy(np.concatenate([p[0] for p in parts[:5]]))
     train_y = np.concatenate([p[1] for p in parts[:5]])
@@ -319,9 +350,13 @@ def _read_images(
                         resized = image.convert("RGB").resize((size[1], size[0]), Image.Resampling.BILINEAR)
                         pixels = np.asarray(resized, dtype=np.uint8)
             except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-                raise source.problem(f"image {str(path)!r} is too large to decode safely (a decompression bomb?)") from None
+                raise source.problem(
+                    f"image {str(path)!r} is too large to decode safely (a decompression bomb?)"
+                ) from None
             except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
-                raise source.problem(f"cannot read image {str(path)!r} ({shorten(str(exc) or type(exc).__name__)})") from None
+                raise source.problem(
+                    f"cannot read image {str(path)!r} ({shorten(str(exc) or type(exc).__name__)})"
+                ) from None
             images.append(pixels.transpose(2, 0, 1))
             labels.append(label)
     return np.stack(images), np.asarray(labels, dtype=np.int64)
@@ -376,4 +411,14 @@ def _synthetic(source: DataSource, channels: int, size: tuple[int, int], num_cla
     held = max(1, source.count // 4)
     x = torch.randn(source.count + held, channels, *size, generator=g)
     y = torch.randint(0, num_classes, (source.count + held,), generator=g)
-    return TrainData("synthetic", x[: source.count], y[: source.count], x[source.count :], y[source.count :], torch.zeros(channels), torch.ones(channels), 1.0, False)
+    return TrainData(
+        "synthetic",
+        x[: source.count],
+        y[: source.count],
+        x[source.count :],
+        y[source.count :],
+        torch.zeros(channels),
+        torch.ones(channels),
+        1.0,
+        False,
+    )

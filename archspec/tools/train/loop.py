@@ -161,7 +161,11 @@ def _epoch_order(size: int, cluster: Cluster, seed: int, epoch: int) -> torch.Te
 
     # The sampler only takes the length of its data set: a range stands for the images.
     sampler: DistributedSampler[int] = DistributedSampler(
-        range(size), num_replicas=cluster.world, rank=cluster.rank, shuffle=True, seed=seed  # type: ignore[arg-type]
+        range(size),  # type: ignore[arg-type]
+        num_replicas=cluster.world,
+        rank=cluster.rank,
+        shuffle=True,
+        seed=seed,
     )
     sampler.set_epoch(epoch)
     return torch.tensor(list(sampler), dtype=torch.long)
@@ -192,7 +196,13 @@ def train_spec(
     result = Result(spec.name, _is_residual(plan), c.layers, c.params)
     steps = data.train_size // recipe.batch
     if steps == 0:
-        raise SpecError(Problem(Mark(f"--batch {recipe.batch}"), "batch", f"is larger than the {data.train_size} training images of --data {data.name}"))
+        raise SpecError(
+            Problem(
+                Mark(f"--batch {recipe.batch}"),
+                "batch",
+                f"is larger than the {data.train_size} training images of --data {data.name}",
+            )
+        )
     local_batch = recipe.batch // cluster.world
     _seed_everything(recipe.seed)
     if weights is not None and state is None:
@@ -205,7 +215,9 @@ def train_spec(
         model = build_from_plan(plan, device)
     memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
-    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
+    )
     scaler = torch.amp.GradScaler(device.type, enabled=recipe.amp == "fp16")
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(recipe.amp or "")
     start = 0
@@ -220,7 +232,13 @@ def train_spec(
                 torch.cuda.set_rng_state(state.cuda_rng, device)
         except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
             where = folder / STATE_FILE if folder is not None else STATE_FILE
-            raise SpecError(Problem(Mark(str(where)), "resume", f"the saved state does not fit this run ({type(exc).__name__}); delete it to restart this spec")) from None
+            raise SpecError(
+                Problem(
+                    Mark(str(where)),
+                    "resume",
+                    f"the saved state does not fit this run ({type(exc).__name__}); delete it to restart this spec",
+                )
+            ) from None
         result.history = list(state.history)
         start = state.epoch
         progress.note(f"{spec.name}: resuming after epoch {start}/{recipe.epochs}")
@@ -244,12 +262,25 @@ def train_spec(
         progress.phase(label, steps)
         started = time.perf_counter()
         batches = (order[step * local_batch : (step + 1) * local_batch] for step in range(steps))
-        loss_sum, wrong = _train_epoch(net, optimizer, scaler, data, batches, augmentation, device, memory_format, amp_dtype, lambda step: progress.step())
+        loss_sum, wrong = _train_epoch(
+            net,
+            optimizer,
+            scaler,
+            data,
+            batches,
+            augmentation,
+            device,
+            memory_format,
+            amp_dtype,
+            lambda step: progress.step(),
+        )
         train_seconds = time.perf_counter() - started
         if cluster.world > 1:
             _share_buffers(model)
         held_wrong = _count_wrong(model, data, held, recipe.batch, device, memory_format, amp_dtype)
-        totals = cluster.total([loss_sum, float(wrong), float(steps * local_batch), float(held_wrong), float(held.numel())], device)
+        totals = cluster.total(
+            [loss_sum, float(wrong), float(steps * local_batch), float(held_wrong), float(held.numel())], device
+        )
         row = {
             "epoch": epoch + 1,
             "lr": lr,
@@ -261,7 +292,8 @@ def train_spec(
         }
         result.history.append(row)
         progress.note(
-            f"{label}  loss {row['train_loss']:.4f}  train err {row['train_error']:.2f}%  held-out err {row['heldout_error']:.2f}%"
+            f"{label}  loss {row['train_loss']:.4f}  train err {row['train_error']:.2f}%  held-out err "
+            f"{row['heldout_error']:.2f}%"
             f"  lr {lr:.4g}  {row['images_per_second']:.0f} img/s  {row['seconds']:.1f} s"
         )
         if not math.isfinite(row["train_loss"]):
@@ -269,7 +301,12 @@ def train_spec(
             if folder is not None:
                 write_metrics(folder, result.history)
             raise SpecError(
-                Problem(Mark(f"--lr {recipe.lr}"), "lr", f"{spec.name}'s training loss became {row['train_loss']} in epoch {epoch + 1}; training stopped (a lower --lr may help)")
+                Problem(
+                    Mark(f"--lr {recipe.lr}"),
+                    "lr",
+                    f"{spec.name}'s training loss became {row['train_loss']} in epoch {epoch + 1}; training "
+                    "stopped (a lower --lr may help)",
+                )
             )
         if folder is not None:
             _save_state(folder, model, optimizer, scaler, epoch + 1, result.history, spec, recipe, device)
@@ -398,9 +435,18 @@ def _plans(specs: Sequence[Source], source: DataSource, overrides: Sequence[str]
         except SpecError as exc:
             load_plan(ref, overrides=tuple(overrides))  # a mistake of the spec itself is reported as it is
             # Only the data's shape makes this spec fail: say what the data asked of it.
-            raise SpecError([Problem(p.mark, p.path, f"{p.message} (--data {source.text}: {describe(source)})", p.via) for p in exc.problems]) from None
+            raise SpecError(
+                [
+                    Problem(p.mark, p.path, f"{p.message} (--data {source.text}: {describe(source)})", p.via)
+                    for p in exc.problems
+                ]
+            ) from None
         if plan.taps is not None:
-            raise SpecError(Problem(Mark(str(ref)), "head.features", "this spec returns feature maps; training needs a classifier head"))
+            raise SpecError(
+                Problem(
+                    Mark(str(ref)), "head.features", "this spec returns feature maps; training needs a classifier head"
+                )
+            )
         plans.append(plan)
     names = [plan.spec.name for plan in plans]
     for ref, name in zip(specs, names, strict=True):
@@ -410,7 +456,13 @@ def _plans(specs: Sequence[Source], source: DataSource, overrides: Sequence[str]
             raise SpecError(Problem(Mark(str(ref)), "name", problem))
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
-        raise SpecError(Problem(Mark(" ".join(map(str, specs))), "name", f"specs share the name {', '.join(twice)}; each spec's results are kept under its name"))
+        raise SpecError(
+            Problem(
+                Mark(" ".join(map(str, specs))),
+                "name",
+                f"specs share the name {', '.join(twice)}; each spec's results are kept under its name",
+            )
+        )
     return plans
 
 
@@ -423,7 +475,13 @@ def _resolve(options: Options, recipe: Recipe, cluster: Cluster) -> torch.device
     if options.compile:
         check_compile()
     if recipe.batch % cluster.world:
-        raise SpecError(Problem(Mark(f"--batch {recipe.batch}"), "batch", f"the global batch must divide evenly among the {cluster.world} processes"))
+        raise SpecError(
+            Problem(
+                Mark(f"--batch {recipe.batch}"),
+                "batch",
+                f"the global batch must divide evenly among the {cluster.world} processes",
+            )
+        )
     return device
 
 
@@ -434,7 +492,9 @@ def _check_plot(plot: Path, force: bool) -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise SpecError(Problem(Mark(f"--plot {plot}"), "plot", "needs matplotlib: pip install 'archspec[train]'")) from None
+        raise SpecError(
+            Problem(Mark(f"--plot {plot}"), "plot", "needs matplotlib: pip install 'archspec[train]'")
+        ) from None
 
 
 _DEFAULT_RECIPE = Recipe()
@@ -476,7 +536,13 @@ def train(
     lock = RunLock(out) if out is not None else None
     try:
         names = [plan.spec.name for plan in plans]
-        record = {"format": RUN_FORMAT, "version": 1, "data": source.text, "recipe": asdict(recipe), "world_size": cluster.world}
+        record = {
+            "format": RUN_FORMAT,
+            "version": 1,
+            "data": source.text,
+            "recipe": asdict(recipe),
+            "world_size": cluster.world,
+        }
 
         def check_outputs() -> None:
             if plot is not None:
@@ -490,7 +556,10 @@ def train(
 
         cluster.on_writer(check_outputs)
         if cluster.world > 1:
-            progress.note(f"archspec: {cluster.world} processes ({dist.get_backend()}), {recipe.batch // cluster.world} images each per step of {recipe.batch}")
+            progress.note(
+                f"archspec: {cluster.world} processes ({dist.get_backend()}), {recipe.batch // cluster.world} "
+                f"images each per step of {recipe.batch}"
+            )
         results: list[Result] = []
         cache: dict[tuple[int, tuple[int, int], int], TrainData] = {}
         for plan in plans:
@@ -503,7 +572,21 @@ def train(
             if resume and folder is not None:  # --resume comes with --out
                 state = cluster.on_writer(partial(read_state, folder, plan, spec_data, recipe))
             writer_folder = folder if cluster.writer else None
-            results.append(train_spec(plan, cache[key], recipe, options, cluster, device, writer_folder, state, progress, on_epoch_end, weights))
+            results.append(
+                train_spec(
+                    plan,
+                    cache[key],
+                    recipe,
+                    options,
+                    cluster,
+                    device,
+                    writer_folder,
+                    state,
+                    progress,
+                    on_epoch_end,
+                    weights,
+                )
+            )
         if plot is not None and cluster.writer:
             plot_curves(results, plot)
             progress.note(f"archspec: wrote {plot}")
@@ -551,7 +634,12 @@ def plot_curves(results: list[Result], path: Path) -> None:
     loss_axes, error_axes = figure.subplots(1, 2)
     for result in results:
         epochs = [row["epoch"] for row in result.history]
-        style = {"color": f"C{depths.index(result.layers) % 10}", "linestyle": "-" if result.residual else "--", "linewidth": 1.6, "label": plain_text(result.name)}
+        style = {
+            "color": f"C{depths.index(result.layers) % 10}",
+            "linestyle": "-" if result.residual else "--",
+            "linewidth": 1.6,
+            "label": plain_text(result.name),
+        }
         loss_axes.plot(epochs, [row["train_loss"] for row in result.history], **style)
         error_axes.plot(epochs, [row["heldout_error"] for row in result.history], **style)
     loss_axes.set(xlabel="epoch", ylabel="training loss", yscale="log", title="training loss")

@@ -38,14 +38,20 @@ class Recipe:
             (whole(self.batch, 1, MAX_BATCH), "--batch", f"needs a batch size from 1 to {MAX_BATCH:,}"),
             (number(self.lr) and self.lr > 0, "--lr", "needs a positive, finite learning rate"),
             (number(self.momentum) and 0 <= self.momentum < 1, "--momentum", "takes a value in [0, 1)"),
-            (number(self.weight_decay) and self.weight_decay >= 0, "--weight-decay", "needs a finite value of at least 0"),
+            (
+                number(self.weight_decay) and self.weight_decay >= 0,
+                "--weight-decay",
+                "needs a finite value of at least 0",
+            ),
             (self.schedule in ("step", "cosine"), "--schedule", "is step or cosine"),
             (whole(self.seed, 0, MAX_SEED), "--seed", f"needs a whole number from 0 to {MAX_SEED}"),
             (self.amp in (None, "bf16", "fp16"), "--amp", "is bf16 or fp16"),
         ]
         for ok, option, message in checks:
             if not ok:
-                raise SpecError(Problem(Mark(f"{option} {getattr(self, option[2:].replace('-', '_'))}"), option[2:], message))
+                raise SpecError(
+                    Problem(Mark(f"{option} {getattr(self, option[2:].replace('-', '_'))}"), option[2:], message)
+                )
 
     def lr_at(self, epoch: int) -> float:
         """Learning rate of a 0-based epoch. step: the paper divides by 10 at 32k and 48k of its 64k

@@ -73,7 +73,8 @@ class RunLock:
                     raise out_problem(
                         self.path.parent,
                         f"another archspec train (process {holder.get('pid')} on {printable(str(holder.get('host')))}, "
-                        f"started {printable(str(holder.get('started')))}) is writing to this folder; wait for it, or use another --out",
+                        f"started {printable(str(holder.get('started')))}) is writing to this folder; wait for it, "
+                        "or use another --out",
                     ) from None
                 if note is not None:
                     note(f"archspec: removing the lock of a run that ended without releasing it ({self.path})")
@@ -164,7 +165,9 @@ def check_recipe(previous: dict[str, Any], record: dict[str, Any], out: Path) ->
         if key != "epochs" and old != value:
             changes.append(f"--{key.replace('_', '-')} {old} (now {value})")
     if changes:
-        raise out_problem(out, f"the previous run used {', '.join(changes)}; resume with the same options, or start a new --out")
+        raise out_problem(
+            out, f"the previous run used {', '.join(changes)}; resume with the same options, or start a new --out"
+        )
 
 
 def prepare_out(out: Path, record: dict[str, Any], names: list[str], resume: bool, force: bool) -> list[str]:
@@ -202,6 +205,7 @@ def write_metrics(folder: Path, history: list[dict[str, float]]) -> None:
     writer.writeheader()
     writer.writerows(history)
     for name, text in zip(METRICS_FILES, (jsonl, table.getvalue()), strict=True):
+
         def write(handle: BinaryIO, text: str = text) -> int:
             return handle.write(text.encode())
 
@@ -244,17 +248,30 @@ def read_state(folder: Path, plan: Any, spec_data: dict[str, Any], recipe: Any) 
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise _state_problem(path, "this is not a saved training state")
     if state.get("spec") != spec_data:
-        raise SpecError(Problem(Mark(str(path)), "resume", f"spec {printable(repr(spec_data['name']))} changed since the previous run; train it into a new --out"))
+        raise SpecError(
+            Problem(
+                Mark(str(path)),
+                "resume",
+                f"spec {printable(repr(spec_data['name']))} changed since the previous run; train it into a new --out",
+            )
+        )
     saved_recipe = state.get("recipe")
     current = {k: v for k, v in _as_dict(recipe).items() if k != "epochs"}
     if not isinstance(saved_recipe, dict) or {k: v for k, v in saved_recipe.items() if k != "epochs"} != current:
-        raise SpecError(Problem(Mark(str(path)), "resume", "this state was trained with another recipe; start a new --out"))
+        raise SpecError(
+            Problem(Mark(str(path)), "resume", "this state was trained with another recipe; start a new --out")
+        )
     epoch = state.get("epoch")
     if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
         raise _state_problem(path, "the saved state's epoch is missing or not a positive whole number")
     if epoch > recipe.epochs:
         raise SpecError(
-            Problem(Mark(f"--epochs {recipe.epochs}"), "epochs", f"the saved state of {printable(spec_data['name'])} is at epoch {epoch}, past --epochs {recipe.epochs}; resume with --epochs {epoch} or more")
+            Problem(
+                Mark(f"--epochs {recipe.epochs}"),
+                "epochs",
+                f"the saved state of {printable(spec_data['name'])} is at epoch {epoch}, past --epochs "
+                f"{recipe.epochs}; resume with --epochs {epoch} or more",
+            )
         )
     try:
         model = checked_tensors(state.get("model"), str(path), "model")
@@ -287,4 +304,7 @@ def _as_dict(recipe: Any) -> dict[str, Any]:
 def _is_metrics(row: object) -> bool:
     if not isinstance(row, Mapping) or set(row) != set(METRIC_KEYS):
         return False
-    return all(isinstance(v, (int, float)) and not isinstance(v, bool) and (math.isfinite(v) or k in ("train_loss",)) for k, v in row.items())
+    return all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and (math.isfinite(v) or k in ("train_loss",))
+        for k, v in row.items()
+    )
