@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from archspec.cli.common import ForceOpt, SetOpt, SpecArg, echo_err, emit, guarded, require, usage_error
+from archspec.cli.common import SetOpt, SpecArg, echo_err, emit, guarded, require, usage_error
 
 OutFolderOpt = Annotated[
     Path,
@@ -21,6 +21,11 @@ OutFolderOpt = Annotated[
         show_default=False,
     ),
 ]
+
+ForceFolderOpt = Annotated[
+    bool, typer.Option("--force", help="Write into a non-empty --out folder (files of the same names are replaced).")
+]
+ForceFileOpt = Annotated[bool, typer.Option("--force", help="Overwrite --out (regular files only).")]
 
 
 class Scale(str, Enum):
@@ -77,7 +82,7 @@ def sample(
         ),
     ] = None,
     overrides: SetOpt = None,
-    force: ForceOpt = False,
+    force: ForceFolderOpt = False,
 ) -> None:
     """Draw N distinct valid specs from a space, inside its constraints; write them with samples.csv and .json.
 
@@ -165,7 +170,7 @@ def fit(
             "--out", help="Write the spec to this file instead of stdout.", metavar="FILE", show_default=False
         ),
     ] = None,
-    force: ForceOpt = False,
+    force: ForceFileOpt = False,
 ) -> None:
     """Scale a spec's depths and widths to a FLOPs or parameter target, within 2%.
 
@@ -242,7 +247,7 @@ def plot_samples(
     title: Annotated[
         str | None, typer.Option("--title", help="The chart's title.", metavar="TEXT", show_default=False)
     ] = None,
-    force: ForceOpt = False,
+    force: ForceFileOpt = False,
 ) -> None:
     """Draw sample files: parameters against FLOPs, or with --edf the distribution function of one quantity.
 

@@ -57,7 +57,7 @@ class SampleRun:
     space_name: str
     seed: int
     requested: int
-    constraints: dict[str, list[float]]
+    constraints: dict[str, list[int | float]]
     samples: list[SampleRecord]
     statistics: SampleStats
 

@@ -7,6 +7,7 @@ own generator) and the results are read back in index order: the same files for 
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import re
@@ -30,9 +31,9 @@ from archspec.tools.progress import Progress
 # ("ok", params, flops, macs, activations, depth, stages), ("refused", stages), ("invalid", field, message)
 # or ("error", problems).
 Outcome = tuple[Any, ...]
-# Draws per task sent to a worker, and tasks in flight per worker.
+# Draws per task sent to a worker, and tasks per worker in a round.
 _CHUNK = 128
-_TASKS_PER_JOB = 4
+_RUNS_PER_JOB = 4
 # Below this many samples the workers would take longer to start than the draws to evaluate.
 _PARALLEL_FROM = 100
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -106,19 +107,22 @@ def _outcomes(space: Space, seed: int, limit: int, jobs: int) -> Iterator[tuple[
         for index in range(limit):
             yield (index, *_evaluate_draw(space, seed, index))
         return
-    # Forked workers inherit the space; nothing of it is pickled.
+    # Forked workers inherit the space; nothing of it is pickled. The next round of runs is queued before
+    # this one is read, so the workers never wait for the reader; what is not read when the samples are
+    # complete is dropped with the pool.
     context = multiprocessing.get_context("fork")
+    size = _CHUNK * _RUNS_PER_JOB * jobs
+    rounds = (
+        [(start, min(limit, start + _CHUNK)) for start in range(end - size, end, _CHUNK) if start < limit]
+        for end in range(size, limit + size, size)
+    )
     with context.Pool(jobs, initializer=_start_worker, initargs=(space, seed)) as pool:
-        start = 0
-        while start < limit:
-            runs = []
-            for _ in range(jobs * _TASKS_PER_JOB):
-                if start >= limit:
-                    break
-                runs.append((start, min(limit, start + _CHUNK)))
-                start = runs[-1][1]
-            for (first, _), results in zip(runs, pool.imap(_evaluate_run, runs), strict=True):
-                for offset, (fields, outcome) in enumerate(results):
+        queued = [(runs, pool.imap(_evaluate_run, runs)) for runs in itertools.islice(rounds, 2)]
+        while queued:
+            runs, results = queued.pop(0)
+            queued += [(more, pool.imap(_evaluate_run, more)) for more in itertools.islice(rounds, 1)]
+            for (first, _), outcomes in zip(runs, results, strict=True):
+                for offset, (fields, outcome) in enumerate(outcomes):
                     yield first + offset, fields, outcome
 
 
@@ -212,7 +216,7 @@ def sample(
             progress.close()
     if len(records) < n:
         raise _exhausted(space, seed, n, len(records), tally, len(seen))
-    constraints = {name: [lo, hi] for name, (lo, hi) in bounds}
+    constraints = {name: [int(v) if v.is_integer() else v for v in bound] for name, bound in bounds}
     return SampleRun(space.source, space.name, seed, n, constraints, records, tally.stats(len(records)))
 
 

@@ -60,7 +60,15 @@ def spec_text(space: Space, run: SampleRun, record: SampleRecord) -> str:
         f"Draw {record.draw} of the space {space.name} ({space.source}), seed {run.seed}; written by archspec sample."
     )
     body = {"name": record.name, "description": description, **{k: v for k, v in data.items() if k not in _OWN}}
-    return yaml.safe_dump(body, sort_keys=False, default_flow_style=None, width=100, allow_unicode=True)
+    return yaml.dump(body, Dumper=_PlainDumper, sort_keys=False, default_flow_style=None, width=100, allow_unicode=True)
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """Writes every value out: stages drawn from one template share their fixed parts, which would
+    otherwise come out as YAML anchors and aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def samples_csv(run: SampleRun) -> str:
