@@ -564,6 +564,17 @@ def test_design_spaces_doc_shows_the_space_file_as_it_is():
     assert shown is not None and shown.group(1) == REGNETX.read_text()
 
 
+def test_design_spaces_doc_shows_a_sampled_spec_as_it_is_written(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    text = (ROOT / "docs" / "design-spaces.md").read_text()
+    shown = re.search(r"<!-- file: regnetx-20/regnetx-0001.yaml -->\n```yaml\n(.*?)```", text, re.S)
+    result = cli(
+        "sample", "specs/spaces/regnetx.yaml", "-n", "1", "--seed", "0", "--out", tmp_path / "s", "--jobs", "1"
+    )
+    assert result.exit_code == 0, result.output
+    assert shown is not None and shown.group(1) == (tmp_path / "s" / "regnetx-0001.yaml").read_text()
+
+
 def test_design_spaces_doc_fit_table_is_what_fit_gives():
     text = (ROOT / "docs" / "design-spaces.md").read_text()
     rows = re.findall(r"^\| (\d+)G \| ([\d, ]+) \| ([\d, ]+) \| ([\d,]+) \| ([\d,]+) \| ([\d,]+) \|", text, re.M)

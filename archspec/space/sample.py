@@ -103,7 +103,7 @@ def _evaluate_run(bounds: tuple[int, int]) -> list[tuple[dict[str, Any], Outcome
 
 def _outcomes(space: Space, seed: int, limit: int, jobs: int) -> Iterator[tuple[int, dict[str, Any], Outcome]]:
     """(index, fields, outcome) of draws 0, 1, 2, ... up to `limit`, in order."""
-    if jobs <= 1:
+    if jobs <= 1 or "fork" not in multiprocessing.get_all_start_methods():  # (Windows has no fork: one process)
         for index in range(limit):
             yield (index, *_evaluate_draw(space, seed, index))
         return
