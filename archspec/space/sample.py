@@ -13,7 +13,9 @@ import os
 import re
 import signal
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from multiprocessing.pool import Pool
 from typing import Any
 
 from archspec.counting.analytic import complexity
@@ -101,29 +103,40 @@ def _evaluate_run(bounds: tuple[int, int]) -> list[tuple[dict[str, Any], Outcome
     return [_evaluate_draw(space, seed, index) for index in range(*bounds)]
 
 
-def _outcomes(space: Space, seed: int, limit: int, jobs: int) -> Iterator[tuple[int, dict[str, Any], Outcome]]:
-    """(index, fields, outcome) of draws 0, 1, 2, ... up to `limit`, in order."""
-    if jobs <= 1 or "fork" not in multiprocessing.get_all_start_methods():  # (Windows has no fork: one process)
+@contextmanager
+def _workers(space: Space, seed: int, jobs: int) -> Iterator[Pool | None]:
+    """A pool of `jobs` forked workers that know the space and the seed, or None for one process (also where
+    there is no fork, as on Windows). Forked before any progress bar starts its thread; stopped on the way out,
+    with whatever they were still evaluating."""
+    if jobs <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        yield None
+        return
+    # Forked workers inherit the space; nothing of it is pickled.
+    with multiprocessing.get_context("fork").Pool(jobs, initializer=_start_worker, initargs=(space, seed)) as pool:
+        yield pool
+
+
+def _outcomes(
+    space: Space, seed: int, limit: int, pool: Pool | None, jobs: int
+) -> Iterator[tuple[int, dict[str, Any], Outcome]]:
+    """(index, fields, outcome) of draws 0, 1, 2, ... up to `limit`, in order (from `jobs` workers in `pool`)."""
+    if pool is None:
         for index in range(limit):
             yield (index, *_evaluate_draw(space, seed, index))
         return
-    # Forked workers inherit the space; nothing of it is pickled. The next round of runs is queued before
-    # this one is read, so the workers never wait for the reader; what is not read when the samples are
-    # complete is dropped with the pool.
-    context = multiprocessing.get_context("fork")
+    # The next round of runs is queued before this one is read, so the workers never wait for the reader.
     size = _CHUNK * _RUNS_PER_JOB * jobs
     rounds = (
         [(start, min(limit, start + _CHUNK)) for start in range(end - size, end, _CHUNK) if start < limit]
         for end in range(size, limit + size, size)
     )
-    with context.Pool(jobs, initializer=_start_worker, initargs=(space, seed)) as pool:
-        queued = [(runs, pool.imap(_evaluate_run, runs)) for runs in itertools.islice(rounds, 2)]
-        while queued:
-            runs, results = queued.pop(0)
-            queued += [(more, pool.imap(_evaluate_run, more)) for more in itertools.islice(rounds, 1)]
-            for (first, _), outcomes in zip(runs, results, strict=True):
-                for offset, (fields, outcome) in enumerate(outcomes):
-                    yield first + offset, fields, outcome
+    queued = [(runs, pool.imap(_evaluate_run, runs)) for runs in itertools.islice(rounds, 2)]
+    while queued:
+        runs, results = queued.pop(0)
+        queued += [(more, pool.imap(_evaluate_run, more)) for more in itertools.islice(rounds, 1)]
+        for (first, _), outcomes in zip(runs, results, strict=True):
+            for offset, (fields, outcome) in enumerate(outcomes):
+                yield first + offset, fields, outcome
 
 
 @dataclass
@@ -137,6 +150,43 @@ class _Tally:
     refused_by: dict[str, int] = field(default_factory=dict)
     invalid_by: dict[str, list[Any]] = field(default_factory=dict)  # field -> [count, message, first index]
     observed: dict[str, list[int]] = field(default_factory=dict)  # quantity -> [least, most] of the valid draws
+    seen: set[str] = field(default_factory=set)  # the drawn values of every draw so far
+
+    def take(
+        self, index: int, fields: dict[str, Any], outcome: Outcome, bounds: list[tuple[str, tuple[float, float]]]
+    ) -> dict[str, int] | None:
+        """Count one draw; return what it measures when it is new, valid and inside every bound."""
+        self.drawn += 1
+        key = repr(list(fields.items()))
+        if key in self.seen:
+            self.duplicates += 1
+            return None
+        self.seen.add(key)
+        if outcome[0] == "error":
+            raise SpecError(outcome[1])
+        if outcome[0] == "invalid":
+            self.invalid += 1
+            self.invalid_by.setdefault(outcome[1], [0, outcome[2], index])[0] += 1
+            return None
+        if outcome[0] == "refused":  # outside `stages`, found before planning
+            self.refused += 1
+            self.refused_by["stages"] += 1
+            self.observe("stages", outcome[1])
+            return None
+        measured = dict(zip(QUANTITIES, outcome[1:], strict=True))
+        outside = [name for name, (lo, hi) in bounds if not lo <= measured[name] <= hi]
+        for name, _ in bounds:
+            self.observe(name, measured[name])
+        for name in outside:
+            self.refused_by[name] += 1
+        if outside:
+            self.refused += 1
+            return None
+        return measured
+
+    def observe(self, name: str, value: int) -> None:
+        least_most = self.observed.setdefault(name, [value, value])
+        least_most[0], least_most[1] = min(least_most[0], value), max(least_most[1], value)
 
     def stats(self, accepted: int) -> SampleStats:
         invalid = [InvalidDraws(name, count, message) for name, (count, message, _) in self.invalid_by.items()]
@@ -144,11 +194,6 @@ class _Tally:
         return SampleStats(
             self.drawn, accepted, self.duplicates, self.invalid, self.refused, dict(self.refused_by), invalid
         )
-
-
-def _observe(tally: _Tally, name: str, value: int) -> None:
-    least_most = tally.observed.setdefault(name, [value, value])
-    least_most[0], least_most[1] = min(least_most[0], value), max(least_most[1], value)
 
 
 def sample(
@@ -169,53 +214,27 @@ def sample(
     digits = max(4, len(str(n)))
     bounds = list(space.constraints.bounds().items())
     tally = _Tally(refused_by={name: 0 for name, _ in bounds})
-    seen: set[str] = set()
     records: list[SampleRecord] = []
     jobs = jobs if n >= _PARALLEL_FROM else 1
-    if progress is not None:
-        progress.phase(f"sampling {space.name}", n)
-    try:
-        for index, fields, outcome in _outcomes(space, seed, limit, jobs):
-            tally.drawn += 1
-            key = repr(list(fields.items()))
-            if key in seen:
-                tally.duplicates += 1
-                continue
-            seen.add(key)
-            if outcome[0] == "error":
-                raise SpecError(outcome[1])
-            if outcome[0] == "invalid":
-                tally.invalid += 1
-                entry = tally.invalid_by.setdefault(outcome[1], [0, outcome[2], index])
-                entry[0] += 1
-                continue
-            if outcome[0] == "refused":
-                tally.refused += 1
-                tally.refused_by["stages"] += 1
-                _observe(tally, "stages", outcome[1])
-                continue
-            measured = dict(zip(QUANTITIES, outcome[1:], strict=True))
-            refused = False
-            for name, (lo, hi) in bounds:
-                value = measured[name]
-                _observe(tally, name, value)
-                if not lo <= value <= hi:
-                    tally.refused_by[name] += 1
-                    refused = True
-            if refused:
-                tally.refused += 1
-                continue
-            name = f"{prefix}-{len(records) + 1:0{digits}d}"
-            records.append(SampleRecord(name, f"{name}.yaml", index, fields, **measured))
-            if progress is not None:
-                progress.step()
-            if len(records) == n:
-                break
-    finally:
+    with _workers(space, seed, jobs) as pool:
         if progress is not None:
-            progress.close()
+            progress.phase(f"sampling {space.name}", n)
+        try:
+            for index, fields, outcome in _outcomes(space, seed, limit, pool, jobs):
+                measured = tally.take(index, fields, outcome, bounds)
+                if measured is None:
+                    continue
+                name = f"{prefix}-{len(records) + 1:0{digits}d}"
+                records.append(SampleRecord(name, f"{name}.yaml", index, fields, **measured))
+                if progress is not None:
+                    progress.step()
+                if len(records) == n:
+                    break
+        finally:
+            if progress is not None:
+                progress.close()
     if len(records) < n:
-        raise _exhausted(space, seed, n, len(records), tally, len(seen))
+        raise _exhausted(space, seed, n, len(records), tally, len(tally.seen))
     constraints = {name: [int(v) if v.is_integer() else v for v in bound] for name, bound in bounds}
     return SampleRun(space.source, space.name, seed, n, constraints, records, tally.stats(len(records)))
 
