@@ -215,7 +215,7 @@ def plot_samples(
         list[str],
         typer.Argument(
             help="samples.json files written by archspec sample (or their folders); one series each.",
-            metavar="SAMPLES...",
+            metavar="SAMPLES",
             show_default=False,
         ),
     ],
@@ -245,7 +245,7 @@ def plot_samples(
         ),
     ] = None,
     title: Annotated[
-        str | None, typer.Option("--title", help="The chart's title.", metavar="TEXT", show_default=False)
+        str | None, typer.Option("--title", help="The chart's title.", metavar="TITLE", show_default=False)
     ] = None,
     force: ForceFileOpt = False,
 ) -> None:
