@@ -1,4 +1,8 @@
-"""The stock specs ship inside the wheel: a plain install finds `resnet152` from any folder."""
+"""The stock specs ship inside the wheel: a plain install finds `resnet152` from any folder.
+
+The wheel also carries the stock design spaces and the `py.typed` marker, so type checkers read
+the package's annotations.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,9 @@ def test_wheel_carries_the_stock_specs_and_finds_them_by_name(tmp_path):
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         assert {f"archspec/specs/{name}.yaml" for name in STOCK} <= names
+        spaces = {f"archspec/specs/spaces/{path.name}" for path in (ROOT / "specs" / "spaces").glob("*.yaml")}
+        assert spaces and spaces <= names
+        assert "archspec/py.typed" in names
         site = tmp_path / "site"
         archive.extractall(site)
     elsewhere = tmp_path / "elsewhere"
