@@ -12,7 +12,7 @@
 #   BATCH         images per step (default: 256)
 #   COMPILE       1: after the eager runs, the same runs with --compile; 0: eager only (default: 1)
 #   DEADLINE      seconds after the start by which everything must be done, so that the script fits
-#                 one 10-minute call on a lent GPU machine (default: 540); a run that cannot get
+#                 a 10-minute job slot on a GPU machine (default: 540); a run that cannot get
 #                 60 s before it is skipped, and a run is stopped at it
 #   RUN_TIMEOUT   seconds for one eager bench run (default: 200)
 #   COMPILE_TIMEOUT  seconds for one --compile run, which compiles 4 graphs (default: 300)
