@@ -132,6 +132,12 @@ def _describe(doc: Document, path: FieldPath, value: Any) -> str:
     if isinstance(value, bool):
         written = raw if raw is not None else str(value).lower()
         return f"the boolean `{written}` (YAML reads {_BOOL_WORDS} as booleans)"
+    return describe_value(value, raw)
+
+
+def describe_value(value: object, raw: str | None = None) -> str:
+    """A value as a message names it: `the text 'a'`, `the number 1.5`, `a mapping`; `raw` is how
+    the YAML wrote it, where known."""
     if isinstance(value, float):
         return f"the number {shorten(raw or str(value), 24)}"
     if isinstance(value, str):

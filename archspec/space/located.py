@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from archspec.errors import Problem, SpecError, format_path, shorten
+from archspec.lang.validate import describe_value
 from archspec.lang.yamldoc import Document
 
 Path = tuple[str | int, ...]
@@ -22,19 +23,9 @@ def describe(value: object, raw: str | None = None) -> str:
     """A value as a message names it: `the text 'a'`, `the number 1.5`, `a mapping`."""
     if isinstance(value, bool):
         return f"the boolean `{raw or str(value).lower()}`"
-    if isinstance(value, (int, float)):
+    if isinstance(value, int):
         return f"the number {shorten(raw or repr(value), 24)}"
-    if isinstance(value, str):
-        return f"the text {shorten(repr(value))}"
-    if isinstance(value, list):
-        if all(isinstance(v, (int, float, str)) for v in value) and len(repr(value)) <= 30:
-            return repr(value)
-        return f"a list of {len(value)} {'entry' if len(value) == 1 else 'entries'}"
-    if isinstance(value, dict):
-        return "a mapping"
-    if value is None:
-        return "nothing (null)"
-    return shorten(repr(value), 24)
+    return describe_value(value, raw)
 
 
 def unknown_key(key: str, valid: list[str]) -> str:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from archspec.errors import Mark, Problem, SpecError, printable, shorten
 from archspec.space.constraints import QUANTITIES
 from archspec.space.results import SampleRun
-from archspec.tools.plot import image_format, plain_text
+from archspec.tools.plot import image_format, place_labels, plain_text
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -35,14 +35,6 @@ _AXES = {
     "depth": (1, "depth (weighted layers on the main path)"),
     "stages": (1, "stages"),
 }
-_LABEL_PLACES = [
-    ((6, 4), "left"),
-    ((6, -12), "left"),
-    ((-6, 4), "right"),
-    ((-6, -12), "right"),
-    ((6, 16), "left"),
-    ((6, -24), "left"),
-]
 # Reference specs drawn by default: the stock specs that fall among the samples, this far around them.
 _REFERENCE_MARGIN = 1.25
 
@@ -136,7 +128,7 @@ def draw_scatter(runs: Sequence[SampleRun], refs: Sequence[Reference], title: st
     axes.set_title(plain_text(title or f"Parameters against FLOPs: {names}"))
     axes.grid(True, which="major", alpha=0.3)
     axes.legend(loc="upper left", fontsize=8)
-    _place_labels(figure, axes, [(ref.name, ref.counts["flops"] / 1e9, ref.counts["params"] / 1e6) for ref in refs])
+    place_labels(figure, axes, [(ref.name, ref.counts["flops"] / 1e9, ref.counts["params"] / 1e6) for ref in refs])
     return figure
 
 
@@ -193,32 +185,6 @@ def _log_if_wide(axes: Axes, values: list[float], axis: str) -> None:
         (axes.set_xscale if axis == "x" else axes.set_yscale)("log")
         # 0.1, 1, 10 rather than 10^-1, 10^0, 10^1: the axes are counted in millions or billions already.
         (axes.xaxis if axis == "x" else axes.yaxis).set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-
-
-def _place_labels(figure: Figure, axes: Axes, points: list[tuple[str, float, float]]) -> None:
-    """Label each point where its label overlaps no earlier one and stays inside the axes (else at its last place)."""
-    if not points:
-        return
-    figure.canvas.draw()  # runs the layout, so display coordinates are final
-    figure.set_layout_engine("none")
-    renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
-    inside = axes.get_window_extent(renderer)
-    legend = axes.get_legend()
-    placed = [legend.get_window_extent(renderer)] if legend is not None else []
-    for name, x, y in sorted(points, key=lambda p: (p[1], p[2])):
-        label = None
-        for offset, align in _LABEL_PLACES:
-            if label is not None:
-                label.remove()
-            label = axes.annotate(
-                plain_text(name), (x, y), xytext=offset, textcoords="offset points", ha=align, fontsize=8
-            )
-            box = label.get_window_extent(renderer)
-            fits = inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1
-            if fits and not any(box.overlaps(other) for other in placed):
-                break
-        assert label is not None
-        placed.append(label.get_window_extent(renderer))
 
 
 def draw_samples(

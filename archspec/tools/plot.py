@@ -18,9 +18,7 @@ from archspec.report.results import FlopsRow
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.legend import Legend
 
 FORMATS = ("png", "svg")
 # Spread wider than this on an axis and the axis is drawn on a log scale.
@@ -66,7 +64,7 @@ def draw(points: list[FlopsRow], title: str | None = None) -> Figure:
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(8, 5.5), dpi=150, layout="constrained")
-    canvas = FigureCanvasAgg(figure)
+    FigureCanvasAgg(figure)  # attaches itself to the figure
     axes = figure.add_subplot()
     for baseline, marker, color, name in ((False, "o", "tab:blue", "spec"), (True, "s", "tab:red", "baseline")):
         chosen = [p for p in points if p.baseline == baseline]
@@ -90,33 +88,35 @@ def draw(points: list[FlopsRow], title: str | None = None) -> Figure:
     )
     axes.set_title(plain_text(heading))
     axes.grid(True, which="major", alpha=0.3)
-    legend = axes.legend(loc="upper left")
-    _place_labels(figure, canvas, axes, legend, points)
+    axes.legend(loc="upper left")
+    place_labels(figure, axes, [(p.name, p.flops / 1e9, p.params / 1e6) for p in points])
     return figure
 
 
-def _place_labels(figure: Figure, canvas: FigureCanvasAgg, axes: Axes, legend: Legend, points: list[FlopsRow]) -> None:
-    """Label every point where the label overlaps no earlier label and stays inside the axes."""
+def place_labels(figure: Figure, axes: Axes, points: Sequence[tuple[str, float, float]]) -> None:
+    """Label each (name, x, y) point in data coordinates where its label overlaps no earlier label,
+    no labelled point's marker and no legend, and stays inside the axes (else at its last place)."""
     from matplotlib.transforms import Bbox
 
+    if not points:
+        return
     figure.canvas.draw()  # runs the layout, so display coordinates are final
     figure.set_layout_engine("none")
-    renderer = canvas.get_renderer()  # type: ignore[no-untyped-call]  # matplotlib's Agg backend is unannotated
+    renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]  # Agg's canvas has it; the base class does not
     inside = axes.get_window_extent(renderer)
-    placed = [legend.get_window_extent(renderer)]
-    # The markers too, so that no label covers another point.
-    radius = 5 * figure.dpi / 72
-    for point in points:
-        x, y = axes.transData.transform((point.flops / 1e9, point.params / 1e6))
-        placed.append(Bbox.from_extents(x - radius, y - radius, x + radius, y + radius))
-    for point in sorted(points, key=lambda p: (p.flops, p.params)):
-        xy = (point.flops / 1e9, point.params / 1e6)
+    legend = axes.get_legend()
+    placed = [legend.get_window_extent(renderer)] if legend is not None else []
+    radius = 5 * figure.dpi / 72  # the markers too, so that no label covers another point
+    for _, x, y in points:
+        px, py = axes.transData.transform((x, y))
+        placed.append(Bbox.from_extents(px - radius, py - radius, px + radius, py + radius))
+    for name, x, y in sorted(points, key=lambda p: (p[1], p[2])):
         label = None
         for offset, align in _LABEL_PLACES:
             if label is not None:
                 label.remove()
             label = axes.annotate(
-                plain_text(point.name), xy, xytext=offset, textcoords="offset points", ha=align, fontsize=8
+                plain_text(name), (x, y), xytext=offset, textcoords="offset points", ha=align, fontsize=8
             )
             box = label.get_window_extent(renderer)
             fits = inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1
