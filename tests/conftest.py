@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,23 @@ TIMM_ARCHS = ["resnet18d", "resnet26d", "resnet50d", "seresnet50", "resnext50d_3
 STOCK = stock_names()
 # torchvision's RegNets, named by compute regime rather than depth.
 REGNETS = [name for name in STOCK if name.startswith("regnet_")]
+
+_TORCH_PROBE = """
+import sys
+from archspec.cli import app
+try:
+    app({args!r}, standalone_mode=False)
+except SystemExit:
+    pass
+print("TORCH_IMPORTED" if "torch" in sys.modules else "NO_TORCH", file=sys.stderr)
+"""
+
+
+def run_without_torch(args: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run `archspec ARGS` in a fresh interpreter from the repository root; its stderr ends with
+    NO_TORCH when the command never imported torch (TORCH_IMPORTED otherwise)."""
+    probe = _TORCH_PROBE.format(args=args)
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
 
 
 @pytest.fixture

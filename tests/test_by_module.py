@@ -8,13 +8,11 @@ import functools
 import io
 import json
 import logging
-import subprocess
-import sys
 import warnings
 
 import pytest
 import torch
-from conftest import ROOT, STOCK
+from conftest import STOCK, run_without_torch
 
 import archspec
 from archspec.counting.modules import module_counts
@@ -244,18 +242,7 @@ def test_what_by_module_does_not_take_is_a_usage_error_on_one_line(cli, args, me
     assert result.stdout == ""
 
 
-_PROBE = """
-import sys
-from archspec.cli import app
-try:
-    app(["flops", "resnet50", "--by-module", "--depth", "3", "--format", "json"], standalone_mode=False)
-except SystemExit:
-    pass
-print("TORCH_IMPORTED" if "torch" in sys.modules else "NO_TORCH", file=sys.stderr)
-"""
-
-
 def test_by_module_does_not_import_torch():
-    result = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, cwd=ROOT)
+    result = run_without_torch(["flops", "resnet50", "--by-module", "--depth", "3", "--format", "json"])
     assert "NO_TORCH" in result.stderr, result.stderr[-2000:]
     assert json.loads(result.stdout)[0]["params"] == 25557032

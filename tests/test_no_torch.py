@@ -6,17 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
-
-_PROBE = """
-import sys
-from archspec.cli import app
-try:
-    app({args!r}, standalone_mode=False)
-except SystemExit:
-    pass
-print("TORCH_IMPORTED" if "torch" in sys.modules else "NO_TORCH", file=sys.stderr)
-"""
+from conftest import ROOT, run_without_torch
 
 
 @pytest.mark.parametrize(
@@ -34,7 +24,7 @@ print("TORCH_IMPORTED" if "torch" in sys.modules else "NO_TORCH", file=sys.stder
     ],
 )
 def test_command_does_not_import_torch(args):
-    result = subprocess.run([sys.executable, "-c", _PROBE.format(args=args)], capture_output=True, text=True, cwd=ROOT)
+    result = run_without_torch(args)
     assert "NO_TORCH" in result.stderr, result.stderr[-2000:]
 
 

@@ -8,14 +8,12 @@ import math
 import random
 import re
 import shlex
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, run_without_torch
 
 import archspec
 from archspec.errors import SpecError
@@ -501,16 +499,6 @@ def test_a_repeated_block_planned_once_gives_the_plan_of_planning_it_every_time(
 
 # ---- torch stays out; the docs show real output ----
 
-_PROBE = """
-import sys
-from archspec.cli import app
-try:
-    app({args!r}, standalone_mode=False)
-except SystemExit:
-    pass
-print("TORCH_IMPORTED" if "torch" in sys.modules else "NO_TORCH", file=sys.stderr)
-"""
-
 
 def test_sample_fit_validate_and_plot_samples_do_not_import_torch(tmp_path):
     space = tmp_path / "cifar.yaml"
@@ -522,9 +510,7 @@ def test_sample_fit_validate_and_plot_samples_do_not_import_torch(tmp_path):
         ["fit", "resnet50", "--flops", "2G"],
         ["plot-samples", str(out / "samples.json"), "--out", str(tmp_path / "p.svg")],
     ):
-        result = subprocess.run(
-            [sys.executable, "-c", _PROBE.format(args=args)], capture_output=True, text=True, cwd=ROOT
-        )
+        result = run_without_torch(args)
         assert "NO_TORCH" in result.stderr, (args, result.stderr[-2000:])
     assert (tmp_path / "p.svg").exists()
 
