@@ -246,18 +246,15 @@ def test_resume_after_an_interruption_gives_the_same_weights_as_an_uninterrupted
     )
 
 
+# One epoch of 32 synthetic images on the CPU: the quickest complete run.
+_ONE_EPOCH = ("--data", "synthetic:32", "--batch", "32", "--epochs", "1", "--device", "cpu")
+
+
 def test_a_fresh_run_refuses_an_out_that_holds_a_previous_run_unless_forced(cli, tmp_path):
     args = [
         "train",
         "resnet20",
-        "--data",
-        "synthetic:32",
-        "--batch",
-        "32",
-        "--epochs",
-        "1",
-        "--device",
-        "cpu",
+        *_ONE_EPOCH,
         "--out",
         tmp_path,
     ]
@@ -277,14 +274,7 @@ def test_a_fresh_run_refuses_a_folder_with_other_files(cli, tmp_path):
     result = cli(
         "train",
         "resnet20",
-        "--data",
-        "synthetic:32",
-        "--batch",
-        "32",
-        "--epochs",
-        "1",
-        "--device",
-        "cpu",
+        *_ONE_EPOCH,
         "--out",
         tmp_path,
     )
@@ -304,14 +294,7 @@ def test_resume_with_another_recipe_names_what_changed(cli, tmp_path):
         cli(
             "train",
             "resnet20",
-            "--data",
-            "synthetic:32",
-            "--batch",
-            "32",
-            "--epochs",
-            "1",
-            "--device",
-            "cpu",
+            *_ONE_EPOCH,
             "--out",
             tmp_path,
         )
