@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from archspec.counting.analytic import Complexity, complexity
+from archspec.errors import Mark, Problem, SpecError
 from archspec.lang.schema import Spec
 from archspec.lang.sources import load_document, stock_names
 from archspec.plan.load import InputSize, Source, load_plan, plan_document
@@ -38,18 +39,31 @@ def build(
     input_size: InputSize | None = None,
     device: str = "auto",
     weights: str | os.PathLike[str] | None = None,
+    force: bool = False,
 ) -> nn.Module:
     """An `nn.Module` for the spec on `device` ("auto": CUDA when there is one), freshly initialised, or with
     `weights` (a torchvision or timm state_dict, `.pth` or `.safetensors`, or an archspec checkpoint) checked
-    against the spec's plan and loaded strictly (a classifier with another number of classes stays fresh)."""
+    against the spec's plan and loaded strictly (a classifier with another number of classes stays fresh).
+
+    The memory guard refuses a model whose parameters would not fit in the device's free memory (`force`
+    skips it). `device="meta"` gives the module's structure only: every tensor has its shape and no
+    storage, nothing is initialised, and no weights can be loaded into it."""
     from archspec.nn.builder import build_from_plan, resolve_device
+    from archspec.nn.guard import check_fits
 
     plan = load_plan(source, overrides=overrides, input_size=input_size)
+    if device == "meta":
+        if weights is not None:
+            message = "a meta model has no storage to load weights into; build on cpu or cuda"
+            raise SpecError(Problem(Mark(str(weights)), "device", message))
+        return build_from_plan(plan, "meta")
+    target = resolve_device(device)
     if weights is None:
-        return build_from_plan(plan, device)
+        check_fits(plan, target, mode="weights", force=force)
+        return build_from_plan(plan, target)
     from archspec.nn.weights import load_weights
 
-    model, _ = load_weights(plan, weights, device=resolve_device(device))
+    model, _ = load_weights(plan, weights, device=target, force=force)
     return model
 
 

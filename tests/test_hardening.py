@@ -67,10 +67,31 @@ def test_loading_a_checkpoint_asks_the_memory_guard(tmp_path, tiny_memory):
     from archspec.nn.checkpoint import load_checkpoint, save_checkpoint
 
     path = tmp_path / "r20.pt"
-    save_checkpoint(archspec.build("resnet20", device="cpu"), archspec.load_spec("resnet20"), path)
+    save_checkpoint(archspec.build("resnet20", device="cpu", force=True), archspec.load_spec("resnet20"), path)
     (message,) = problems_of(lambda: load_checkpoint(path, device="cpu"))
     assert message.startswith(f"{path}: stages: needs about") and "parameters" in message
     load_checkpoint(path, device="cpu", force=True)
+
+
+def test_building_in_python_asks_the_memory_guard(tiny_memory):
+    (message,) = problems_of(lambda: archspec.build("resnet20", device="cpu"))
+    assert message.startswith("resnet20: stages: needs about") and message.endswith("or pass --force")
+    model = archspec.build("resnet20", device="cpu", force=True)
+    assert sum(p.numel() for p in model.parameters()) == archspec.count("resnet20").params
+
+
+def test_a_meta_build_has_every_shape_and_no_storage_and_takes_no_weights(tiny_memory):
+    import torchvision
+
+    model = archspec.build("regnet_y_128gf", device="meta")  # 645M parameters in no memory, past the guard
+    assert all(tensor.is_meta for tensor in model.state_dict().values())
+    assert sum(p.numel() for p in model.parameters()) == archspec.count("regnet_y_128gf").params
+    with torch.device("meta"):
+        reference = torchvision.models.wide_resnet101_2().state_dict()
+    state = archspec.build("wide_resnet101_2", device="meta").state_dict()
+    assert [(k, v.shape) for k, v in state.items()] == [(k, v.shape) for k, v in reference.items()]
+    (message,) = problems_of(lambda: archspec.build("resnet20", device="meta", weights="w.pth"))
+    assert message == "w.pth: device: a meta model has no storage to load weights into; build on cpu or cuda"
 
 
 def test_a_huge_synthetic_data_set_is_refused_before_it_is_made(cli):

@@ -129,7 +129,11 @@ def initialize(model: nn.Module, plan: p.Plan) -> None:
 
 
 def build_from_plan(plan: p.Plan, device: str | torch.device = "auto") -> nn.Module:
-    """A freshly initialised module for the plan, on the resolved device."""
+    """A freshly initialised module for the plan, on the resolved device; on "meta", the structure only
+    (tensors with shapes and no storage, not initialised)."""
+    if str(device) == "meta":
+        with torch.device("meta"):
+            return Network(_modules(plan.children), plan.taps)
     target = resolve_device(device)
     # Allocate and initialise on the target itself: a CUDA build never holds a CPU copy.
     with target:
