@@ -38,6 +38,14 @@ STOCK = stock_names()
 # torchvision's RegNets, named by compute regime rather than depth.
 REGNETS = [name for name in STOCK if name.startswith("regnet_")]
 
+
+def fast_subset(names: list[str], fast: set[str]) -> list[object]:
+    """`names` as test parameters: those in `fast` in the fast tier, the others marked `slow`, so that
+    the default run covers each family once and `pytest -m slow` covers the rest."""
+    assert fast <= set(names), fast - set(names)
+    return [name if name in fast else pytest.param(name, marks=pytest.mark.slow) for name in names]
+
+
 _TORCH_PROBE = """
 import sys
 from archspec.cli import app

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -15,7 +16,10 @@ from archspec.counting.analytic import complexity
 from archspec.nn.fvcore_count import fvcore_complexity
 from archspec.plan import load_plan
 
-EXAMPLES = int(os.environ.get("ARCHSPEC_PROPERTY_EXAMPLES", "300"))
+# Random specs per run: a sample in the fast tier, many more in the slow one; ARCHSPEC_PROPERTY_EXAMPLES
+# sets both (a long hunt: ARCHSPEC_PROPERTY_EXAMPLES=5000 pytest -m slow -k random_specs).
+EXAMPLES = int(os.environ.get("ARCHSPEC_PROPERTY_EXAMPLES", "60"))
+SLOW_EXAMPLES = int(os.environ.get("ARCHSPEC_PROPERTY_EXAMPLES", "600"))
 
 widths = st.sampled_from([4, 8, 12, 16])
 
@@ -156,11 +160,10 @@ def specs(draw):
     return spec
 
 
-@settings(
-    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
-)
-@given(specs())
-def test_random_specs_build_with_predicted_shape_and_exact_counts(spec):
+_SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.filter_too_much]}
+
+
+def _check_random_spec(spec: dict) -> None:
     try:
         plan = load_plan(spec)
     except archspec.SpecError:
@@ -178,3 +181,16 @@ def test_random_specs_build_with_predicted_shape_and_exact_counts(spec):
     reference = fvcore_complexity(plan)
     assert analytic.flops_by_op == reference.flops_by_op
     assert analytic.activations == reference.activations
+
+
+@settings(max_examples=EXAMPLES, **_SETTINGS)
+@given(specs())
+def test_random_specs_build_with_predicted_shape_and_exact_counts(spec):
+    _check_random_spec(spec)
+
+
+@pytest.mark.slow
+@settings(max_examples=SLOW_EXAMPLES, **_SETTINGS)
+@given(specs())
+def test_many_random_specs_build_with_predicted_shape_and_exact_counts(spec):
+    _check_random_spec(spec)

@@ -514,6 +514,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.mark.slow  # two torchrun workers start torch twice: the fast tier checks torchrun's error path below
 def test_torchrun_with_two_processes_matches_one_process_and_only_rank_0_writes(cli, tmp_path):
     # Group norm, not batch norm: batch norm's statistics are per rank (32 images each here, not 64),
     # which really changes the result; group norm is per image, so the two runs differ only in the
