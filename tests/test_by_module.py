@@ -16,7 +16,7 @@ from conftest import STOCK, run_without_torch
 
 import archspec
 from archspec.counting.modules import module_counts
-from archspec.nn.builder import build_from_plan
+from archspec.nn.fvcore_count import zeros_model
 from archspec.plan import load_plan
 from archspec.tools.flops import module_rows
 
@@ -43,7 +43,7 @@ Counts = dict[str, tuple[int, int, int, int]]
 def fvcore_by_module(plan) -> Counts:
     """fvcore's FlopCountAnalysis and ActivationCountAnalysis per module of the built model (one trace each),
     with MACs as conv + linear flops and parameters as `sum(p.numel() for p in module.parameters())`."""
-    model = build_from_plan(plan, "cpu").eval()
+    model = zeros_model(plan).eval()
     x = torch.zeros(1, plan.input_channels, *plan.input_size)
     logging.getLogger("fvcore").setLevel(logging.ERROR)
     with warnings.catch_warnings(), torch.no_grad():
