@@ -12,6 +12,7 @@ import hashlib
 import os
 import pickle
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -82,13 +83,16 @@ def torch_file(
     if Path(path).is_dir():
         raise _problem(source, "", f"is a folder, not a {noun}")
     try:
-        try:
-            # Memory-mapped: a large file is checked before its tensors are read into memory.
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as exc:
-            if "mmap" not in str(exc):
-                raise
-            return torch.load(path, map_location="cpu", weights_only=True)  # the legacy (non-zip) format
+        with warnings.catch_warnings():
+            # A sparse tensor is refused later with its name; torch's note on validating it is noise.
+            warnings.filterwarnings("ignore", message="Validating sparse tensor invariants")
+            try:
+                # Memory-mapped: a large file is checked before its tensors are read into memory.
+                return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError as exc:
+                if "mmap" not in str(exc):
+                    raise
+                return torch.load(path, map_location="cpu", weights_only=True)  # the legacy (non-zip) format
     except FileNotFoundError:
         raise _problem(source, "", f"no such {noun}") from None
     except pickle.UnpicklingError as exc:
@@ -99,9 +103,8 @@ def torch_file(
         else:
             reason = f"torch cannot read it ({first_line(exc)})"
         raise _problem(source, "", f"not {what}: {reason}") from None
-    except (
-        Exception
-    ) as exc:  # torch.load fails on foreign bytes with many types (KeyError, RuntimeError, EOFError, ...)
+    # torch.load fails on foreign bytes with many types (KeyError, RuntimeError, EOFError, ...).
+    except Exception as exc:
         try:
             empty = os.path.getsize(path) == 0
         except OSError:
