@@ -67,11 +67,12 @@ def build(
     return model
 
 
-def load_checkpoint(path: str | os.PathLike[str], *, device: str = "auto") -> nn.Module:
-    """Rebuild the model saved by `archspec build --out` or `archspec train` (spec and weights)."""
+def load_checkpoint(path: str | os.PathLike[str], *, device: str = "auto", force: bool = False) -> nn.Module:
+    """Rebuild the model saved by `archspec build --out` or `archspec train` (spec and weights), after the
+    memory guard has checked that it fits the device (`force=True` skips that check)."""
     from archspec.nn.checkpoint import load_checkpoint as load
 
-    return load(path, device=device)
+    return load(path, device=device, force=force)
 
 
 def list_specs(pattern: str | None = None) -> list[str]:

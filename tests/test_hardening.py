@@ -63,6 +63,22 @@ def test_every_command_that_allocates_asks_the_memory_guard_first(cli, tmp_path,
     assert not (tmp_path / "m.pt").exists()
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["flops", "resnet20", "--counter", "fvcore"],
+        ["flops", "torchvision:resnet18", "--vs", "resnet18"],
+        ["bench", "resnet20", "--vs", "torchvision:resnet18", "--device", "cpu", "--batch", "2", "--iters", "1"],
+    ],
+    ids=["flops-fvcore", "flops-library-row", "bench-library-peer"],
+)
+def test_force_takes_every_command_past_the_memory_guard(cli, tiny_memory, args):
+    refused = cli(*args)
+    assert clean(refused).endswith("pass --force")
+    passed = cli(*args, "--force")
+    assert passed.exit_code == 0, passed.output
+
+
 def test_loading_a_checkpoint_asks_the_memory_guard(tmp_path, tiny_memory):
     from archspec.nn.checkpoint import load_checkpoint, save_checkpoint
 
@@ -71,6 +87,9 @@ def test_loading_a_checkpoint_asks_the_memory_guard(tmp_path, tiny_memory):
     (message,) = problems_of(lambda: load_checkpoint(path, device="cpu"))
     assert message.startswith(f"{path}: stages: needs about") and "parameters" in message
     load_checkpoint(path, device="cpu", force=True)
+    (message,) = problems_of(lambda: archspec.load_checkpoint(path, device="cpu"))
+    assert message.startswith(f"{path}: stages: needs about")
+    archspec.load_checkpoint(path, device="cpu", force=True)
 
 
 def test_building_in_python_asks_the_memory_guard(tiny_memory):

@@ -59,6 +59,9 @@ def flops(
         typer.Option("--depth", min=0, max=64, help="With --by-module: the deepest module level to list.", metavar="N"),
     ] = 2,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
+    force: Annotated[
+        bool, typer.Option("--force", help="Skip the memory check before a model is built (fvcore, library models).")
+    ] = False,
 ) -> None:
     """Parameters and FLOPs of each spec or library model, and their ratio to each baseline (VGG-19 by default)."""
     from archspec.report.tables import flops_table, modules_table
@@ -82,6 +85,7 @@ def flops(
         overrides=overrides or (),
         input_size=input_size,
         counter=counter.value,
+        force=force,
         progress=progress,
         note=echo_err,
     )

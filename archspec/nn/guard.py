@@ -61,12 +61,17 @@ def check_fits(
     if extra_bytes:
         parts.append(f"{extra_what or 'data'} {gib(extra_bytes)}")
     device_name = torch.device(device).type
-    field = "--batch" if activations + extra_bytes > params else "stages"
+    if extra_bytes > max(params, activations):
+        field, smaller = "--data", "a smaller data set"
+    elif activations > params:
+        field, smaller = "--batch", "a smaller --batch or a smaller spec"
+    else:
+        field, smaller = "stages", "a smaller spec"
     raise SpecError(
         Problem(
             Mark(source or plan.spec.name),
             field,
             f"needs about {gib(total)} ({', '.join(parts)}) but the {device_name} has {gib(free)} free; "
-            "use a smaller --batch or a smaller spec, or pass --force",
+            f"use {smaller}, or pass --force",
         )
     )

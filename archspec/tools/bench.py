@@ -230,9 +230,8 @@ def _build(
     runners = [_Runner("archspec", plan.spec.name, model.to(memory_format=memory_format))]
     for label, ref in peers:
         progress.note(f"building {label if label == str(ref) else f'{label} {ref.name}'} on {settings.device} ...")
-        runners.append(
-            _Runner(label, ref.name, build_library_model(ref, settings.device).to(memory_format=memory_format))
-        )
+        peer = build_library_model(ref, settings.device, force=force)
+        runners.append(_Runner(label, ref.name, peer.to(memory_format=memory_format)))
     params = sum(p.numel() for p in runners[0].model.parameters())
     for (label, ref), runner in zip(peers, runners[1:], strict=True):
         theirs = sum(p.numel() for p in runner.model.parameters())

@@ -19,16 +19,16 @@ Say = Callable[[str], None]
 _LIBRARY_SIZE = (224, 224)
 
 
-def _measure(plan: Plan, counter: str) -> Complexity:
+def _measure(plan: Plan, counter: str, force: bool) -> Complexity:
     if counter == "fvcore":
         from archspec.nn.fvcore_count import fvcore_complexity
 
-        return fvcore_complexity(plan)
+        return fvcore_complexity(plan, force=force)
     return complexity(plan)
 
 
-def _row(source: str, plan: Plan, counter: str, baseline: bool) -> FlopsRow:
-    c = _measure(plan, counter)
+def _row(source: str, plan: Plan, counter: str, baseline: bool, force: bool) -> FlopsRow:
+    c = _measure(plan, counter, force)
     return FlopsRow(
         name=plan.spec.name,
         source=source,
@@ -49,7 +49,7 @@ def _cannot_take(size: tuple[int, int]) -> str:
     return f"cannot take {size[0]}x{size[1]} inputs"
 
 
-def _external_row(ref: ModelRef, size: tuple[int, int], baseline: bool) -> FlopsRow:
+def _external_row(ref: ModelRef, size: tuple[int, int], baseline: bool, force: bool) -> FlopsRow:
     """A torchvision or timm model as the library builds it (fresh weights), counted with fvcore at `size`
     (one 3-channel image, eval mode)."""
     import torch
@@ -58,7 +58,7 @@ def _external_row(ref: ModelRef, size: tuple[int, int], baseline: bool) -> Flops
     from archspec.nn.fvcore_count import fvcore_counts
     from archspec.nn.library import build_library_model
 
-    model = build_library_model(ref, "cpu")
+    model = build_library_model(ref, "cpu", force=force)
     try:
         counts = fvcore_counts(model, torch.zeros(1, 3, *size))
     except MemoryError:
@@ -100,12 +100,12 @@ class _Model:
             self.name = self.plan.spec.name
             self.size = self.plan.input_size
 
-    def row(self, counter: str, baseline: bool, size: tuple[int, int] | None = None) -> FlopsRow:
+    def row(self, counter: str, baseline: bool, size: tuple[int, int] | None = None, force: bool = False) -> FlopsRow:
         if self.ref is not None:
-            return _external_row(self.ref, size or self.size, baseline)
+            return _external_row(self.ref, size or self.size, baseline, force)
         assert self.plan is not None
         plan = self.plan if size is None or size == self.plan.input_size else load_plan(self.source, input_size=size)
-        return _row(self.source, plan, counter, baseline)
+        return _row(self.source, plan, counter, baseline, force)
 
 
 def compare(
@@ -115,6 +115,7 @@ def compare(
     overrides: Sequence[str] = (),
     input_size: InputSize | None = None,
     counter: str = "analytic",
+    force: bool = False,
     progress: Say | None = None,
     note: Say | None = None,
 ) -> list[FlopsRow]:
@@ -125,8 +126,9 @@ def compare(
     CIFAR net against VGG-19 at 32x32, not at 224x224). Where a baseline cannot take that
     size (its feature maps would vanish), the ratio is None and `note` is told why.
     Library models are counted with fvcore on the built model (their row says so); specs with
-    `counter`. `progress` hears about each count as it starts. A baseline is its own row unless
-    a row is the very same network (same spec, no `--set`), which is then marked as the baseline.
+    `counter`. `force` skips the memory check before a model is built. `progress` hears about each
+    count as it starts. A baseline is its own row unless a row is the very same network (same spec,
+    no `--set`), which is then marked as the baseline.
     """
     models = [_Model(source, "", overrides, input_size) for source in specs]
     # Baselines load at their own size first, so a misspelt name is still an error.
@@ -143,7 +145,7 @@ def compare(
             try:
                 if progress:
                     progress(f"counting baseline {names[source]} at {size[0]}x{size[1]} ...")
-                at_size[key] = own[source].row(counter, True, size)
+                at_size[key] = own[source].row(counter, True, size, force)
             except SpecError as exc:
                 if note:
                     reason = exc.problems[0].message.removeprefix(f"{_cannot_take(size)}: ")
@@ -161,7 +163,7 @@ def compare(
         same = model.source in own and not overrides and (input_size is None or model.size == own[model.source].size)
         if same:
             marked.add(model.source)
-        rows.append(model.row(counter, same))
+        rows.append(model.row(counter, same, force=force))
     for source in baselines:
         if source in marked:
             continue
