@@ -52,3 +52,21 @@ def test_collecting_the_tests_that_need_no_torch_does_not_import_it():
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
     assert "NO_TORCH 0" in result.stderr, result.stderr[-2000:] + result.stdout[-2000:]
+
+
+def test_every_public_name_resolves_without_torch_and_the_api_is_keyword_only_after_source():
+    probe = (
+        "import inspect, sys, archspec\n"
+        "from archspec.report import results\n"
+        "names = [n for n in archspec.__all__ if n != '__version__']\n"
+        "assert all(getattr(archspec, n) is not None for n in names)\n"
+        "types = [n for n, v in vars(results).items() if isinstance(v, type) and v.__module__ == results.__name__]\n"
+        "missing = sorted(set(types) - set(names))\n"
+        "loose = []\n"
+        "for n in ('build', 'count', 'load_plan', 'load_spec', 'load_checkpoint'):\n"
+        "    params = list(inspect.signature(getattr(archspec, n)).parameters.values())\n"
+        "    loose += [f'{n}({p.name})' for p in params[1:] if p.kind is not p.KEYWORD_ONLY]\n"
+        "print('torch' in sys.modules, missing, loose)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.stdout.strip() == "False [] []", result.stderr[-2000:]
