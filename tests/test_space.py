@@ -457,6 +457,24 @@ def test_plot_samples_draws_the_edf_of_a_drawn_field_as_svg_text(cli, samples, t
     assert {"Empirical distribution of stages.0.depth", "cumulative fraction of samples", "cifar (25 samples)"} <= texts
 
 
+def test_plot_given_sample_files_draws_them_and_refuses_a_mix_with_specs(cli, samples, tmp_path):
+    out = tmp_path / "scatter.svg"
+    result = cli("plot", samples.parent, "--vs", "resnet20", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip() == f"wrote {out}: 1 series (cifar (25 samples)); references: resnet20"
+    texts = {"".join(t.itertext()).strip() for t in ET.parse(out).getroot().iter("{http://www.w3.org/2000/svg}text")}
+    assert {"Parameters against FLOPs: cifar", "resnet20"} <= texts
+    refusals = {
+        ("resnet20", samples): f"resnet20: SPEC: draw specs or sample files, not both ({samples} is a sample file);",
+        (samples, "--size", "64"): f"--size 64: size: applies to specs; the counts in {samples} are fixed",
+        (samples.parent / "samples.csv",): f"{samples.parent / 'samples.csv'}: SAMPLES: the CSV is for spreadsheets;",
+    }
+    for args, start in refusals.items():
+        result = cli("plot", *args, "--out", tmp_path / "x.png")
+        assert result.exit_code == 2 and result.stderr.startswith(start), result.output
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_plot_samples_refuses_an_unknown_quantity_and_a_file_that_is_not_samples(cli, samples, tmp_path):
     result = cli("plot-samples", samples, "--edf", "speed", "--out", tmp_path / "x.png")
     assert result.exit_code == 2

@@ -19,6 +19,7 @@ from archspec.cli.common import (
     guarded,
     parse_size,
     require,
+    usage_error,
 )
 from archspec.report.render import to_json
 
@@ -132,10 +133,33 @@ def plot(
     ] = None,
     force: ForceOpt = False,
 ) -> None:
-    """Draw parameters against FLOPs, one labelled point per spec and per baseline (the cost-versus-VGG chart)."""
+    """Draw parameters against FLOPs, one labelled point per spec and per baseline (the cost-versus-VGG chart).
+
+    Given the samples.json files (or folders) of `archspec sample` instead of specs, it draws them as
+    plot-samples does, with --vs as the labelled references.
+    """
+    from archspec.errors import Mark, Problem, SpecError, shorten
     from archspec.files import check_output
+    from archspec.space.write import is_samples_file
     from archspec.tools.plot import image_format, plot_cost
 
+    sample_files = [spec for spec in specs if is_samples_file(spec)]
+    if sample_files:
+        from archspec.cli.space import draw_sample_files
+
+        first = sample_files[0]
+        if len(sample_files) < len(specs):
+            other = next(spec for spec in specs if spec not in sample_files)
+            message = (
+                f"draw specs or sample files, not both ({shorten(first)} is a sample file); "
+                "draw samples with reference specs as `archspec plot-samples SAMPLES --vs SPEC`"
+            )
+            raise SpecError(Problem(Mark(shorten(other)), "SPEC", message), code=2)
+        for option, given in (("--size", size), ("--set", overrides[0] if overrides else None)):
+            if given:
+                raise usage_error(option, given, f"applies to specs; the counts in {shorten(first)} are fixed")
+        draw_sample_files(sample_files, out, edf=None, references=vs, title=title, force=force)
+        return
     image_format(out)
     check_output(out, force=force)
     require(["matplotlib"], "pip install 'archspec[plot]'", "archspec plot")

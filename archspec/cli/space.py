@@ -253,10 +253,22 @@ def plot_samples(
 
     One series per samples file; stock specs among the samples (or --vs) are drawn as labelled references.
     """
+    draw_sample_files(samples, out, edf=edf, references=vs, title=title, force=force)
+
+
+def draw_sample_files(
+    samples: list[str], out: Path, *, edf: str | None, references: list[str] | None, title: str | None, force: bool
+) -> None:
+    """plot-samples' work, shared with `archspec plot` given sample files."""
+    from archspec.errors import Mark, Problem, SpecError, shorten
     from archspec.files import check_output
-    from archspec.space.write import read_samples
+    from archspec.space.write import CSV_NAME, read_samples
     from archspec.tools.plot import image_format
 
+    for path in samples:
+        if Path(path).name == CSV_NAME:
+            message = "the CSV is for spreadsheets; draw the samples.json beside it, or its folder"
+            raise SpecError(Problem(Mark(shorten(path)), "SAMPLES", message), code=2)
     image_format(out)
     check_output(out, force=force)
     runs = [read_samples(path) for path in samples]
@@ -265,7 +277,7 @@ def plot_samples(
 
     if edf is not None:
         edf_quantity(runs, edf)
-    drawn = draw_samples(runs, out=out, edf=edf, references=vs, title=title, force=force)
+    drawn = draw_samples(runs, out=out, edf=edf, references=references, title=title, force=force)
     echo_err(f"wrote {out}: {drawn}")
 
 

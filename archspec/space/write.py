@@ -117,6 +117,24 @@ def _write_text(text: str, handle: BinaryIO) -> None:
     handle.write(text.encode())
 
 
+def is_samples_file(path: str) -> bool:
+    """Whether `path` is what `archspec sample` writes (samples.json or .csv, or the folder holding them),
+    as opposed to a spec: a folder with a samples.json, or a .json or .csv file named samples.*, or a
+    .json file whose top level has "samples" and "statistics"."""
+    target = Path(path)
+    try:
+        if target.is_dir():
+            return (target / JSON_NAME).is_file()
+        if target.name in (JSON_NAME, CSV_NAME):
+            return True
+        if target.suffix.lower() != ".json" or not target.is_file():
+            return False
+        data = json.loads(target.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "samples" in data and "statistics" in data
+
+
 def read_samples(path: str | os.PathLike[str]) -> SampleRun:
     """A samples.json written by `archspec sample` (or the folder holding one); a located SpecError otherwise."""
     target = Path(path)
