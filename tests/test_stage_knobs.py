@@ -35,6 +35,27 @@ def test_a_resnet50_with_a_resnext_last_stage_is_torchvisions_hybrid(write):
     assert model.layer4[0].conv2.groups == 32 and model.layer3[0].conv2.groups == 1
 
 
+def test_a_stage_changed_by_index_over_extends_is_the_same_network_as_the_whole_list(write):
+    by_index = write("by_index.yaml", "extends: resnet50\nstages:\n  3: {groups: 32, width_per_group: 4}\n")
+    assert archspec.load_spec(by_index).stages == archspec.load_spec(write("hybrid.yaml", HYBRID)).stages
+    # Down a chain: each child changes the stages it names and keeps its parent's others.
+    child = write("child.yaml", "extends: by_index.yaml\nstages:\n  '0': {depth: 2}\n  1: {se: {reduction: 16}}\n")
+    stages = archspec.load_spec(child).stages
+    assert [(s.depth, s.width, s.groups, s.se is not None) for s in stages] == [
+        (2, 64, None, False),
+        (4, 128, None, True),
+        (6, 256, None, False),
+        (3, 512, 32, False),
+    ]
+    # A mistake inside a changed stage is located where the child wrote it.
+    broken = write("broken.yaml", "extends: child.yaml\nstages:\n  3: {width_per_group: 3.5}\n")
+    with pytest.raises(archspec.SpecError) as caught:
+        archspec.load_spec(broken)
+    assert [str(p) for p in caught.value.problems] == [
+        f"{broken}:3:24: stages.3.width_per_group: expected an integer, got the number 3.5"
+    ]
+
+
 def test_se_in_the_last_two_stages_only(write):
     spec = write(
         "se_late.yaml",

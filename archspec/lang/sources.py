@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from archspec.errors import Mark, Problem, SpecError, shorten
 from archspec.lang import yamldoc
@@ -20,6 +20,7 @@ from archspec.lang.yamldoc import Document
 _MISSING = object()
 # Keys that describe one file and are not inherited through `extends`.
 _NOT_INHERITED = ("name", "description")
+T = TypeVar("T")
 
 
 def stock_dir() -> Path:
@@ -166,6 +167,7 @@ def _resolve_extends(doc: Document, path: Path | None, chain: Chain) -> Document
         parent = _resolve_file(parent_path, _display(parent_path), chain)
     except SpecError as exc:
         raise exc.via(mark) from None
+    _index_into_lists(parent.data, doc, (), ())
     child = dict(doc.data)
     child.pop("extends")
     for key in _NOT_INHERITED:
@@ -185,6 +187,59 @@ def _resolve_extends(doc: Document, path: Path | None, chain: Chain) -> Document
     return merged
 
 
+def _index_into_lists(parent: Any, doc: Document, at: tuple[str | int, ...], written: tuple[str | int, ...]) -> None:
+    """Where the parent has a list and the child a mapping keyed by numbers (`stages: {3: {groups: 32}}`),
+    make the child's mapping a list of changes to the parent's entries: `_merge` then merges entry 3 and
+    keeps the others. `at` is the path in the merged spec, `written` the same place as the child wrote it;
+    the child's marks move from the one to the other."""
+    node = _at(doc.data, written)
+    if isinstance(parent, dict) and isinstance(node, dict):
+        for key in node:
+            if key in parent:
+                _index_into_lists(parent[key], doc, (*at, key), (*written, key))
+        return
+    if not (isinstance(parent, list) and isinstance(node, dict) and node):
+        return
+    if not all(isinstance(key, str) and key.isascii() and key.isdigit() for key in node):
+        return  # not index keys: the mapping replaces the list, and validation says what is wrong
+    for key in node:
+        if int(key) >= len(parent):
+            where = ".".join(map(str, (*at, key)))
+            message = (
+                f"index {int(key)} is out of range: the parent's list has {len(parent)} entries "
+                f"(0 to {len(parent) - 1}); to add entries, write the whole list"
+            )
+            raise SpecError(Problem(doc.key_marks.get((*written, key), doc.mark_for((*written, key))), where, message))
+    changes = _IndexedChanges({int(key): value for key, value in node.items()})
+    _set_at(doc.data, written, changes)
+    _move_keys(doc.marks, written)
+    _move_keys(doc.key_marks, written)
+    _move_keys(doc.raw, written)
+    for index in changes:
+        _index_into_lists(parent[index], doc, (*at, index), (*written, index))
+
+
+def _move_keys(table: dict[tuple[str | int, ...], T], under: tuple[str | int, ...]) -> None:
+    """Paths below `under` whose next part is a number written as text, with that part as an int."""
+    for key in [k for k in table if k[: len(under)] == under and len(k) > len(under)]:
+        moved = (*under, int(key[len(under)]), *key[len(under) + 1 :])
+        table[moved] = table.pop(key)
+
+
+class _IndexedChanges(dict[int, Any]):
+    """A child's changes to some entries of its parent's list, by index."""
+
+
+def _at(data: Any, path: tuple[str | int, ...]) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
+def _set_at(data: Any, path: tuple[str | int, ...], value: Any) -> None:
+    _at(data, path[:-1])[path[-1]] = value
+
+
 def _merge(p: Any, c: Any, path: tuple[str | int, ...], replaced: set[tuple[str | int, ...]]) -> Any:
     """Child values over parent values: mappings merge key by key, anything else is replaced whole.
 
@@ -199,6 +254,11 @@ def _merge(p: Any, c: Any, path: tuple[str | int, ...], replaced: set[tuple[str 
             else:
                 result[key] = value
         return result
+    if isinstance(p, list) and isinstance(c, _IndexedChanges):
+        merged = list(p)
+        for index, value in c.items():
+            merged[index] = _merge(p[index], value, (*path, index), replaced)
+        return merged
     replaced.add(path)
     return c
 

@@ -178,6 +178,11 @@ def _message(doc: Document, path: FieldPath, error: ErrorDetails) -> str:
             return (
                 "expected a list of stages or a generator such as `{regnet: {...}}`, "
                 f"got {_describe(doc, path, value)}"
+                + (
+                    "; with `extends`, a mapping keyed by stage index from 0 (`3: {groups: 32}`) changes those stages"
+                    if isinstance(value, dict)
+                    else ""
+                )
             )
         return f"expected a list, got {_describe(doc, path, value)}"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
