@@ -202,14 +202,23 @@ def _index_into_lists(parent: Any, doc: Document, at: tuple[str | int, ...], wri
         return
     if not all(isinstance(key, str) and key.isascii() and key.isdigit() for key in node):
         return  # not index keys: the mapping replaces the list, and validation says what is wrong
+
+    def refuse(key: str, message: str) -> SpecError:
+        mark = doc.key_marks.get((*written, key), doc.mark_for((*written, key)))
+        return SpecError(Problem(mark, ".".join(map(str, (*at, int(key)))), message))
+
+    seen: dict[int, str] = {}
     for key in node:
-        if int(key) >= len(parent):
-            where = ".".join(map(str, (*at, key)))
-            message = (
-                f"index {int(key)} is out of range: the parent's list has {len(parent)} entries "
-                f"(0 to {len(parent) - 1}); to add entries, write the whole list"
+        index = int(key)
+        if index in seen:
+            raise refuse(key, f"index {index} is written twice, as {seen[index]} and {key}")
+        seen[index] = key
+        if index >= len(parent):
+            raise refuse(
+                key,
+                f"index {index} is out of range: the parent's list has {len(parent)} entries "
+                f"(0 to {len(parent) - 1}); to add entries, write the whole list",
             )
-            raise SpecError(Problem(doc.key_marks.get((*written, key), doc.mark_for((*written, key))), where, message))
     changes = _IndexedChanges({int(key): value for key, value in node.items()})
     _set_at(doc.data, written, changes)
     _move_keys(doc.marks, written)
