@@ -167,7 +167,7 @@ def _resolve_extends(doc: Document, path: Path | None, chain: Chain) -> Document
         parent = _resolve_file(parent_path, _display(parent_path), chain)
     except SpecError as exc:
         raise exc.via(mark) from None
-    _index_into_lists(parent.data, doc, (), ())
+    _index_into_lists(parent.data, doc, ())
     child = dict(doc.data)
     child.pop("extends")
     for key in _NOT_INHERITED:
@@ -187,16 +187,15 @@ def _resolve_extends(doc: Document, path: Path | None, chain: Chain) -> Document
     return merged
 
 
-def _index_into_lists(parent: Any, doc: Document, at: tuple[str | int, ...], written: tuple[str | int, ...]) -> None:
+def _index_into_lists(parent: Any, doc: Document, path: tuple[str | int, ...]) -> None:
     """Where the parent has a list and the child a mapping keyed by numbers (`stages: {3: {groups: 32}}`),
-    make the child's mapping a list of changes to the parent's entries: `_merge` then merges entry 3 and
-    keeps the others. `at` is the path in the merged spec, `written` the same place as the child wrote it;
-    the child's marks move from the one to the other."""
-    node = _at(doc.data, written)
+    make the child's mapping a set of changes to the parent's entries, keyed (and marked) by int: `_merge`
+    then merges entry 3 into the parent's and keeps the others."""
+    node = _at(doc.data, path)
     if isinstance(parent, dict) and isinstance(node, dict):
         for key in node:
             if key in parent:
-                _index_into_lists(parent[key], doc, (*at, key), (*written, key))
+                _index_into_lists(parent[key], doc, (*path, key))
         return
     if not (isinstance(parent, list) and isinstance(node, dict) and node):
         return
@@ -204,8 +203,8 @@ def _index_into_lists(parent: Any, doc: Document, at: tuple[str | int, ...], wri
         return  # not index keys: the mapping replaces the list, and validation says what is wrong
 
     def refuse(key: str, message: str) -> SpecError:
-        mark = doc.key_marks.get((*written, key), doc.mark_for((*written, key)))
-        return SpecError(Problem(mark, ".".join(map(str, (*at, int(key)))), message))
+        mark = doc.key_marks.get((*path, key), doc.mark_for((*path, key)))
+        return SpecError(Problem(mark, ".".join(map(str, (*path, int(key)))), message))
 
     seen: dict[int, str] = {}
     for key in node:
@@ -220,12 +219,12 @@ def _index_into_lists(parent: Any, doc: Document, at: tuple[str | int, ...], wri
                 f"(0 to {len(parent) - 1}); to add entries, write the whole list",
             )
     changes = _IndexedChanges({int(key): value for key, value in node.items()})
-    _set_at(doc.data, written, changes)
-    _move_keys(doc.marks, written)
-    _move_keys(doc.key_marks, written)
-    _move_keys(doc.raw, written)
+    _set_at(doc.data, path, changes)
+    _move_keys(doc.marks, path)
+    _move_keys(doc.key_marks, path)
+    _move_keys(doc.raw, path)
     for index in changes:
-        _index_into_lists(parent[index], doc, (*at, index), (*written, index))
+        _index_into_lists(parent[index], doc, (*path, index))
 
 
 def _move_keys(table: dict[tuple[str | int, ...], T], under: tuple[str | int, ...]) -> None:
