@@ -80,6 +80,11 @@ SizeOpt = Annotated[
     typer.Option("--size", help="Input size N or HxW (default: the spec's own).", metavar="N|HxW", show_default=False),
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite --out (regular files only); skip the memory check.")]
+# For the commands that build a model but write no file (bench, flops).
+GuardForceOpt = Annotated[bool, typer.Option("--force", help="Skip the memory check before a model is built.")]
+TitleOpt = Annotated[
+    str | None, typer.Option("--title", help="The chart's title.", metavar="TITLE", show_default=False)
+]
 WeightsOpt = Annotated[
     Path | None,
     typer.Option(

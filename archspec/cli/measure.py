@@ -11,10 +11,12 @@ import typer
 from archspec.cli.common import (
     Counter,
     ForceOpt,
+    GuardForceOpt,
     OutputFormat,
     SetOpt,
     SizeOpt,
     SpecsArg,
+    TitleOpt,
     echo_err,
     guarded,
     parse_size,
@@ -60,9 +62,7 @@ def flops(
         typer.Option("--depth", min=0, max=64, help="With --by-module: the deepest module level to list.", metavar="N"),
     ] = 2,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
-    force: Annotated[
-        bool, typer.Option("--force", help="Skip the memory check before a model is built (fvcore, library models).")
-    ] = False,
+    force: GuardForceOpt = False,
 ) -> None:
     """Parameters and FLOPs of each spec or library model, and their ratio to each baseline (VGG-19 by default)."""
     from archspec.report.tables import flops_table, modules_table
@@ -128,9 +128,7 @@ def plot(
     ] = None,
     size: SizeOpt = None,
     overrides: SetOpt = None,
-    title: Annotated[
-        str | None, typer.Option("--title", help="The chart's title.", metavar="TITLE", show_default=False)
-    ] = None,
+    title: TitleOpt = None,
     force: ForceOpt = False,
 ) -> None:
     """Draw parameters against FLOPs, one labelled point per spec and per baseline (the cost-versus-VGG chart).

@@ -13,6 +13,7 @@ from archspec.cli.common import (
     Device,
     DeviceOpt,
     ForceOpt,
+    GuardForceOpt,
     SetOpt,
     SizeOpt,
     SpecArg,
@@ -242,7 +243,7 @@ def bench(
     size: SizeOpt = None,
     overrides: SetOpt = None,
     weights: WeightsOpt = None,
-    force: Annotated[bool, typer.Option("--force", help="Skip the memory check.")] = False,
+    force: GuardForceOpt = False,
     fmt: Annotated[TableFormat, typer.Option("--format", help="Output format.")] = TableFormat.table,
 ) -> None:
     """Throughput (images/s, median step) and peak memory for inference and, with --train, training; --vs times

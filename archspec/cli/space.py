@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from archspec.cli.common import SetOpt, SpecArg, echo_err, emit, guarded, require, usage_error
+from archspec.cli.common import SetOpt, SpecArg, TitleOpt, echo_err, emit, guarded, require, usage_error
 
 OutFolderOpt = Annotated[
     Path,
@@ -244,9 +244,7 @@ def plot_samples(
             show_default=False,
         ),
     ] = None,
-    title: Annotated[
-        str | None, typer.Option("--title", help="The chart's title.", metavar="TITLE", show_default=False)
-    ] = None,
+    title: TitleOpt = None,
     force: ForceFileOpt = False,
 ) -> None:
     """Draw sample files: parameters against FLOPs, or with --edf the distribution function of one quantity.
