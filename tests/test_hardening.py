@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, SMALL_TRAIN
 
 import archspec
 from archspec.errors import SpecError
@@ -230,14 +230,9 @@ def finished_run(cli, tmp_path):
     result = cli(
         "train",
         "resnet20",
-        "--data",
-        "synthetic:64",
-        "--batch",
-        "32",
+        *SMALL_TRAIN,
         "--epochs",
         "2",
-        "--device",
-        "cpu",
         "--out",
         out,
         "--set",
@@ -248,12 +243,7 @@ def finished_run(cli, tmp_path):
 
 
 RESUME = [
-    "--data",
-    "synthetic:64",
-    "--batch",
-    "32",
-    "--device",
-    "cpu",
+    *SMALL_TRAIN,
     "--set",
     "stages=[{depth: 1, width: 16}]",
     "--resume",
@@ -539,16 +529,11 @@ def test_a_loss_that_becomes_nan_stops_the_run(cli, tmp_path):
     result = cli(
         "train",
         "plain20",
-        "--data",
-        "synthetic:64",
-        "--batch",
-        "32",
+        *SMALL_TRAIN,
         "--epochs",
         "3",
         "--lr",
         "1e30",
-        "--device",
-        "cpu",
         "--out",
         out,
         "--set",

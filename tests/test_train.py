@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, SMALL_TRAIN
 
 import archspec
 from archspec.tools.train.data import _pad_crop_flip, load_data, parse_data
@@ -132,14 +132,9 @@ def test_json_format_gives_final_metrics_and_history(cli):
         cli(
             "train",
             "resnet20",
-            "--data",
-            "synthetic:64",
-            "--batch",
-            "32",
+            *SMALL_TRAIN,
             "--epochs",
             "2",
-            "--device",
-            "cpu",
             "--format",
             "json",
         )
@@ -158,14 +153,9 @@ def test_bf16_and_channels_last_train_on_the_cpu(cli):
         cli(
             "train",
             "resnet20",
-            "--data",
-            "synthetic:64",
-            "--batch",
-            "32",
+            *SMALL_TRAIN,
             "--epochs",
             "1",
-            "--device",
-            "cpu",
             "--amp",
             "bf16",
             "--channels-last",
@@ -183,14 +173,9 @@ def test_plot_draws_one_chart_for_all_specs_and_keeps_an_existing_file(cli, tmp_
         "train",
         "plain20",
         "resnet20",
-        "--data",
-        "synthetic:64",
-        "--batch",
-        "32",
+        *SMALL_TRAIN,
         "--epochs",
         "2",
-        "--device",
-        "cpu",
         "--plot",
         plot,
     ]
