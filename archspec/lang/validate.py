@@ -153,16 +153,20 @@ def describe_value(value: object, raw: str | None = None) -> str:
     return shorten(repr(value), 24)
 
 
+def unknown_key(key: str, valid: list[str]) -> str:
+    """The message for a key that is not one of `valid`: the closest one, or all of them."""
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    hint = f"did you mean `{close[0]}`?" if close else f"valid keys here: {', '.join(valid)}"
+    return f"unknown key `{shorten(key)}`; {hint}"
+
+
 def _message(doc: Document, path: FieldPath, error: ErrorDetails) -> str:
     kind = error["type"]
     value = error.get("input")
     if kind == "extra_forbidden":
         key = str(path[-1]) if path else "?"
         model = _model_at(path[:-1])
-        valid = sorted(model.model_fields) if model else []
-        close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
-        hint = f"did you mean `{close[0]}`?" if close else f"valid keys here: {', '.join(valid)}"
-        return f"unknown key `{shorten(key)}`; {hint}"
+        return unknown_key(key, sorted(model.model_fields) if model else [])
     if kind == "missing":
         return "required field is missing"
     if kind in ("int_type", "int_from_float"):

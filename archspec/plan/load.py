@@ -42,7 +42,7 @@ def plan_document(doc: Document) -> Plan:
         return make_plan(spec)
     except PlanError as exc:
         raise SpecError(
-            sorted((locate(doc, p.path, p.message, key=p.key) for p in exc.problems), key=_file_order)
+            sorted((locate(doc, p.path, p.message, key=p.key) for p in exc.problems), key=file_order)
         ) from None
 
 
@@ -50,5 +50,5 @@ def locate(doc: Document, path: tuple[str | int, ...], message: str, *, key: boo
     return Problem(doc.mark_for(path, key=key), format_path(path), message)
 
 
-def _file_order(problem: Problem) -> tuple[int, int]:
+def file_order(problem: Problem) -> tuple[int, int]:
     return (problem.mark.line or 0, problem.mark.column or 0)

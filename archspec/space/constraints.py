@@ -11,12 +11,9 @@ Each bound is `[low, high]`, both included; a number may carry a unit: K, M, G o
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from archspec.counting.analytic import Complexity
 
 _QUANTITY = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE]([+-]?[0-9]+))?\s*([kKmMgGtT]?)\s*")
 _UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
@@ -82,24 +79,3 @@ class Constraints(BaseModel):
     def bounds(self) -> dict[str, tuple[float, float]]:
         """The bounds given, in the order of `QUANTITIES`."""
         return {name: bound for name in QUANTITIES if (bound := getattr(self, name)) is not None}
-
-
-@dataclass(frozen=True)
-class Measured:
-    """What a constraint can bound, for one network."""
-
-    params: int
-    flops: int
-    macs: int
-    activations: int
-    depth: int
-    stages: int
-
-    @classmethod
-    def of(cls, counts: Complexity, stages: int) -> Measured:
-        return cls(counts.params, counts.flops, counts.macs, counts.activations, counts.layers, stages)
-
-
-def refusals(constraints: Constraints, measured: Measured) -> list[str]:
-    """The names of the constraints `measured` falls outside (empty: it satisfies them all)."""
-    return [name for name, (lo, hi) in constraints.bounds().items() if not lo <= getattr(measured, name) <= hi]

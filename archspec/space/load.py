@@ -18,11 +18,12 @@ from pydantic import BaseModel
 from archspec.errors import Problem, SpecError, format_path
 from archspec.lang.schema import GENERATORS, Spec, Stage, StageGenerators
 from archspec.lang.sources import load_document
-from archspec.lang.validate import validate
+from archspec.lang.validate import unknown_key, validate
 from archspec.lang.yamldoc import Document
+from archspec.plan.load import file_order, locate
 from archspec.space.constraints import Constraints
 from archspec.space.distributions import KINDS, MODELS, Distribution
-from archspec.space.located import Path, problem, unknown_key, validate_model
+from archspec.space.located import Path, validate_model
 from archspec.space.template import Slot, Space, StageTemplate, dynamic_parts, located_document
 
 # A number of stages past this is a typo in `count` (RegNetX draws have a dozen at most).
@@ -67,7 +68,7 @@ def space_from_document(doc: Document) -> Space:
                 problems += exc.problems
         else:
             problems.append(
-                problem(
+                locate(
                     doc,
                     ("constraints",),
                     "expected a mapping of quantities to [low, high], for example {flops: [360M, 440M]}",
@@ -78,15 +79,11 @@ def space_from_document(doc: Document) -> Space:
     problems += walker.problems
     problems += _tie_problems(doc, walker.slots)
     if problems:
-        raise SpecError(_in_file_order(problems))
+        raise SpecError(sorted(problems, key=file_order))
     name = data.get("name") if isinstance(data.get("name"), str) else "space"
     space = Space(doc.source, str(name), template, tuple(walker.slots), constraints, doc, dynamic_parts(template))
     _probe(space)
     return space
-
-
-def _in_file_order(problems: list[Problem]) -> list[Problem]:
-    return sorted(problems, key=lambda p: (p.mark.line or 0, p.mark.column or 0))
 
 
 # What the schema expects at a field, as far as distributions go.
@@ -180,7 +177,7 @@ class _Walker:
             else:
                 what = "text" if expected == "text" else "a list"
                 why = f"only numbers, names and true or false can be; this field is {what}"
-            self.problems.append(problem(self.doc, path, f"cannot be drawn from a distribution: {why}"))
+            self.problems.append(locate(self.doc, path, f"cannot be drawn from a distribution: {why}"))
             return value
         if model is not None:
             return self.mapping(value, model, path, stage=stage, template=template)
@@ -191,14 +188,14 @@ class _Walker:
         if not kinds:
             unknown = next(iter(value), "")
             self.problems.append(
-                problem(
+                locate(
                     self.doc, (*path, unknown), unknown_key(str(unknown), list(KINDS)) + " (a distribution)", key=True
                 )
             )
             return None
         if len(kinds) > 1:
             message = f"a distribution is one of choice, range or log_range, not both `{kinds[0]}` and `{kinds[1]}`"
-            self.problems.append(problem(self.doc, (*path, kinds[1]), message, key=True))
+            self.problems.append(locate(self.doc, (*path, kinds[1]), message, key=True))
             return None
         model = MODELS[kinds[0]]
         try:
@@ -208,7 +205,7 @@ class _Walker:
             return None
         if expected != "number" and kinds[0] != "choice":
             self.problems.append(
-                problem(
+                locate(
                     self.doc,
                     (*path, kinds[0]),
                     f"{kinds[0]} draws numbers; this field takes {_WORDS[expected]}: draw it with `choice`",
@@ -240,7 +237,7 @@ class _Walker:
             return self.template(value, path)
         if any(key in value for key in KINDS):
             self.problems.append(
-                problem(
+                locate(
                     self.doc,
                     path,
                     "cannot be drawn as a whole; draw the number of stages with `count` and their fields with `each`",
@@ -252,7 +249,7 @@ class _Walker:
         for key in value:
             if key not in _TEMPLATE_KEYS:
                 self.problems.append(
-                    problem(
+                    locate(
                         self.doc,
                         (*path, key),
                         unknown_key(str(key), list(_TEMPLATE_KEYS)) + " (a stage template)",
@@ -261,11 +258,11 @@ class _Walker:
                 )
         for key, what in (("count", "the number of stages"), ("each", "the fields every stage is drawn from")):
             if key not in value:
-                self.problems.append(problem(self.doc, path, f"a stage template needs `{key}`: {what}", key=True))
+                self.problems.append(locate(self.doc, path, f"a stage template needs `{key}`: {what}", key=True))
         each, count = value.get("each"), value.get("count")
         if each is not None and not isinstance(each, dict):
             self.problems.append(
-                problem(self.doc, (*path, "each"), "expected a mapping of stage fields, such as {depth: 2, width: 64}")
+                locate(self.doc, (*path, "each"), "expected a mapping of stage fields, such as {depth: 2, width: 64}")
             )
             each = None
         fields = self.mapping(each, Stage, (*path, "each"), template=True) if each is not None else {}
@@ -284,7 +281,7 @@ class _Walker:
             grid = getattr(distribution, "grid", None)
             if bad or (distribution.kind != "choice" and (grid is None or not grid.integers)):
                 self.problems.append(
-                    problem(self.doc, path, f"the number of stages is drawn from integers from 1 to {MAX_STAGES}")
+                    locate(self.doc, path, f"the number of stages is drawn from integers from 1 to {MAX_STAGES}")
                 )
                 return 1
             slot = Slot(path, distribution)
@@ -293,7 +290,7 @@ class _Walker:
         if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_STAGES:
             return value
         self.problems.append(
-            problem(self.doc, path, f"expected a number of stages from 1 to {MAX_STAGES}, or a distribution of them")
+            locate(self.doc, path, f"expected a number of stages from 1 to {MAX_STAGES}, or a distribution of them")
         )
         return 1
 
@@ -309,7 +306,7 @@ def _tie_problems(doc: Document, slots: list[Slot]) -> list[Problem]:
         for name, active in (("shared", d.shared), ("order", d.order is not None)):
             if active and not on_stage:
                 problems.append(
-                    problem(
+                    locate(
                         doc,
                         (*slot.path, name),
                         f"`{name}` ties a field across stages; this field is drawn once for the network",
@@ -322,7 +319,7 @@ def _tie_problems(doc: Document, slots: list[Slot]) -> list[Problem]:
             first = shared.setdefault(slot.tie, slot)
             if first is not slot and first.distribution != d:
                 problems.append(
-                    problem(
+                    locate(
                         doc,
                         slot.path,
                         f"every stage that shares `{format_path(slot.tie)}` gives it the same distribution; "
@@ -333,7 +330,7 @@ def _tie_problems(doc: Document, slots: list[Slot]) -> list[Problem]:
             first = ordered.setdefault(slot.tie, slot)
             if first.distribution.order != d.order:
                 problems.append(
-                    problem(
+                    locate(
                         doc,
                         (*slot.path, "order"),
                         f"every stage orders `{format_path(slot.tie)}` the same way; "
@@ -393,4 +390,4 @@ def _probe(space: Space) -> None:
                         seen.add((found.path, found.message))
                         problems.append(found)
     if problems:
-        raise SpecError(_in_file_order(problems))
+        raise SpecError(sorted(problems, key=file_order))

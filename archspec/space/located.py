@@ -6,14 +6,14 @@ small, so their messages are written here, in the same words where the two meet.
 
 from __future__ import annotations
 
-import difflib
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from archspec.errors import Problem, SpecError, format_path, shorten
-from archspec.lang.validate import describe_value
+from archspec.errors import Problem, SpecError, shorten
+from archspec.lang.validate import describe_value, unknown_key
 from archspec.lang.yamldoc import Document
+from archspec.plan.load import locate
 
 Path = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
@@ -26,16 +26,6 @@ def describe(value: object, raw: str | None = None) -> str:
     if isinstance(value, int):
         return f"the number {shorten(raw or repr(value), 24)}"
     return describe_value(value, raw)
-
-
-def unknown_key(key: str, valid: list[str]) -> str:
-    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
-    hint = f"did you mean `{close[0]}`?" if close else f"valid keys here: {', '.join(valid)}"
-    return f"unknown key `{shorten(key)}`; {hint}"
-
-
-def problem(doc: Document, path: Path, message: str, *, key: bool = False) -> Problem:
-    return Problem(doc.mark_for(path, key=key), format_path(path), message)
 
 
 def validate_model(model: type[M], data: Any, doc: Document, path: Path) -> M:
@@ -80,7 +70,7 @@ def _problems(model: type[BaseModel], exc: ValidationError, doc: Document, path:
         if (where, message) in seen:
             continue
         seen.add((where, message))
-        problems.append(problem(doc, where, message, key=kind == "extra_forbidden"))
+        problems.append(locate(doc, where, message, key=kind == "extra_forbidden"))
     return problems
 
 
