@@ -90,6 +90,7 @@ def sample(
     number of --jobs. Rejection statistics go to stderr and samples.json.
     """
     from archspec.report.render import human, render
+    from archspec.space.constraints import QUANTITIES
     from archspec.space.load import load_space
     from archspec.space.sample import SAFE_NAME, default_jobs
     from archspec.space.sample import sample as draw_samples
@@ -117,7 +118,7 @@ def sample(
     echo_err(statistics_text(run.statistics))
     echo_err(f"wrote {len(run.samples):,} specs to {out}, with samples.csv and samples.json")
     rows = []
-    for quantity in ("params", "flops", "macs", "activations", "depth", "stages"):
+    for quantity in QUANTITIES:
         values = sorted(getattr(record, quantity) for record in run.samples)
         rows.append(
             {
@@ -198,15 +199,6 @@ def fit(
 
 def _joined(values: list[int]) -> str:
     return ",".join(map(str, values))
-
-
-class Quantity(str, Enum):
-    params = "params"
-    flops = "flops"
-    macs = "macs"
-    activations = "activations"
-    depth = "depth"
-    stages = "stages"
 
 
 @guarded

@@ -111,10 +111,6 @@ def _scaled(spec: _Spec, depth: float, width: float) -> Shape:
     return Shape(depths, widths, stem)
 
 
-def _with_depth(spec: _Spec, depth: float, width: float) -> Shape:
-    return _scaled(spec, depth, width)
-
-
 def _error(counts: Complexity | None, targets: dict[str, float]) -> float:
     """The largest |log(value / target)| over the targets (infinite for an invalid network)."""
     if counts is None:
@@ -198,7 +194,7 @@ def _search(spec: _Spec, targets: dict[str, float], scale: Scale, factor: float)
     found = []
     for k in (0, -1, 1):
         depth = factor ** (1 / 3) * 2 ** (k / 2)
-        shape = _descend(spec, _bisect(spec, targets, partial(_with_depth, spec, depth)), targets, scale)
+        shape = _descend(spec, _bisect(spec, targets, partial(_scaled, spec, depth)), targets, scale)
         if _error(spec.count(shape), targets) <= math.log1p(TOLERANCE / 4):
             return shape
         found.append(shape)

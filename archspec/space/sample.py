@@ -234,17 +234,18 @@ def sample(
             if progress is not None:
                 progress.close()
     if len(records) < n:
-        raise _exhausted(space, seed, n, len(records), tally, len(tally.seen))
+        raise _exhausted(space, seed, n, len(records), tally)
     constraints = {name: [int(v) if v.is_integer() else v for v in bound] for name, bound in bounds}
     return SampleRun(space.source, space.name, seed, n, constraints, records, tally.stats(len(records)))
 
 
-def _exhausted(space: Space, seed: int, n: int, accepted: int, tally: _Tally, distinct: int) -> SpecError:
+def _exhausted(space: Space, seed: int, n: int, accepted: int, tally: _Tally) -> SpecError:
     """Why the draws ran out, at the place in the space file most to blame."""
     got = f"only {accepted:,} of {n:,} samples in {tally.drawn:,} draws"
+    distinct = len(tally.seen)
     valid = distinct - tally.invalid
     if valid == 0 and tally.invalid_by:
-        name, (_count, _, index) = max(tally.invalid_by.items(), key=lambda item: item[1][0])
+        index = max(tally.invalid_by.values(), key=lambda item: item[0])[2]  # the first draw of the commonest
         try:
             plan_document(draw(space, seed, index).located(space))
         except SpecError as exc:
