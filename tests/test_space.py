@@ -353,6 +353,24 @@ def test_a_sample_name_must_be_a_safe_file_name(cli, write, tmp_path):
     assert not (tmp_path / "s").exists()
 
 
+def test_a_space_too_small_or_never_valid_says_so_where_the_fault_is(cli, write, tmp_path):
+    few = write("few.yaml", "extends: resnet20\nname: few\nstages:\n  0: {depth: {choice: [1, 2]}}\n")
+    result = cli("sample", few, "-n", "5", "--out", tmp_path / "few", "--jobs", "1", "--max-draws", "200")
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"{few}:1:1: (document): only 2 of 5 samples in 200 draws: the space holds 2 distinct specs in those "
+        "draws (198 repeats)"
+    )
+    bad = write("bad.yaml", "extends: resnet20\nstages:\n  0: {depth: {choice: [1, 2]}, groups: {choice: [2, 4]}}\n")
+    result = cli("sample", bad, "-n", "5", "--out", tmp_path / "bad", "--jobs", "1", "--max-draws", "200")
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"{bad}:3:32: stages.0.groups: groups shapes bottleneck and regnet blocks only; stage 1 has basic blocks "
+        "(only 0 of 5 samples in 200 draws: every one is invalid)"
+    )
+    assert not (tmp_path / "few").exists() and not (tmp_path / "bad").exists()
+
+
 def test_when_the_draws_run_out_the_message_points_at_the_constraint(cli, write, tmp_path):
     space = write("cifar.yaml", CIFAR_SPACE.replace("flops: [20M, 80M]", "flops: [1G, 2G]"))
     result = cli("sample", space, "-n", "5", "--out", tmp_path / "s", "--max-draws", "300", "--jobs", "1")
