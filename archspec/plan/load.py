@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
 from archspec.errors import Problem, SpecError, format_path
+from archspec.lang.schema import Spec
 from archspec.lang.sources import apply_override, load_document
 from archspec.lang.validate import validate
 from archspec.lang.yamldoc import Document
@@ -35,9 +36,11 @@ def load_plan(source: Source, *, overrides: Sequence[str] = (), input_size: Inpu
     return plan_document(doc)
 
 
-def plan_document(doc: Document) -> Plan:
-    """Validate a resolved document and plan it; problems point into the document."""
-    spec = validate(doc)
+def plan_document(doc: Document, spec: Spec | None = None) -> Plan:
+    """Validate a resolved document (unless `spec` is its validated form already) and plan it; problems point
+    into the document."""
+    if spec is None:
+        spec = validate(doc)
     try:
         return make_plan(spec)
     except PlanError as exc:

@@ -68,11 +68,13 @@ def evaluate(data: dict[str, Any], stages: tuple[float, float] | None = None) ->
     """
     doc = from_mapping(data, source="<draw>")
     try:
+        spec = None
         if stages is not None:
-            count = len(expand_stages(validate(doc).stages))
+            spec = validate(doc)
+            count = len(expand_stages(spec.stages))
             if not stages[0] <= count <= stages[1]:
                 return ("refused", count)
-        plan = plan_document(doc)
+        plan = plan_document(doc, spec)
     except SpecError as exc:
         first = exc.problems[0]
         return ("invalid", first.path, first.message)
