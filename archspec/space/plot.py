@@ -18,14 +18,12 @@ from typing import TYPE_CHECKING, Any
 from archspec.errors import Mark, Problem, SpecError, printable, shorten
 from archspec.space.constraints import QUANTITIES
 from archspec.space.results import SampleRun
-from archspec.tools.plot import image_format, place_labels, plain_text
+from archspec.tools.plot import LOG_SPREAD, image_format, place_labels, plain_text, save_figure
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-# Spread wider than this on an axis and the axis is drawn on a log scale.
-_LOG_SPREAD = 20
 # How each quantity is shown on an axis: (divisor, label).
 _AXES = {
     "params": (1e6, "parameters (millions)"),
@@ -181,7 +179,7 @@ def _log_if_wide(axes: Axes, values: list[float], axis: str) -> None:
     from matplotlib.ticker import FuncFormatter
 
     positive = [v for v in values if v > 0]
-    if positive and len(positive) == len(values) and max(positive) / min(positive) > _LOG_SPREAD:
+    if positive and len(positive) == len(values) and max(positive) / min(positive) > LOG_SPREAD:
         (axes.set_xscale if axis == "x" else axes.set_yscale)("log")
         # 0.1, 1, 10 rather than 10^-1, 10^0, 10^1: the axes are counted in millions or billions already.
         (axes.xaxis if axis == "x" else axes.yaxis).set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
@@ -197,9 +195,8 @@ def draw_samples(
     force: bool = False,
 ) -> str:
     """Draw the chart and write it to `out` (.png or .svg, atomically); return what was drawn, in words."""
-    import matplotlib
 
-    from archspec.files import atomic_write, check_output
+    from archspec.files import check_output
 
     fmt = image_format(out)
     check_output(out, force=force)
@@ -209,6 +206,5 @@ def draw_samples(
     drawn = f"{len(runs)} series ({series}); references: {', '.join(ref.name for ref in refs) or 'none'}"
     # What was drawn goes into the file's metadata too, so a reader (or a test) can list it without OCR.
     metadata = {"Title": printable(figure.axes[0].get_title()), "Description": drawn}
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "archspec"}):
-        atomic_write(out, lambda handle: figure.savefig(handle, format=fmt, metadata=metadata), force=force)
+    save_figure(figure, out, fmt, metadata, force=force)
     return drawn

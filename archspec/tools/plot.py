@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 FORMATS = ("png", "svg")
 # Spread wider than this on an axis and the axis is drawn on a log scale.
-_LOG_SPREAD = 20
+LOG_SPREAD = 20
 
 
 def image_format(out: str | os.PathLike[str]) -> str:
@@ -73,9 +73,9 @@ def draw(points: list[FlopsRow], title: str | None = None) -> Figure:
             axes.scatter(xs, ys, s=40, zorder=3, marker=marker, color=color, label=name)
     flops = [p.flops for p in points if p.flops > 0]
     params = [p.params for p in points if p.params > 0]
-    if flops and max(flops) / min(flops) > _LOG_SPREAD:
+    if flops and max(flops) / min(flops) > LOG_SPREAD:
         axes.set_xscale("log")
-    if params and max(params) / min(params) > _LOG_SPREAD:
+    if params and max(params) / min(params) > LOG_SPREAD:
         axes.set_yscale("log")
     axes.margins(0.1)
     sizes = {tuple(p.input_size) for p in points}
@@ -137,9 +137,8 @@ def plot_cost(
     title: str | None = None,
 ) -> list[FlopsRow]:
     """Draw the chart and write it to `out` (.png or .svg, atomically); return the points drawn."""
-    import matplotlib
 
-    from archspec.files import atomic_write, check_output
+    from archspec.files import check_output
 
     fmt = image_format(out)
     check_output(out, force=force)
@@ -150,7 +149,18 @@ def plot_cost(
         "Title": printable(title) if title else figure.axes[0].get_title(),
         "Description": "points: " + ", ".join(printable(p.name) for p in points),
     }
+    save_figure(figure, out, fmt, metadata, force=force)
+    return points
+
+
+def save_figure(
+    figure: Figure, out: str | os.PathLike[str], fmt: str, metadata: dict[str, str], *, force: bool
+) -> None:
+    """Write `figure` to `out` atomically, with `metadata` (its title and what was drawn) in the file."""
+    import matplotlib
+
+    from archspec.files import atomic_write
+
     # svg.fonttype "none" keeps labels as <text>, searchable and selectable, instead of outlines.
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "archspec"}):
         atomic_write(out, lambda handle: figure.savefig(handle, format=fmt, metadata=metadata), force=force)
-    return points
