@@ -106,6 +106,7 @@ def atomic_write_all(files: list[tuple[Path, bytes]], *, force: bool = False, op
     where there is no `syncfs`), then each is moved into place. An interrupted or failed run leaves no
     temporary file; the files already moved into place stay."""
     pending: list[tuple[str, Path]] = []
+    moved = 0
     try:
         for path, content in files:
             target = check_output(path, force=force, option=option)
@@ -126,17 +127,16 @@ def atomic_write_all(files: list[tuple[Path, bytes]], *, force: bool = False, op
                     target, option, f"cannot write the file: {exc.strerror or exc}; nothing was changed"
                 ) from None
         _flush({target.parent for _, target in pending}, [tmp for tmp, _ in pending])
-        while pending:
-            tmp, target = pending[0]
+        for tmp, target in pending:  # in order: the last file (samples.json, say) appears last
             try:
                 _move_into_place(tmp, target, force, option)
             except OSError as exc:
                 raise _problem(
                     target, option, f"cannot write the file: {exc.strerror or exc}; nothing was changed"
                 ) from None
-            pending.pop(0)
+            moved += 1
     finally:
-        for tmp, _ in pending:
+        for tmp, _ in pending[moved:]:
             if os.path.exists(tmp):
                 os.unlink(tmp)
 
