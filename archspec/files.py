@@ -7,6 +7,8 @@
   failed or interrupted write (Ctrl-C, SIGTERM) changes nothing and leaves no temporary file.
 - Without `--force` the final name is created exclusively: of two writers racing for one
   name, the second fails with "file exists" instead of silently replacing the first.
+- The content is on disk (fsync) before the name appears. `atomic_write_all` writes many files
+  with one flush of the file system for all of them, then moves each into place.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -95,6 +98,82 @@ def atomic_write(
                 target, option, f"cannot write the file: {exc.strerror or exc}; nothing was changed"
             ) from None
         raise
+
+
+def atomic_write_all(files: list[tuple[Path, bytes]], *, force: bool = False, option: str = "--out") -> None:
+    """Write many files as `atomic_write` writes one, with one flush to disk for all of them: every content
+    goes to a temporary file beside its target, the file system is flushed once (each file is fsync'ed
+    where there is no `syncfs`), then each is moved into place. An interrupted or failed run leaves no
+    temporary file; the files already moved into place stay."""
+    pending: list[tuple[str, Path]] = []
+    moved = 0
+    try:
+        for path, content in files:
+            target = check_output(path, force=force, option=option)
+            name = target.name.encode("utf-8", "surrogateescape")[:_TEMP_PREFIX_BYTES].decode("utf-8", "ignore")
+            try:
+                fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=target.parent)
+            except OSError as exc:
+                raise _problem(
+                    target, option, f"cannot write in {shorten(str(target.parent), 200)!r}: {exc.strerror or exc}"
+                ) from None
+            pending.append((tmp, target))
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(content)
+                os.chmod(tmp, 0o666 & ~_umask())
+            except OSError as exc:
+                raise _problem(
+                    target, option, f"cannot write the file: {exc.strerror or exc}; nothing was changed"
+                ) from None
+        _flush({target.parent for _, target in pending}, [tmp for tmp, _ in pending])
+        for tmp, target in pending:  # in order: the last file (samples.json, say) appears last
+            try:
+                _move_into_place(tmp, target, force, option)
+            except OSError as exc:
+                raise _problem(
+                    target, option, f"cannot write the file: {exc.strerror or exc}; nothing was changed"
+                ) from None
+            moved += 1
+    finally:
+        for tmp, _ in pending[moved:]:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+def _flush(folders: set[Path], files: list[str]) -> None:
+    """Put the content of `files` on disk: one syncfs per file system of `folders` on Linux, else fsync each."""
+    syncfs = _syncfs()
+    if syncfs is not None:
+        for folder in folders:
+            fd = os.open(folder, os.O_RDONLY)
+            try:
+                if syncfs(fd) == 0:
+                    continue
+            finally:
+                os.close(fd)
+            break  # syncfs failed: fall back to fsync'ing each file
+        else:
+            return
+    for path in files:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _syncfs() -> Callable[[int], int] | None:
+    """libc's syncfs(2) (Linux), or None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        function: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    return function
 
 
 def _move_into_place(tmp: str, target: Path, force: bool, option: str) -> None:

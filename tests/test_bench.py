@@ -222,6 +222,7 @@ def test_gpu_script_skips_cleanly_without_cuda():
     )
 
 
+@pytest.mark.slow
 def test_gpu_script_smoke_run_on_the_cpu_prints_the_markdown_table():
     result = _gpu_script("--smoke")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -26,7 +26,9 @@ def test_cifar_resnets_have_the_papers_exact_parameter_counts(name, params):
     assert archspec.count(name).params == params
 
 
-@pytest.mark.parametrize("name", ["resnet20", "resnet56", "plain20", "resnet1202"])
+@pytest.mark.parametrize(
+    "name", ["resnet20", "resnet56", "plain20", pytest.param("resnet1202", marks=pytest.mark.slow)]
+)
 def test_cifar_nets_output_ten_logits(name):
     model = archspec.build(name, device="cpu").eval()
     with torch.no_grad():

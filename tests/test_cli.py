@@ -109,6 +109,7 @@ def test_stock_specs_reference_the_schema_for_editors():
         assert path.read_text().startswith("# yaml-language-server: $schema=../docs/archspec.schema.json\n"), path
 
 
+@pytest.mark.slow
 def test_flops_resnet152_vs_vgg19_matches_fvcore_on_torchvisions_model(cli):
     result = cli("flops", ROOT / "specs" / "resnet152.yaml", "--vs", "vgg19", "--format", "json")
     rows = json.loads(result.stdout)

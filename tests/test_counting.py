@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
-from conftest import STOCK
+from conftest import STOCK, fast_subset
 from fvcore.nn import FlopCountAnalysis
 
 import archspec
@@ -30,16 +30,8 @@ def _check(name: str, size) -> None:
     assert analytic.macs == analytic.flops_by_op["conv"] + analytic.flops_by_op["linear"]
 
 
-# The native size of every stock spec (regnet_y_128gf, 645M parameters at 384x384, in the slow tier).
-@pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=pytest.mark.slow) if n == "regnet_y_128gf" else n for n in STOCK]
-)
-def test_analytic_counts_equal_fvcore_and_the_module_at_the_native_size(name):
-    _check(name, None)
-
-
-# Three sizes (the default, a smaller square, a non-square one) for one spec of each kind here, for all in the
-# slow tier.
+# One spec of each kind: fvcore at the native size and at two more sizes in the fast tier; every other stock
+# spec in the slow tier (the deep and wide ones, resnet1202 above all, take seconds to a minute each).
 REPRESENTATIVE = [
     "resnet20",
     "resnet18",
@@ -53,6 +45,14 @@ REPRESENTATIVE = [
     "regnet_x_400mf",
     "regnet_y_400mf",
 ]
+# Further kinds checked at the native size in the fast tier: ResNet v1 (stride in the 1x1), a wide ResNet,
+# timm's deep-stem ResNeXt and ResNet-26-D, a plain VGG, and the CIFAR plain and residual nets.
+NATIVE_FAST = {*REPRESENTATIVE, "resnet50_v1", "wide_resnet50_2", "resnext50d_32x4d", "resnet26d", "vgg11", "plain20"}
+
+
+@pytest.mark.parametrize("name", fast_subset(STOCK, NATIVE_FAST))
+def test_analytic_counts_equal_fvcore_and_the_module_at_the_native_size(name):
+    _check(name, None)
 
 
 @pytest.mark.parametrize("name", REPRESENTATIVE)

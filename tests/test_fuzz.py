@@ -20,6 +20,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -387,6 +388,7 @@ def command_lines(draw):
     return argv
 
 
+@pytest.mark.slow
 @fuzz_settings(250)
 @given(command_lines())
 def test_random_command_lines_end_in_a_message_never_an_internal_error(argv):

@@ -105,6 +105,7 @@ def sample(
         )
     check_folder(out, force=force)
     loaded = load_space(space, overrides or ())
+    rendered: dict[str, str] = {}
     run = draw_samples(
         loaded,
         n=n,
@@ -113,8 +114,9 @@ def sample(
         max_draws=max_draws,
         prefix=name,
         progress=Progress(sys.stderr),
+        rendered=rendered,
     )
-    write_samples(loaded, run, out, force=force)
+    write_samples(loaded, run, out, force=force, rendered=rendered)
     echo_err(statistics_text(run.statistics))
     echo_err(f"wrote {len(run.samples):,} specs to {out}, with samples.csv and samples.json")
     rows = []

@@ -14,6 +14,7 @@ from torch import nn
 
 from archspec.errors import Mark, Problem, SpecError
 from archspec.nn.layers import DropPath, Network, ResidualBlock, SamePadAvgPool, SqueezeExcite, ZeroPadShortcut
+from archspec.nn.materialize import materialize
 from archspec.plan import ops as p
 from archspec.plan.layouts import LAYOUTS
 
@@ -105,7 +106,8 @@ def _modules(items: Iterable[tuple[str, p.Op]]) -> OrderedDict[str, nn.Module]:
 
 def initialize(model: nn.Module, plan: p.Plan) -> None:
     """The reference initialisation: He-normal convs (fan out), unit norms; VGG and RegNet also draw their
-    linear layers from N(0, 0.01), as torchvision does."""
+    linear layers from N(0, 0.01), as torchvision does. `build_from_plan` draws the same laws in one pass
+    (`archspec.nn.materialize`); this form re-initialises a model that already has its storage."""
     normal_linear = LAYOUTS[plan.family].linear_init == "normal"
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
@@ -135,10 +137,12 @@ def build_from_plan(plan: p.Plan, device: str | torch.device = "auto") -> nn.Mod
         with torch.device("meta"):
             return Network(_modules(plan.children), plan.taps)
     target = resolve_device(device)
-    # Allocate and initialise on the target itself: a CUDA build never holds a CPU copy.
-    with target:
+    # Built without storage, then allocated on the target itself (a CUDA build never holds a CPU copy) and
+    # initialised in one pass, each tensor once, with the laws of `initialize`.
+    with torch.device("meta"):
         model = Network(_modules(plan.children), plan.taps)
-        initialize(model, plan)
+    normal_linear = LAYOUTS[plan.family].linear_init == "normal"
+    materialize(model, target, normal_linear=normal_linear, zero_init_residual=plan.spec.zero_init_residual)
     return model
 
 

@@ -28,6 +28,7 @@ from archspec.space.constraints import QUANTITIES, format_quantity
 from archspec.space.draw import SEED_SPAN, draw
 from archspec.space.results import InvalidDraws, SampleRecord, SampleRun, SampleStats
 from archspec.space.template import Space
+from archspec.space.write import renamed, render_spec
 from archspec.tools.progress import Progress
 
 # ("ok", params, flops, macs, activations, depth, stages), ("refused", stages), ("invalid", field, message)
@@ -82,31 +83,49 @@ def evaluate(data: dict[str, Any], stages: tuple[float, float] | None = None) ->
     return ("ok", c.params, c.flops, c.macs, c.activations, c.layers, len(plan.stages))
 
 
-def _evaluate_draw(space: Space, seed: int, index: int) -> tuple[dict[str, Any], Outcome]:
-    try:
-        d = draw(space, seed, index)
-    except SpecError as exc:  # a fault of the space itself, reported by the main process
-        return {}, ("error", exc.problems)
-    return d.fields, evaluate(d.data, space.constraints.stages)
+@dataclass(frozen=True)
+class _Draws:
+    """What evaluating a draw needs: the space, the seed, and, when the specs are rendered where they are
+    evaluated, the constraints' bounds and the name each spec is rendered with (its place in the sample is
+    known only in the main process, which puts the real name in)."""
+
+    space: Space
+    seed: int
+    bounds: list[tuple[str, tuple[float, float]]]
+    placeholder: str | None = None
+
+    def evaluate(self, index: int) -> tuple[dict[str, Any], Outcome, str | None]:
+        """The drawn values, the outcome and, for a valid draw inside the bounds, its spec text."""
+        try:
+            d = draw(self.space, self.seed, index)
+        except SpecError as exc:  # a fault of the space itself, reported by the main process
+            return {}, ("error", exc.problems), None
+        outcome = evaluate(d.data, self.space.constraints.stages)
+        if self.placeholder is None or outcome[0] != "ok":
+            return d.fields, outcome, None
+        measured = dict(zip(QUANTITIES, outcome[1:], strict=True))
+        if not all(lo <= measured[name] <= hi for name, (lo, hi) in self.bounds):
+            return d.fields, outcome, None
+        return d.fields, outcome, render_spec(self.space, self.seed, index, self.placeholder, d.data)
 
 
-_WORKER: dict[str, Any] = {}
+_WORKER: dict[str, _Draws] = {}
 
 
-def _start_worker(space: Space, seed: int) -> None:
+def _start_worker(draws: _Draws) -> None:
     # The main process answers Ctrl-C and SIGTERM and then stops the workers: a worker just ends.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _WORKER.update(space=space, seed=seed)
+    _WORKER["draws"] = draws
 
 
-def _evaluate_run(bounds: tuple[int, int]) -> list[tuple[dict[str, Any], Outcome]]:
-    space, seed = _WORKER["space"], _WORKER["seed"]
-    return [_evaluate_draw(space, seed, index) for index in range(*bounds)]
+def _evaluate_run(bounds: tuple[int, int]) -> list[tuple[dict[str, Any], Outcome, str | None]]:
+    draws = _WORKER["draws"]
+    return [draws.evaluate(index) for index in range(*bounds)]
 
 
 @contextmanager
-def _workers(space: Space, seed: int, jobs: int) -> Iterator[Pool | None]:
+def _workers(draws: _Draws, jobs: int) -> Iterator[Pool | None]:
     """A pool of `jobs` forked workers that know the space and the seed, or None for one process (also where
     there is no fork, as on Windows). Forked before any progress bar starts its thread; stopped on the way out,
     with whatever they were still evaluating."""
@@ -114,17 +133,18 @@ def _workers(space: Space, seed: int, jobs: int) -> Iterator[Pool | None]:
         yield None
         return
     # Forked workers inherit the space; nothing of it is pickled.
-    with multiprocessing.get_context("fork").Pool(jobs, initializer=_start_worker, initargs=(space, seed)) as pool:
+    with multiprocessing.get_context("fork").Pool(jobs, initializer=_start_worker, initargs=(draws,)) as pool:
         yield pool
 
 
 def _outcomes(
-    space: Space, seed: int, limit: int, pool: Pool | None, jobs: int
-) -> Iterator[tuple[int, dict[str, Any], Outcome]]:
-    """(index, fields, outcome) of draws 0, 1, 2, ... up to `limit`, in order (from `jobs` workers in `pool`)."""
+    draws: _Draws, limit: int, pool: Pool | None, jobs: int
+) -> Iterator[tuple[int, dict[str, Any], Outcome, str | None]]:
+    """(index, fields, outcome, text) of draws 0, 1, 2, ... up to `limit`, in order (from `jobs` workers in
+    `pool`)."""
     if pool is None:
         for index in range(limit):
-            yield (index, *_evaluate_draw(space, seed, index))
+            yield (index, *draws.evaluate(index))
         return
     # The next round of runs is queued before this one is read, so the workers never wait for the reader.
     size = _CHUNK * _RUNS_PER_JOB * jobs
@@ -137,8 +157,8 @@ def _outcomes(
         runs, results = queued.pop(0)
         queued += [(more, pool.imap(_evaluate_run, more)) for more in itertools.islice(rounds, 1)]
         for (first, _), outcomes in zip(runs, results, strict=True):
-            for offset, (fields, outcome) in enumerate(outcomes):
-                yield first + offset, fields, outcome
+            for offset, (fields, outcome, text) in enumerate(outcomes):
+                yield first + offset, fields, outcome, text
 
 
 @dataclass
@@ -207,8 +227,13 @@ def sample(
     max_draws: int | None = None,
     prefix: str | None = None,
     progress: Progress | None = None,
+    rendered: dict[str, str] | None = None,
 ) -> SampleRun:
-    """`n` distinct valid specs of `space` inside its constraints; a located SpecError if the draws run out first."""
+    """`n` distinct valid specs of `space` inside its constraints; a located SpecError if the draws run out first.
+
+    With a `rendered` dict, each sample's spec text (`write.spec_text`) is made where its draw is evaluated
+    (in the workers, with several jobs) and put in it under the sample's file name.
+    """
     if not 0 <= seed < SEED_SPAN:
         raise SpecError(Problem(Mark(f"--seed {seed}"), "seed", f"expected a seed from 0 to {SEED_SPAN - 1}"), code=2)
     limit = max_draws if max_draws is not None else default_max_draws(n)
@@ -218,16 +243,22 @@ def sample(
     tally = _Tally(refused_by={name: 0 for name, _ in bounds})
     records: list[SampleRecord] = []
     jobs = jobs if n >= _PARALLEL_FROM else 1
-    with _workers(space, seed, jobs) as pool:
+    placeholder = f"{prefix}-{0:0{digits}d}" if rendered is not None else None
+    draws = _Draws(space, seed, bounds, placeholder)
+    with _workers(draws, jobs) as pool:
         if progress is not None:
             progress.phase(f"sampling {space.name}", n)
         try:
-            for index, fields, outcome in _outcomes(space, seed, limit, pool, jobs):
+            for index, fields, outcome, text in _outcomes(draws, limit, pool, jobs):
                 measured = tally.take(index, fields, outcome, bounds)
                 if measured is None:
                     continue
                 name = f"{prefix}-{len(records) + 1:0{digits}d}"
                 records.append(SampleRecord(name, f"{name}.yaml", index, fields, **measured))
+                if rendered is not None and placeholder is not None and text is not None:
+                    named = renamed(text, placeholder, name)
+                    if named is not None:
+                        rendered[records[-1].file] = named
                 if progress is not None:
                     progress.step()
                 if len(records) == n:
