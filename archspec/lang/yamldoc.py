@@ -157,7 +157,8 @@ class _Builder:
             ) from None
 
     def _check_number(self, node: yaml.Node, path: tuple[str | int, ...]) -> None:
-        if not isinstance(node, yaml.ScalarNode) or node.tag not in (_INT_TAG, _FLOAT_TAG) or node.style is not None:
+        # A plain scalar's style is None (PyYAML's composer) or "" (libyaml's).
+        if not isinstance(node, yaml.ScalarNode) or node.tag not in (_INT_TAG, _FLOAT_TAG) or node.style:
             return
         text = node.value
         if _SEXAGESIMAL.fullmatch(text):
@@ -177,7 +178,7 @@ class _Builder:
         allowed = {expected} if expected else _SCALAR_TAGS
         if node.tag in allowed:
             return
-        if node.tag == _TIMESTAMP_TAG and isinstance(node, yaml.ScalarNode) and node.style is None:
+        if node.tag == _TIMESTAMP_TAG and isinstance(node, yaml.ScalarNode) and not node.style:
             # Written without a tag: YAML 1.1 turned a plain `2015-12-10` into a date.
             message = f"YAML reads `{shorten(node.value)}` as a date; quote it to make it text"
         elif node.tag.startswith("tag:yaml.org,2002:python/"):
@@ -276,6 +277,37 @@ def _yaml_error(exc: yaml.MarkedYAMLError, source: str) -> Problem:
     return Problem(mark, "", f"invalid YAML: {shorten(reason, 200)}")
 
 
+def _compose(text: str) -> yaml.Node | None:
+    """The node graph of `text`: composed by libyaml where it is safe to, else by PyYAML's Python composer.
+
+    libyaml composes a large file (a space with hundreds of stages) fifty times faster, but it recurses in C
+    without a limit, reads a tab after `key:` as a space, and its messages differ: it is used only on text
+    without tabs, that PyYAML's reader accepts and that nests at most a few levels more than a spec may
+    (counted on libyaml's parser, which does not recurse).
+    Anything else, and any text libyaml refuses, goes to the Python composer, whose messages users see.
+    """
+    fast = getattr(yaml, "__with_libyaml__", False) and "\t" not in text
+    if fast and not yaml.reader.Reader.NON_PRINTABLE.search(text):
+        try:
+            if _flow_depth(text) <= MAX_DEPTH + 1:
+                return yaml.compose(text, Loader=yaml.CSafeLoader)  # type: ignore[attr-defined]
+        except yaml.YAMLError:
+            pass
+    return yaml.compose(text, Loader=yaml.SafeLoader)
+
+
+def _flow_depth(text: str) -> int:
+    """How deep the collections of `text` nest, from libyaml's events (a YAMLError if it cannot parse them)."""
+    depth = deepest = 0
+    for event in yaml.parse(text, Loader=yaml.CSafeLoader):  # type: ignore[attr-defined]
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return deepest
+
+
 def parse(data: bytes | str, source: str) -> Document:
     """Parse one YAML document holding a mapping; raise SpecError with a mark on any problem."""
     if len(data) > MAX_BYTES:
@@ -289,7 +321,7 @@ def parse(data: bytes | str, source: str) -> Document:
         )
     _check_tabs(text, source)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = _compose(text)
     except yaml.MarkedYAMLError as exc:
         raise SpecError(_yaml_error(exc, source)) from None
     except yaml.reader.ReaderError as exc:
