@@ -290,7 +290,7 @@ def _compose(text: str) -> yaml.Node | None:
     if fast and not yaml.reader.Reader.NON_PRINTABLE.search(text):
         try:
             if _flow_depth(text) <= MAX_DEPTH + 1:
-                return yaml.compose(text, Loader=yaml.CSafeLoader)  # type: ignore[attr-defined]
+                return yaml.compose(text, Loader=yaml.CSafeLoader)
         except yaml.YAMLError:
             pass
     return yaml.compose(text, Loader=yaml.SafeLoader)
@@ -299,7 +299,7 @@ def _compose(text: str) -> yaml.Node | None:
 def _flow_depth(text: str) -> int:
     """How deep the collections of `text` nest, from libyaml's events (a YAMLError if it cannot parse them)."""
     depth = deepest = 0
-    for event in yaml.parse(text, Loader=yaml.CSafeLoader):  # type: ignore[attr-defined]
+    for event in yaml.parse(text, Loader=yaml.CSafeLoader):
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             deepest = max(deepest, depth)
