@@ -343,6 +343,11 @@ def apply_override(doc: Document, item: str, label: str | None = None) -> Docume
         for key in [k for k in table if k[: len(path)] == path]:
             del table[key]
         table[path] = mark
+    # The text the file wrote there is gone too: a message names the value the override gave.
+    for key in [k for k in doc.raw if k[: len(path)] == path]:
+        del doc.raw[key]
+    if not isinstance(value, (dict, list)):
+        doc.raw[path] = item.partition("=")[2].strip()
     return doc
 
 

@@ -47,6 +47,8 @@ _TOKENS = {
     "<block end>": "the end of the indented block",
 }
 # YAML 1.1 reads `1:30` as 90 (base 60) and `010` as 8 (octal): never what a spec means.
+# Python refuses to read integers of more than 4,300 digits; no field takes more than a few.
+_MAX_DIGITS = 100
 _SEXAGESIMAL = re.compile(r"[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?")
 _OCTAL = re.compile(r"[-+]?0[0-7_]+")
 
@@ -161,7 +163,9 @@ class _Builder:
         if not isinstance(node, yaml.ScalarNode) or node.tag not in (_INT_TAG, _FLOAT_TAG) or node.style:
             return
         text = node.value
-        if _SEXAGESIMAL.fullmatch(text):
+        if node.tag == _INT_TAG and len(text) > _MAX_DIGITS:
+            message = f"a number of {len(text):,} digits is far too large for any field of a spec"
+        elif _SEXAGESIMAL.fullmatch(text):
             message = (
                 f"`{shorten(text)}` is a base-60 number in YAML 1.1 (1:30 reads as 90); write the number "
                 "itself, or quote it if it is text"

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import yaml
 
 from archspec.counting.analytic import Complexity, complexity
-from archspec.errors import Mark, Problem, SpecError
+from archspec.errors import Mark, Problem, SpecError, shorten
 from archspec.lang.sources import load_document, locate, stock_dir
 from archspec.lang.yamldoc import from_mapping
 from archspec.plan.blocks import stage_knobs
@@ -205,17 +205,13 @@ def parse_target(text: str, option: str) -> float:
     """`2G` -> 2e9 for --flops or --params; a usage error (exit 2) for anything else."""
     try:
         value = parse_quantity(text)
-    except ValueError:
-        value = 0.0
-    if value <= 0:
-        raise SpecError(
-            Problem(
-                Mark(f"{option} {text}"),
-                option.lstrip("-"),
-                "expected a positive number with an optional K, M, G or T, like 2G",
-            ),
-            code=2,
-        )
+        reason = "" if value > 0 else "expected a positive number with an optional K, M, G or T, like 2G"
+    except ValueError as exc:
+        value, reason = 0.0, str(exc)
+        if "too large" not in reason:
+            reason = "expected a positive number with an optional K, M, G or T, like 2G"
+    if reason:
+        raise SpecError(Problem(Mark(shorten(f"{option} {text}", 80)), option.lstrip("-"), reason), code=2)
     return value
 
 
