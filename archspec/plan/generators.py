@@ -13,6 +13,7 @@ from collections.abc import Callable
 from archspec.lang.schema import RegNetRule, SqueezeExcite, Stage, StageGenerators
 from archspec.plan.blocks import BLOCKS
 from archspec.plan.shapes import make_divisible
+from archspec.plan.walker import PlanError, PlanProblem
 
 _QUANT = 8  # RegNet's widths are multiples of 8
 _FLOAT32 = struct.Struct("f")
@@ -64,6 +65,14 @@ def expand_regnet(rule: RegNetRule) -> list[Stage]:
     stages = []
     for width, depth in runs:
         inner = int(width / ratio)
+        if inner < 1:
+            raise PlanError(
+                PlanProblem(
+                    ("stages", "regnet", "bottleneck_ratio"),
+                    f"a stage of width {width} divided by the bottleneck ratio {ratio:g} leaves no inner channel; "
+                    f"use a ratio of at most {width} or a larger w0",
+                )
+            )
         group_width = min(rule.group_width, inner)
         if rule.arithmetic == "pycls":
             fitted = int(round(inner / group_width) * group_width)  # Python's round: halves to even
