@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from archspec.errors import Mark, Problem, SpecError, shorten
 from archspec.lang import yamldoc
+from archspec.lang.schema import Spec
 from archspec.lang.yamldoc import Document
 
 _MISSING = object()
@@ -90,7 +91,30 @@ def read_file(path: Path, shown: str | None = None) -> Document:
         raise SpecError(Problem(Mark(shown), "", "is a folder, not a spec file")) from None
     except OSError as exc:
         raise SpecError(Problem(Mark(shown), "", f"cannot read the file: {exc.strerror or exc}")) from None
-    return yamldoc.parse(data, shown)
+    doc = yamldoc.parse(data, shown)
+    _check_spec_keys(doc)
+    return doc
+
+
+# A space file's own key, beside the spec's (the space layer reads it).
+_SPACE_KEYS = ("constraints",)
+
+
+def _check_spec_keys(doc: Document) -> None:
+    """A mapping none of whose top-level keys is a spec's is some other file: refuse it in one line that quotes
+    nothing of it, so that a file named by mistake (or `extends: /etc/shadow`) never has its lines printed
+    back as unknown keys."""
+    if not doc.data or any(key in Spec.model_fields or key in _SPACE_KEYS for key in doc.data):
+        return
+    first = doc.key_marks.get((next(iter(doc.data)),), Mark(doc.source, 1, 1))
+    raise SpecError(
+        Problem(
+            first,
+            "",
+            "not an archspec spec: none of its top-level keys is a key of a spec (such as block, stages or "
+            "extends); its contents are not shown",
+        )
+    )
 
 
 def _not_found(ref: str, base: Path | None = None) -> str:
