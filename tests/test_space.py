@@ -528,7 +528,7 @@ def test_plot_samples_refuses_an_unknown_quantity_and_a_file_that_is_not_samples
     assert result.exit_code == 1
     assert (
         result.stderr.strip()
-        == f"{other}: (document): not a samples file written by archspec sample (unexpected content)"
+        == f"{other}: (document): not a samples file written by archspec sample: expected a mapping, got a list"
     )
 
 

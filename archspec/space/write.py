@@ -17,9 +17,10 @@ import yaml
 from archspec.errors import Mark, Problem, SpecError, shorten
 from archspec.files import atomic_write
 from archspec.report.render import render, to_json
+from archspec.space import samplesfile
 from archspec.space.constraints import QUANTITIES
 from archspec.space.draw import draw
-from archspec.space.results import InvalidDraws, SampleRecord, SampleRun, SampleStats
+from archspec.space.results import SampleRecord, SampleRun
 from archspec.space.template import Space
 
 CSV_NAME = "samples.csv"
@@ -140,24 +141,4 @@ def read_samples(path: str | os.PathLike[str]) -> SampleRun:
     target = Path(path)
     if target.is_dir():
         target = target / JSON_NAME
-    shown = shorten(str(target), 200)
-    try:
-        data = json.loads(target.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SpecError(
-            Problem(Mark(shown), "", "no such file; give a samples.json written by archspec sample, or its folder")
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(
-            Problem(Mark(shown), "", f"cannot read the file: {getattr(exc, 'strerror', None) or exc}")
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise SpecError(Problem(Mark(shown, exc.lineno, exc.colno), "", f"not JSON: {exc.msg}")) from None
-    try:
-        stats = dict(data["statistics"])
-        stats["invalid_by"] = [InvalidDraws(**item) for item in stats["invalid_by"]]
-        samples = [SampleRecord(**item) for item in data["samples"]]
-        return SampleRun(**{**data, "samples": samples, "statistics": SampleStats(**stats)})
-    except (KeyError, TypeError, ValueError) as exc:
-        detail = f"missing {exc}" if isinstance(exc, KeyError) else "unexpected content"
-        raise SpecError(Problem(Mark(shown), "", f"not a samples file written by archspec sample ({detail})")) from None
+    return samplesfile.read_samples(target, shorten(str(target), 200))
