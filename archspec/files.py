@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
+import signal
 import stat
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -72,9 +76,8 @@ def atomic_write(
 ) -> None:
     """Call `write(file_object)` on a temporary file beside `path`, then move it into place (see the module doc)."""
     target = check_output(path, force=force, option=option)
-    name = target.name.encode("utf-8", "surrogateescape")[:_TEMP_PREFIX_BYTES].decode("utf-8", "ignore")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=target.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{_short_name(target)}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
         raise _problem(
             target, option, f"cannot write in {shorten(str(target.parent), 200)!r}: {exc.strerror or exc}"
@@ -127,3 +130,67 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def write_folder(
+    folder: str | os.PathLike[str], files: list[tuple[str, bytes]], *, force: bool, option: str = "--out"
+) -> None:
+    """Write `files` (name, content) into `folder` as one change: all of them, or (after an error, Ctrl-C or
+    SIGTERM) nothing new.
+
+    A new folder is written whole under a temporary name beside it and renamed into place. Into an existing
+    folder the files are written under a temporary folder inside it; then every target is checked (with
+    `force`, only regular files are replaced; without it, none may exist) before the first is replaced, and
+    the renames run with Ctrl-C and SIGTERM held back until they are done.
+    """
+    target = Path(folder)
+    exists = target.is_dir()
+    try:
+        stage = Path(
+            tempfile.mkdtemp(prefix=f".{_short_name(target)}.", suffix=".tmp", dir=target if exists else target.parent)
+        )
+    except OSError as exc:
+        raise _problem(target, option, f"cannot write in this folder: {exc.strerror or exc}") from None
+    try:
+        for name, content in files:
+            with open(stage / name, "wb") as handle:
+                handle.write(content)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(stage / name, 0o666 & ~_umask())
+        if not exists:
+            os.chmod(stage, 0o777 & ~_umask())
+            with _signals_held():
+                os.rename(stage, target)  # fails if a folder of that name appeared meanwhile
+            return
+        for name, _ in files:
+            check_output(target / name, force=force, option=option)
+        with _signals_held():
+            for name, _ in files:
+                os.replace(stage / name, target / name)
+            os.rmdir(stage)
+    except BaseException as exc:
+        shutil.rmtree(stage, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise _problem(
+                target, option, f"cannot write the files: {exc.strerror or exc}; nothing was changed"
+            ) from None
+        raise
+
+
+def _short_name(path: Path) -> str:
+    return path.name.encode("utf-8", "surrogateescape")[:_TEMP_PREFIX_BYTES].decode("utf-8", "ignore")
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block is done (on the main thread of a POSIX system)."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)

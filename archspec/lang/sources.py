@@ -60,6 +60,13 @@ def _is_dir(path: Path) -> bool:
         return False
 
 
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists() and not path.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
 def _is_file(path: Path) -> bool:
     # A name with a NUL byte, or one too long for the file system, names no file.
     try:
@@ -118,8 +125,11 @@ def _check_spec_keys(doc: Document) -> None:
 
 
 def _not_found(ref: str, base: Path | None = None) -> str:
-    if _looks_like_path(ref):
+    if _looks_like_path(ref) or _exists(Path(ref) if base is None else base.parent / ref):
         where = _display(base.parent / ref) if base is not None else ref
+        if _exists(Path(where)):
+            # Never opened: reading a FIFO would block, and a device (/dev/zero) never ends.
+            return f"{shorten(where, 200)!r} is not a regular file (a device, FIFO or socket); a spec is a text file"
         relative = " (a path in `extends` is relative to the file that has it)" if base is not None else ""
         stem = Path(ref).stem
         hint = (

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import yaml
 
 from archspec.errors import Mark, Problem, SpecError, shorten
-from archspec.files import atomic_write
+from archspec.files import write_folder
 from archspec.report.render import render, to_json
 from archspec.space import samplesfile
 from archspec.space.constraints import QUANTITIES
@@ -101,16 +100,10 @@ def _cell(value: Any) -> str:
 def write_samples(space: Space, run: SampleRun, out: Path, *, force: bool) -> list[Path]:
     """Write every sampled spec, samples.csv and samples.json into `out` (created if need be); return the paths."""
     check_folder(out, force=force)
-    try:
-        out.mkdir(exist_ok=True)
-    except OSError as exc:
-        raise SpecError(
-            Problem(Mark(shorten(str(out), 200)), "--out", f"cannot create the folder: {exc.strerror or exc}")
-        ) from None
     texts = [(record.file, spec_text(space, run, record)) for record in run.samples]
     texts += [(CSV_NAME, samples_csv(run)), (JSON_NAME, to_json(run) + "\n")]
-    for name, text in texts:
-        atomic_write(out / name, partial(_write_text, text), force=force)
+    # All or nothing: an interrupted sample leaves no spec files without their samples.json.
+    write_folder(out, [(name, text.encode()) for name, text in texts], force=force)
     return [out / name for name, _ in texts]
 
 
