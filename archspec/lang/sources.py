@@ -19,6 +19,8 @@ from archspec.lang.schema import Spec
 from archspec.lang.yamldoc import Document
 
 _MISSING = object()
+# The longest `extends` chain followed (stock specs extend one or two files).
+MAX_EXTENDS = 64
 # Keys that describe one file and are not inherited through `extends`.
 _NOT_INHERITED = ("name", "description")
 T = TypeVar("T")
@@ -193,6 +195,16 @@ def _resolve_extends(doc: Document, path: Path | None, chain: Chain) -> Document
     parent_path = locate(parent_ref, path)
     if parent_path is None:
         raise SpecError(Problem(mark, "extends", _not_found(parent_ref, path)))
+    if len(chain) >= MAX_EXTENDS:
+        first = chain[0][1] if chain else doc.source
+        raise SpecError(
+            Problem(
+                mark,
+                "extends",
+                f"the `extends` chain from {shorten(first, 100)} is longer than {MAX_EXTENDS} files; "
+                "a spec extends a few at most",
+            )
+        )
     seen = dict(chain)
     if parent_path.resolve() in seen:
         names = " -> ".join([shown for _, shown in chain] + [seen[parent_path.resolve()]])

@@ -119,6 +119,8 @@ class _Builder:
         self.doc = doc
         self.steps = 0
         self.scalars = SafeConstructor()
+        self.visited: set[int] = set()
+        self.aliased = False
 
     def _count(self, node: yaml.Node, depth: int, path: tuple[str | int, ...]) -> None:
         """One step of the budget that keeps alias bombs and recursive aliases from expanding."""
@@ -128,13 +130,21 @@ class _Builder:
         # Blame the top-level value being expanded: where the budget ran out says little.
         top = path[:1]
         mark = self.doc.marks.get(top) or _mark(self.doc.source, node.start_mark)
-        if self.steps > MAX_NODES:
+        if self.steps > MAX_NODES and not self.aliased:
+            message = f"document holds more than {MAX_NODES} values; a spec holds a few hundred"
+        elif self.steps > MAX_NODES:
             message = f"document expands to more than {MAX_NODES} values through aliases; refusing to expand it"
         else:
-            message = f"values nest more than {MAX_DEPTH} levels deep (a recursive alias?)"
+            message = f"values nest more than {MAX_DEPTH} levels deep" + (
+                " (a recursive alias?)" if self.aliased else ""
+            )
         raise SpecError(Problem(mark, _dotted(top), message))
 
     def build(self, node: yaml.Node, path: tuple[str | int, ...], depth: int) -> Any:
+        if isinstance(node, yaml.CollectionNode):
+            # A collection reached twice is an alias: the budget's message then names aliases as the cause.
+            self.aliased = self.aliased or id(node) in self.visited
+            self.visited.add(id(node))
         self._count(node, depth, path)
         self.doc.marks.setdefault(path, _mark(self.doc.source, node.start_mark))
         if isinstance(node, yaml.MappingNode):
@@ -247,6 +257,8 @@ class _Builder:
         sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
         combined: dict[str, Any] = {}
         for source in sources:
+            self.aliased = self.aliased or id(source) in self.visited
+            self.visited.add(id(source))
             self._count(source, depth + 1, path)
             if not isinstance(source, yaml.MappingNode):
                 raise SpecError(
