@@ -234,7 +234,7 @@ def sample(
     jobs = jobs if n >= _PARALLEL_FROM else 1
     with _workers(space, seed, jobs) as pool:
         if progress is not None:
-            progress.phase(f"sampling {space.name}", n)
+            progress.phase(f"sampling {space.name}", n, "samples")  # a step is a sample kept, not a draw
         try:
             for index, fields, outcome in _outcomes(space, seed, limit, pool, jobs):
                 measured = tally.take(index, fields, outcome, bounds)

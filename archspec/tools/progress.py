@@ -32,12 +32,13 @@ class Progress:
         self.stream.write(f"{self.prefix}: {text}\n" if self.prefix else f"{text}\n")
         self.stream.flush()
 
-    def phase(self, label: str, total: int) -> None:
+    def phase(self, label: str, total: int, unit: str = "steps") -> None:
+        """Start counting `total` of `unit` (what one `step` is: steps, samples, batches)."""
         if not self.enabled:
             return
         self._stop()
         if not self.live:
-            self.note(f"{label} ({total} steps) ...")
+            self.note(f"{label} ({total:,} {unit}) ...")
             return
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
