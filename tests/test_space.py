@@ -253,7 +253,7 @@ def test_sample_writes_specs_csv_and_json_and_the_same_seed_the_same_files(cli, 
     assert sorted(runs[0]) == [f"cifar-{i:04d}.yaml" for i in range(1, 13)] + ["samples.csv", "samples.json"]
     csv = runs[0]["samples.csv"].decode().splitlines()
     assert csv[0].startswith("name,file,draw,stages.0.depth,stages.0.width,")
-    assert csv[0].endswith(",params,flops,macs,activations,depth,stages")
+    assert csv[0].endswith(",params,flops,macs,activations,layers,stages")
     assert len(csv) == 13
 
 

@@ -26,6 +26,7 @@ CSV_NAME = "samples.csv"
 JSON_NAME = "samples.json"
 # Keys a spec written here leaves out: the sample has its own name and description, and no parent.
 _OWN = ("name", "description", "extends")
+_CSV_HEADERS = {"depth": "layers"}
 
 
 def check_folder(out: Path, *, force: bool) -> None:
@@ -77,7 +78,9 @@ def samples_csv(run: SampleRun) -> str:
     for record in run.samples:
         drawn.update(dict.fromkeys(record.fields))
     columns = [("name", "name"), ("file", "file"), ("draw", "draw")]
-    columns += [(f"field:{key}", key) for key in drawn] + [(name, name) for name in QUANTITIES]
+    # The counted depth is headed `layers`: beside a drawn `stages.regnet.depth` (blocks), two "depth" columns
+    # would mean two different things.
+    columns += [(f"field:{key}", key) for key in drawn] + [(name, _CSV_HEADERS.get(name, name)) for name in QUANTITIES]
     rows = []
     for record in run.samples:
         row: dict[str, Any] = {"name": record.name, "file": record.file, "draw": record.draw}
