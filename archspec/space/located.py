@@ -36,13 +36,14 @@ def validate_model(model: type[M], data: Any, doc: Document, path: Path) -> M:
         raise SpecError(_problems(model, data, exc, doc, path)) from None
 
 
-def _data_loc(data: Any, loc: tuple[Any, ...]) -> tuple[Path, bool]:
-    """The part of a pydantic error's location that points into the data, and whether a union's member labels
-    (`int`, `float`: which member of `int | float` failed) followed it; users see the first only."""
+def _data_loc(data: Any, loc: tuple[Any, ...], missing: bool) -> tuple[Path, bool]:
+    """The part of a pydantic error's location that points into the data (or, for a `missing` key, names it),
+    and whether a union's member labels (`int`, `float`: which member of `int | float` failed) followed it;
+    users see the first only."""
     node: Any = data
     kept: list[str | int] = []
     for part in loc:
-        if isinstance(node, dict) and isinstance(part, str):
+        if isinstance(node, dict) and isinstance(part, str) and (part in node or missing):
             kept.append(part)
             node = node.get(part)
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
@@ -57,7 +58,7 @@ def _problems(model: type[BaseModel], data: Any, exc: ValidationError, doc: Docu
     problems: list[Problem] = []
     seen: set[tuple[Path, str]] = set()
     for error in exc.errors(include_url=False):
-        loc, union = _data_loc(data, error["loc"])
+        loc, union = _data_loc(data, error["loc"], error["type"] == "missing")
         where = path + loc
         kind = error["type"]
         value = error.get("input")
