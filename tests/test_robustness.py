@@ -811,3 +811,55 @@ def test_an_interrupted_sample_leaves_the_whole_output_or_nothing(tmp_path, sign
             names = sorted(os.listdir(out))
             assert len(names) == 152 and "samples.json" in names, names
         assert [p for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.fixture(scope="module")
+def samples_folder(tmp_path_factory):
+    out = tmp_path_factory.mktemp("samples") / "s"
+    space = out.parent / "blocks.yaml"
+    space.write_text(
+        "extends: resnet20\nstages: {0: {depth: {choice: [1, 2, 3]}, block: {choice: [basic, bottleneck]}}}\n"
+    )
+    code, _, err = cli_run("sample", space, "-n", "3", "--out", out, "--jobs", "1")
+    assert code == 0, err
+    return out
+
+
+@pytest.mark.parametrize(
+    "where,value,message",
+    [
+        (("samples", 0, "params"), "null", "samples.0.params: expected a count (an integer of at least 0), got null"),
+        (("samples", 1, "flops"), '"12"', "samples.1.flops: expected a count (an integer of at least 0), got the text"),
+        (("samples", 0, "macs"), "{}", "samples.0.macs: expected a count (an integer of at least 0), got a mapping"),
+        (("statistics", "drawn"), "[1]", "statistics.drawn: expected a count (an integer of at least 0), got a list"),
+        (("samples", 2, "depth"), "-3", "samples.2.depth: expected a count from 0 to 1e+18, got -3"),
+        (("samples", 0, "params"), "9" * 5000, "samples.0.params: expected a count (an integer of at least 0), got an"),
+        (
+            ("samples", 0, "activations"),
+            "NaN",
+            "samples.0.activations: expected a count (an integer of at least 0), got NaN",
+        ),
+        (("statistics", "refused_by"), '{"flops": Infinity}', "statistics.refused_by.flops: expected a count"),
+        (("samples",), "[]", "samples: the file holds no samples; there is nothing to draw"),
+        (("samples", 0, "fields"), '{"x": [1]}', "samples.0.fields.x: expected a drawn value, got a list"),
+    ],
+)
+def test_plot_samples_checks_every_field_of_a_samples_file(samples_folder, tmp_path, where, value, message):
+    import json as json_module
+
+    data = json_module.loads((samples_folder / "samples.json").read_text())
+    node = data
+    for part in where[:-1]:
+        node = node[part]
+    node[where[-1]] = "@ODD@"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json_module.dumps(data).replace('"@ODD@"', value))
+    code, _, err = cli_run("plot-samples", bad, "--out", tmp_path / "p.png")
+    assert code == 1 and err.strip().startswith(f"{bad}: {message}"), err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "p.png").exists()
+
+
+def test_edf_of_a_field_that_is_not_a_number_in_every_sample_says_so(samples_folder, tmp_path):
+    code, _, err = cli_run("plot-samples", samples_folder, "--edf", "stages.0.block", "--out", tmp_path / "e.png")
+    assert code == 2 and "--edf stages.0.block: edf: not a number in 3 of the 3 samples" in err, err
+    assert not (tmp_path / "e.png").exists()

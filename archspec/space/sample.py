@@ -302,5 +302,8 @@ def _exhausted(space: Space, seed: int, n: int, accepted: int, tally: _Tally) ->
         return SpecError(
             Problem(space.doc.mark_for(("constraints", name)), format_path(("constraints", name)), message)
         )
-    message = f"{got}: the space holds {distinct:,} distinct specs in those draws ({tally.duplicates:,} repeats)"
+    invalid = f", {tally.invalid:,} of them invalid" if tally.invalid else ""
+    message = (
+        f"{got}: the space holds {distinct:,} distinct specs in those draws{invalid} ({tally.duplicates:,} repeats)"
+    )
     return SpecError(Problem(Mark(space.source, 1, 1), "", message))
