@@ -10,6 +10,8 @@ import math
 import struct
 from collections.abc import Callable
 
+from pydantic import ValidationError
+
 from archspec.lang.schema import RegNetRule, SqueezeExcite, Stage, StageGenerators
 from archspec.plan.blocks import BLOCKS
 from archspec.plan.shapes import make_divisible
@@ -86,8 +88,21 @@ def expand_regnet(rule: RegNetRule) -> list[Stage]:
             fields["bottleneck_ratio"] = ratio
         if rule.se_ratio is not None and "se" in kind.knobs:
             fields["se"] = SqueezeExcite(ratio=rule.se_ratio, of="input")
-        stages.append(Stage.model_validate(fields))
+        try:
+            stages.append(Stage.model_validate(fields))
+        except ValidationError as exc:
+            raise PlanError(PlanProblem(("stages", "regnet"), _stage_refused(exc))) from None
     return stages
+
+
+def _stage_refused(exc: ValidationError) -> str:
+    """Why a stage the rule made is not a stage (a width past the largest one), in the spec's words."""
+    error = exc.errors(include_url=False)[0]
+    field = ".".join(str(part) for part in error["loc"]) or "a field"
+    limit = (error.get("ctx") or {}).get("le")
+    if limit is not None:
+        return f"the rule makes a stage with {field} {error.get('input')}, above the largest, {limit:,}"
+    return f"the rule makes a stage whose {field} is not valid ({error.get('input')!r})"
 
 
 def make_divisible_regnet(value: float, divisor: int) -> int:
