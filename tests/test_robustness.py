@@ -800,7 +800,7 @@ def test_write_folder_is_all_or_nothing(tmp_path):
 @pytest.mark.parametrize("signal_number", [2, 15])
 def test_an_interrupted_sample_leaves_the_whole_output_or_nothing(tmp_path, signal_number):
     space = ROOT / "specs" / "spaces" / "anynetx_c.yaml"
-    for delay in (0.5, 1.0, 1.5, 2.0):
+    for delay in (0.8, 1.8):
         out = tmp_path / f"s{delay}"
         command = [sys.executable, "-m", "archspec", "sample", str(space), "-n", "150", "--out", str(out)]
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path)
