@@ -2,7 +2,9 @@
 
 Four sources of input: random text and bytes, random nested data dumped as YAML,
 mappings built from the schema's own keys with random values, and stock specs
-mutated character by character and value by value. Each goes through
+mutated character by character and value by value; then design spaces (mutated,
+loaded and sampled), samples.json files (mutated, read back) and random command
+lines of sample, fit and plot-samples. Each goes through
 `archspec.api.load_plan` (parse, `extends`, validation, plan) and the analytic
 counter, and every problem must print as one `FILE:LINE:COL: path: message` line.
 
@@ -528,3 +530,62 @@ def test_mutated_sample_files_only_raise_spec_errors(data):
 
 
 SAMPLES_TEXT = _samples_json()
+
+
+# --- 7. the command line around spaces and sample files ---------------------------------------------
+
+_SPACE_ARGS = [
+    "specs/spaces/regnetx.yaml",
+    "specs/spaces/anynetx_c.yaml",
+    "resnet20",
+    str(_FOLDER / "fuzz-space.yaml"),
+    str(_FOLDER / "fuzz-samples"),
+    str(_FOLDER / "fuzz-samples" / "samples.json"),
+    str(_FOLDER / "fuzz-samples" / "samples.csv"),
+    "/dev/null",
+    "nope.yaml",
+]
+_SPACE_VALUES = [
+    "0", "1", "2", "-1", "x", "1e400", "1e99999999", "2G", "40M", "0.5", "params", "flops", "depth",
+    "stages.0.depth", "stages.regnet.w0", "stages.*.group_width", "nosuch", "constraints.flops=[0, 1]",
+    "stages.regnet.bottleneck_ratio=30", "stages.regnet.depth={range: [1, 1.0e+40]}", "name=a/b",
+]  # fmt: skip
+_SPACE_OPTIONS = ["-n", "--seed", "--set", "--edf", "--flops", "--params", "--scale", "--name", "--force", "--vs"]
+
+
+@st.composite
+def space_command_lines(draw):
+    command = draw(st.sampled_from(["sample", "fit", "plot-samples", "validate", "show"]))
+    argv = [command, *draw(st.lists(st.sampled_from(_SPACE_ARGS), min_size=1, max_size=2))]
+    for _ in range(draw(st.integers(0, 3))):
+        option = draw(st.sampled_from(_SPACE_OPTIONS))
+        argv.append(option)
+        if option != "--force":
+            argv.append(draw(st.sampled_from(_SPACE_VALUES)))
+    if command == "sample":
+        argv += ["--max-draws", "150", "--jobs", "1"]  # bounded, so that each example takes a moment
+    if command in ("sample", "plot-samples") or draw(st.booleans()):
+        suffix = {"sample": "", "plot-samples": ".png"}.get(command, ".yaml")
+        argv += ["--out", str(_FOLDER / "fuzz-out" / f"o{draw(st.integers(0, 3))}{suffix}")]
+    return argv
+
+
+@fuzz_settings(100)
+@given(space_command_lines())
+def test_random_space_and_sample_command_lines_end_in_a_message(argv):
+    from typer.testing import CliRunner
+
+    from archspec.cli import app
+
+    (_FOLDER / "fuzz-out").mkdir(exist_ok=True)
+    samples = _FOLDER / "fuzz-samples"
+    if not samples.exists():
+        samples.mkdir()
+        (samples / "samples.json").write_text(SAMPLES_TEXT, encoding="utf-8")
+        (samples / "samples.csv").write_text("name\n", encoding="utf-8")
+        (_FOLDER / "fuzz-space.yaml").write_text(SPACE_TEXT["cifar"], encoding="utf-8")
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code in (0, 1, 2), (argv, result.output[-500:])
+    assert "Traceback" not in result.output and "internal error" not in result.output, (argv, result.output[-500:])
+    if result.exit_code:
+        assert result.stderr.strip(), argv
