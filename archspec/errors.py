@@ -36,8 +36,11 @@ class Problem:
         text = f"{self.mark}: {self.path or '(document)'}: {self.message}"
         chain = self.mark.via + self.via
         if chain:
-            # The files that pulled this one in through `extends`, nearest first.
-            text += " (extended by " + " <- ".join(f"{m.source}:{m.line or 1}" for m in chain) + ")"
+            # The files that pulled this one in through `extends`, nearest first (a long chain: its two ends).
+            shown = [f"{m.source}:{m.line or 1}" for m in chain]
+            if len(shown) > 4:
+                shown = [*shown[:2], f"... {len(shown) - 3} more", shown[-1]]
+            text += " (extended by " + " <- ".join(shown) + ")"
         return printable(text)
 
 

@@ -7,18 +7,22 @@
   failed or interrupted write (Ctrl-C, SIGTERM) changes nothing and leaves no temporary file.
 - Without `--force` the final name is created exclusively: of two writers racing for one
   name, the second fails with "file exists" instead of silently replacing the first.
-- The content is on disk (fsync) before the name appears. `atomic_write_all` writes many files
-  with one flush of the file system for all of them, then moves each into place.
+- The content is on disk (fsync) before the name appears. `write_folder` writes many files as one
+  change, with one flush of the file system for all of them.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import shutil
+import signal
 import stat
 import sys
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -75,9 +79,8 @@ def atomic_write(
 ) -> None:
     """Call `write(file_object)` on a temporary file beside `path`, then move it into place (see the module doc)."""
     target = check_output(path, force=force, option=option)
-    name = target.name.encode("utf-8", "surrogateescape")[:_TEMP_PREFIX_BYTES].decode("utf-8", "ignore")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=target.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{_short_name(target)}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
         raise _problem(
             target, option, f"cannot write in {shorten(str(target.parent), 200)!r}: {exc.strerror or exc}"
@@ -98,47 +101,6 @@ def atomic_write(
                 target, option, f"cannot write the file: {exc.strerror or exc}; nothing was changed"
             ) from None
         raise
-
-
-def atomic_write_all(files: list[tuple[Path, bytes]], *, force: bool = False, option: str = "--out") -> None:
-    """Write many files as `atomic_write` writes one, with one flush to disk for all of them: every content
-    goes to a temporary file beside its target, the file system is flushed once (each file is fsync'ed
-    where there is no `syncfs`), then each is moved into place. An interrupted or failed run leaves no
-    temporary file; the files already moved into place stay."""
-    pending: list[tuple[str, Path]] = []
-    moved = 0
-    try:
-        for path, content in files:
-            target = check_output(path, force=force, option=option)
-            name = target.name.encode("utf-8", "surrogateescape")[:_TEMP_PREFIX_BYTES].decode("utf-8", "ignore")
-            try:
-                fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=target.parent)
-            except OSError as exc:
-                raise _problem(
-                    target, option, f"cannot write in {shorten(str(target.parent), 200)!r}: {exc.strerror or exc}"
-                ) from None
-            pending.append((tmp, target))
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(content)
-                os.chmod(tmp, 0o666 & ~_umask())
-            except OSError as exc:
-                raise _problem(
-                    target, option, f"cannot write the file: {exc.strerror or exc}; nothing was changed"
-                ) from None
-        _flush({target.parent for _, target in pending}, [tmp for tmp, _ in pending])
-        for tmp, target in pending:  # in order: the last file (samples.json, say) appears last
-            try:
-                _move_into_place(tmp, target, force, option)
-            except OSError as exc:
-                raise _problem(
-                    target, option, f"cannot write the file: {exc.strerror or exc}; nothing was changed"
-                ) from None
-            moved += 1
-    finally:
-        for tmp, _ in pending[moved:]:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
 
 
 def _flush(folders: set[Path], files: list[str]) -> None:
@@ -206,3 +168,66 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def write_folder(
+    folder: str | os.PathLike[str], files: list[tuple[str, bytes]], *, force: bool, option: str = "--out"
+) -> None:
+    """Write `files` (name, content) into `folder` as one change: all of them, or (after an error, Ctrl-C or
+    SIGTERM) nothing new.
+
+    A new folder is written whole under a temporary name beside it and renamed into place. Into an existing
+    folder the files are written under a temporary folder inside it; then every target is checked (with
+    `force`, only regular files are replaced; without it, none may exist) before the first is replaced, and
+    the renames run with Ctrl-C and SIGTERM held back until they are done.
+    """
+    target = Path(folder)
+    exists = target.is_dir()
+    try:
+        stage = Path(
+            tempfile.mkdtemp(prefix=f".{_short_name(target)}.", suffix=".tmp", dir=target if exists else target.parent)
+        )
+    except OSError as exc:
+        raise _problem(target, option, f"cannot write in this folder: {exc.strerror or exc}") from None
+    try:
+        for name, content in files:
+            with open(stage / name, "wb") as handle:
+                handle.write(content)
+            os.chmod(stage / name, 0o666 & ~_umask())
+        _flush({stage}, [str(stage / name) for name, _ in files])  # one flush to disk for all the files
+        if not exists:
+            os.chmod(stage, 0o777 & ~_umask())
+            with _signals_held():
+                os.rename(stage, target)  # fails if a folder of that name appeared meanwhile
+            return
+        for name, _ in files:
+            check_output(target / name, force=force, option=option)
+        with _signals_held():
+            for name, _ in files:
+                os.replace(stage / name, target / name)
+            os.rmdir(stage)
+    except BaseException as exc:
+        shutil.rmtree(stage, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise _problem(
+                target, option, f"cannot write the files: {exc.strerror or exc}; nothing was changed"
+            ) from None
+        raise
+
+
+def _short_name(path: Path) -> str:
+    return path.name.encode("utf-8", "surrogateescape")[:_TEMP_PREFIX_BYTES].decode("utf-8", "ignore")
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block is done (on the main thread of a POSIX system)."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)

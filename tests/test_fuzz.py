@@ -2,7 +2,9 @@
 
 Four sources of input: random text and bytes, random nested data dumped as YAML,
 mappings built from the schema's own keys with random values, and stock specs
-mutated character by character and value by value. Each goes through
+mutated character by character and value by value; then design spaces (mutated,
+loaded and sampled), samples.json files (mutated, read back) and random command
+lines of sample, fit and plot-samples. Each goes through
 `archspec.api.load_plan` (parse, `extends`, validation, plan) and the analytic
 counter, and every problem must print as one `FILE:LINE:COL: path: message` line.
 
@@ -14,6 +16,7 @@ for 50,000; docs/errors.md records such a run.
 from __future__ import annotations
 
 import atexit
+import json
 import math
 import os
 import shutil
@@ -400,4 +403,191 @@ def test_random_command_lines_end_in_a_message_never_an_internal_error(argv):
     assert result.exit_code in (0, 1, 2), (argv, result.output[-500:])
     assert "Traceback" not in result.output and "internal error" not in result.output, (argv, result.output[-500:])
     if result.exit_code == 1:
+        assert result.stderr.strip(), argv
+
+
+# --- 6. design spaces and sample files --------------------------------------------------------------
+
+SPACE_TEXT = {path.stem: path.read_text(encoding="utf-8") for path in sorted((stock_dir() / "spaces").glob("*.yaml"))}
+SPACE_TEXT["cifar"] = """\
+name: cifar
+extends: resnet20
+stages:
+  count: {choice: [2, 3]}
+  each:
+    depth: {range: [1, 4]}
+    width: {log_range: [8, 64], multiple_of: 8, order: non_decreasing}
+    stride: {choice: [1, 2]}
+groups: {choice: [1, 2]}
+constraints:
+  flops: [1M, 200M]
+  params: [0, 1M]
+"""
+distributions = st.one_of(
+    st.fixed_dictionaries({"choice": st.lists(values, max_size=4)}),
+    st.fixed_dictionaries(
+        {"range": st.lists(values, max_size=3)},
+        optional={"step": values, "multiple_of": values, "shared": values, "order": values},
+    ),
+    st.fixed_dictionaries({"log_range": st.lists(values, max_size=3)}, optional={"step": values}),
+)
+
+
+def _space_paths(data):
+    return [p for p in _paths(data) if p and not isinstance(_get(data, p), (dict, list))]
+
+
+def _get(data, path):
+    for part in path:
+        data = data[part]
+    return data
+
+
+def assert_space_only_spec_errors(text: str) -> None:
+    """Load a space from `text`, validate it and draw a few specs from it; only SpecError may escape."""
+    from archspec.space.load import load_space
+    from archspec.space.sample import sample
+
+    path = _FOLDER / "space.yaml"
+    path.write_bytes(text.encode("utf-8", "surrogatepass"))
+    try:
+        space = load_space(str(path))
+        sample(space, n=2, seed=0, max_draws=40)
+        event("sampled")
+    except SpecError as exc:
+        assert exc.problems
+        event("refused")
+        for problem in exc.problems:
+            text = str(problem)
+            assert "\n" not in text and len(text) < 2000, text[:200]
+            assert ".int:" not in text and ".float:" not in text, text
+
+
+@fuzz_settings(300)
+@given(st.sampled_from(sorted(SPACE_TEXT)), st.sampled_from(["text", "data", "distribution"]), st.data())
+def test_mutated_spaces_only_raise_spec_errors(name, how, data):
+    text = SPACE_TEXT[name]
+    if how == "text":
+        mutated = mutate_text(data.draw, text)
+    else:
+        loaded = yaml.safe_load(text)
+        if how == "data":
+            loaded = mutate_data(data.draw, loaded)
+        else:
+            leaves = _space_paths(loaded)
+            target = data.draw(st.sampled_from(leaves))
+            _get(loaded, target[:-1])[target[-1]] = data.draw(distributions)
+        mutated = yaml.safe_dump(loaded, sort_keys=False)
+    assert_space_only_spec_errors(mutated)
+
+
+def _samples_json() -> str:
+    from archspec.report.render import to_json
+    from archspec.space.load import load_space
+    from archspec.space.sample import sample
+
+    path = _FOLDER / "cifar-space.yaml"
+    path.write_text(SPACE_TEXT["cifar"], encoding="utf-8")
+    return to_json(sample(load_space(str(path)), n=3, seed=0))
+
+
+odd_json = st.sampled_from(
+    ["null", '"12"', "{}", "[1, 2]", "-3", "1.5", "NaN", "Infinity", "-Infinity", "9" * 5000, "true", '""', "[]"]
+)
+
+
+@fuzz_settings(300)
+@given(st.data())
+def test_mutated_sample_files_only_raise_spec_errors(data):
+    from archspec.space.write import read_samples
+
+    text = SAMPLES_TEXT
+    if data.draw(st.booleans()):
+        text = mutate_text(data.draw, text)
+    else:
+        loaded = json.loads(text)
+        for _ in range(data.draw(st.integers(min_value=1, max_value=3))):
+            paths = [p for p in _paths(loaded) if p]
+            target = data.draw(st.sampled_from(paths))
+            _get(loaded, target[:-1])[target[-1]] = "\x00ODD\x00"
+        text = json.dumps(loaded)
+        while "\x00ODD\x00" in text:
+            text = text.replace('"\\u0000ODD\\u0000"', data.draw(odd_json), 1)
+            if '"\\u0000ODD\\u0000"' not in text:
+                break
+    path = _FOLDER / "samples.json"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    try:
+        run = read_samples(path)
+        event("read")
+        assert run.samples and all(
+            isinstance(getattr(record, name), int) and getattr(record, name) >= 0
+            for record in run.samples
+            for name in ("params", "flops", "macs", "activations", "depth", "stages")
+        )
+    except SpecError as exc:
+        event("refused")
+        (problem,) = exc.problems
+        assert "\n" not in str(problem) and len(str(problem)) < 2000
+
+
+SAMPLES_TEXT = _samples_json()
+
+
+# --- 7. the command line around spaces and sample files ---------------------------------------------
+
+_SPACE_ARGS = [
+    "specs/spaces/regnetx.yaml",
+    "specs/spaces/anynetx_c.yaml",
+    "resnet20",
+    str(_FOLDER / "fuzz-space.yaml"),
+    str(_FOLDER / "fuzz-samples"),
+    str(_FOLDER / "fuzz-samples" / "samples.json"),
+    str(_FOLDER / "fuzz-samples" / "samples.csv"),
+    "/dev/null",
+    "nope.yaml",
+]
+_SPACE_VALUES = [
+    "0", "1", "2", "-1", "x", "1e400", "1e99999999", "2G", "40M", "0.5", "params", "flops", "depth",
+    "stages.0.depth", "stages.regnet.w0", "stages.*.group_width", "nosuch", "constraints.flops=[0, 1]",
+    "stages.regnet.bottleneck_ratio=30", "stages.regnet.depth={range: [1, 1.0e+40]}", "name=a/b",
+]  # fmt: skip
+_SPACE_OPTIONS = ["-n", "--seed", "--set", "--edf", "--flops", "--params", "--scale", "--name", "--force", "--vs"]
+
+
+@st.composite
+def space_command_lines(draw):
+    command = draw(st.sampled_from(["sample", "fit", "plot-samples", "validate", "show"]))
+    argv = [command, *draw(st.lists(st.sampled_from(_SPACE_ARGS), min_size=1, max_size=2))]
+    for _ in range(draw(st.integers(0, 3))):
+        option = draw(st.sampled_from(_SPACE_OPTIONS))
+        argv.append(option)
+        if option != "--force":
+            argv.append(draw(st.sampled_from(_SPACE_VALUES)))
+    if command == "sample":
+        argv += ["--max-draws", "150", "--jobs", "1"]  # bounded, so that each example takes a moment
+    if command in ("sample", "plot-samples") or draw(st.booleans()):
+        suffix = {"sample": "", "plot-samples": ".png"}.get(command, ".yaml")
+        argv += ["--out", str(_FOLDER / "fuzz-out" / f"o{draw(st.integers(0, 3))}{suffix}")]
+    return argv
+
+
+@fuzz_settings(100)
+@given(space_command_lines())
+def test_random_space_and_sample_command_lines_end_in_a_message(argv):
+    from typer.testing import CliRunner
+
+    from archspec.cli import app
+
+    (_FOLDER / "fuzz-out").mkdir(exist_ok=True)
+    samples = _FOLDER / "fuzz-samples"
+    if not samples.exists():
+        samples.mkdir()
+        (samples / "samples.json").write_text(SAMPLES_TEXT, encoding="utf-8")
+        (samples / "samples.csv").write_text("name\n", encoding="utf-8")
+        (_FOLDER / "fuzz-space.yaml").write_text(SPACE_TEXT["cifar"], encoding="utf-8")
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code in (0, 1, 2), (argv, result.output[-500:])
+    assert "Traceback" not in result.output and "internal error" not in result.output, (argv, result.output[-500:])
+    if result.exit_code:
         assert result.stderr.strip(), argv

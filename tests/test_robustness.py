@@ -535,3 +535,331 @@ def test_a_file_that_is_not_a_checkpoint_gets_a_clear_message(tmp_path):
     assert problems_of(lambda: load_checkpoint(tmp_path / "gone.pt", device="cpu")) == [
         f"{tmp_path / 'gone.pt'}: (document): no such checkpoint file"
     ]
+
+
+# ---- the spec language and design spaces: no other file echoed, every path bounded, located errors ----
+
+
+def cli_run(*args) -> tuple[int, str, str]:
+    from typer.testing import CliRunner
+
+    from archspec.cli import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert "Traceback" not in result.output and "internal error" not in result.output, result.output
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "root: $6$saltsalt$hashhash\ndaemon: '*'\n",  # a mapping of foreign keys
+        "aws_access_key_id: AKIAEXAMPLE\n[default]\n",  # not even YAML
+        "root:x:0:0:root:/root:/bin/bash\nbin:x:1:1::/:/sbin/nologin\n",  # /etc/passwd's form
+        "- hunter2\n- hunter3\n",  # a list
+    ],
+)
+def test_a_file_that_is_not_a_spec_is_refused_without_echoing_it(tmp_path, secret):
+    (tmp_path / "secret").write_text(secret)
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: secret\n")
+    for target in (child, tmp_path / "secret"):
+        for command in ("validate", "show"):
+            code, out, err = cli_run(command, target)
+            assert code == 1 and out == ""
+            assert len(err.strip().splitlines()) == 1, err
+            for word in ("root", "hunter", "AKIA", "daemon", "bash", "hash"):
+                assert word not in err.replace(str(tmp_path), ""), err
+
+
+def test_a_spec_with_some_unknown_keys_still_gets_its_did_you_mean(write):
+    path = write("typo.yaml", "stagse: []\nblock: basic\n")
+    code, _, err = cli_run("validate", path)
+    assert code == 1 and "unknown key `stagse`" in err
+
+
+@pytest.mark.parametrize("text", ["1e99999999", "1e400", "1" + "0" * 5000, "1.0e+400", ".inf", ".nan"])
+def test_huge_quantities_are_refused_at_once_everywhere(write, text):
+    space = write("q.yaml", f"extends: resnet20\nconstraints:\n  flops: [0, {text}]\n")
+    start = time.perf_counter()
+    code, _, err = cli_run("validate", space)
+    assert code == 1 and "constraints.flops" in err and err.startswith(f"{space}:3:"), err
+    assert len(err.strip().splitlines()) == 1
+    code, _, err = cli_run("fit", "resnet20", "--flops", text)
+    assert code == 2 and err.startswith(f"--flops {text[:30]}"), err
+    assert time.perf_counter() - start < 30  # milliseconds in fact; a hang would be minutes
+
+
+def test_a_grid_that_cannot_be_formed_is_located_and_does_not_hide_the_other_files(write):
+    bad = write(
+        "grid.yaml",
+        "block: basic\nstages:\n  - {depth: {range: [1, 3], step: 1.0e-30}, width: {range: [1, .inf]}}\n"
+        "  - {depth: 1, width: {range: [8, 100000000000000000000000000000000000000000], multiple_of: 8}}\n",
+    )
+    code, out, err = cli_run("validate", bad, "resnet20")
+    assert code == 1 and "resnet20: ok" in out
+    lines = err.strip().splitlines()
+    assert [line.split(": ")[0] for line in lines] == [f"{bad}:3:13", f"{bad}:3:60", f"{bad}:4:31"], lines
+    assert "make more than 1e+15 values" in lines[0] and "between -1e18 and 1e18" in lines[1]
+
+
+def test_union_labels_never_reach_the_user(write):
+    path = write("u.yaml", "block: basic\nstages:\n  - {depth: {range: [one, 3]}, width: {log_range: [8, [1]]}}\n")
+    code, _, err = cli_run("validate", path)
+    assert code == 1
+    assert ".int" not in err and ".float" not in err, err
+    assert "stages.0.depth.range.0: expected a number, got the text 'one'" in err
+
+
+REGNET_ZERO_INNER = """\
+input: {channels: 3, size: 224}
+stem: {type: simple, width: 32}
+block: regnet
+stages:
+  regnet: {depth: {range: [3, 6]}, w0: 8, wa: 8.0, wm: 2.0, group_width: 8, bottleneck_ratio: 30}
+"""
+
+
+def test_regnet_numbers_that_leave_no_inner_channel_are_located_in_validate_and_sample(write, tmp_path):
+    plain = write("plain.yaml", REGNET_ZERO_INNER.replace("{range: [3, 6]}", "4"))
+    code, _, err = cli_run("validate", plain)
+    assert code == 1 and "stages.regnet.bottleneck_ratio: a stage of width 8" in err
+    space = write("space.yaml", REGNET_ZERO_INNER)
+    code, _, err = cli_run("sample", space, "-n", "2", "--out", tmp_path / "out", "--jobs", "1")
+    assert code == 1 and "leaves no inner channel" in err and "every one is invalid" in err, err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("stages,values", [(500, 19), (90, 199)])
+def test_a_large_space_validates_in_time_proportional_to_its_size(write, stages, values):
+    choice = ", ".join(str(v) for v in range(1, values + 1))
+    text = "block: basic\ninput: {channels: 3, size: 32}\nstages:\n" + "".join(
+        f"  - {{depth: {{choice: [{choice}]}}, width: 16}}\n" for _ in range(stages)
+    )
+    path = write("big.yaml", text)
+    assert len(text) > 40_000
+    start = time.perf_counter()
+    code, out, _ = cli_run("validate", path)
+    # Well under a second on a quiet machine; the bound leaves room for a busy one (the quadratic way took 100 s).
+    assert code == 0 and f"{stages} distributions" in out
+    assert time.perf_counter() - start < 20
+
+
+def test_probes_in_rounds_still_name_the_single_bad_value(write):
+    path = write(
+        "probe.yaml",
+        "block: basic\nstages:\n  - {depth: {choice: [1, 2, 0]}, width: {choice: [8, 16, 24]}}\n"
+        "  - {depth: 1, width: {choice: [8, -4]}}\n",
+    )
+    code, _, err = cli_run("validate", path)
+    assert code == 1
+    assert err.strip().splitlines() == [
+        f"{path}:3:29: stages.0.depth: expected a value of at least 1, got 0",
+        f"{path}:4:36: stages.1.width: expected a value of at least 1, got -4",
+    ]
+
+
+def test_spec_space_and_samples_inputs_never_block_on_a_fifo_or_read_a_device(tmp_path):
+    fifo = tmp_path / "spec.yaml"
+    os.mkfifo(fifo)
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: spec.yaml\n")
+    cases = [
+        ("validate", fifo),
+        ("validate", child),
+        ("sample", fifo, "-n", "1", "--out", tmp_path / "s"),
+        ("plot-samples", fifo, "--out", tmp_path / "p.png"),
+        ("plot-samples", "/dev/zero", "--out", tmp_path / "p.png"),
+    ]
+    for argv in cases:
+        # In a subprocess with a timeout: a blocked open would hang the test run, not fail it.
+        command = [sys.executable, "-m", "archspec", *map(str, argv)]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        assert result.returncode == 1, (argv, result.stderr)
+        assert "not a regular file" in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_sample_refuses_a_plain_spec_up_front(tmp_path):
+    code, _, err = cli_run("sample", "resnet20", "-n", "3", "--out", tmp_path / "o")
+    assert code == 1 and "cannot give 3 distinct samples: the space draws nothing, it is one spec" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_extends_chain_too_long_is_said_to_be_a_chain(tmp_path):
+    for i in range(80):
+        (tmp_path / f"c{i}.yaml").write_text(f"extends: c{i + 1}.yaml\n" if i < 79 else "extends: resnet20\n")
+    code, _, err = cli_run("validate", tmp_path / "c0.yaml")
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert "the `extends` chain from" in err and "is longer than 64 files" in err and "nest" not in err
+
+
+def test_a_long_list_without_aliases_is_not_blamed_on_aliases(write):
+    path = write("long.yaml", "stages:\n  - {depth: 1, width: 8, x: [" + ", ".join(["1"] * 20_500) + "]}\n")
+    code, _, err = cli_run("validate", path)
+    assert code == 1 and "document holds more than 20000 values" in err
+    assert "alias" not in err.replace(str(path), "")
+
+
+def test_set_names_the_value_it_gave_not_the_one_it_replaced():
+    for value in (".inf", "1.0e+400", "2.5"):
+        code, _, err = cli_run("flops", "resnet20", "--set", f"stages.0.depth={value}")
+        assert code == 1 and err.strip().endswith(f"got the number {value}"), err
+
+
+def test_diff_shows_the_values_show_prints():
+    code, out, _ = cli_run("diff", "resnet50", "resnext50_32x4d")
+    assert code == 0 and "groups: null -> 32" in out
+    code, out, _ = cli_run("show", "resnet50")
+    assert "groups: null" in out
+
+
+def test_control_characters_in_an_output_path_are_escaped_in_the_wrote_line(tmp_path):
+    out = tmp_path / "a\x1b[31mb\nc"
+    code, _, err = cli_run("sample", ROOT / "specs" / "spaces" / "anynetx_c.yaml", "-n", "2", "--out", out)
+    assert code == 0, err
+    wrote = err.strip().splitlines()[-1]
+    assert wrote.startswith("wrote 2 specs to ") and "\\x1b[31mb\\nc" in wrote and "\x1b" not in err
+
+
+def test_files_under_a_name_that_is_not_utf8_are_read_back(tmp_path):
+    folder = Path(os.fsdecode(bytes(tmp_path) + b"/bad\xff"))
+    code, _, err = cli_run("sample", ROOT / "specs" / "spaces" / "anynetx_c.yaml", "-n", "2", "--out", folder)
+    assert code == 0, err
+    assert "\\udcff" in err
+    code, _, err = cli_run("validate", folder / "anynetx_c-0001.yaml")
+    assert code == 0, err
+    code, _, err = cli_run("fit", "resnet20", "--flops", "80M", "--out", folder / "fit.yaml")
+    assert code == 0, err
+    code, _, err = cli_run("flops", folder / "fit.yaml")
+    assert code == 0, err
+
+
+def test_fit_never_writes_a_spec_that_extends_itself(tmp_path):
+    spec = tmp_path / "mine.yaml"
+    spec.write_text("extends: resnet20\nname: mine\n")
+    before = spec.read_text()
+    code, _, err = cli_run("fit", spec, "--flops", "80M", "--out", spec, "--force")
+    assert code == 2 and "is the spec being fitted" in err
+    assert spec.read_text() == before
+
+
+def test_fit_counts_the_parent_its_written_file_extends(tmp_path, monkeypatch):
+    # A file named like the stock spec beside --out must not become the parent of the written spec.
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "resnet20").write_text("block: basic\nstages: [{depth: 1, width: 8}]\n")
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli_run("fit", "resnet20", "--flops", "80M", "--out", "out/fit.yaml")
+    assert code == 0, err
+    code, out, err = cli_run("flops", "out/fit.yaml", "--format", "json")
+    assert code == 0, err
+    import json as json_module
+
+    flops = json_module.loads(out)[0]["flops"]
+    assert abs(flops / 80e6 - 1) < 0.02, flops
+
+
+def test_fit_out_through_a_symbolic_link_works(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "real", tmp_path / "elsewhere" / "link")
+    spec = tmp_path / "mine.yaml"
+    spec.write_text("extends: resnet20\nname: mine\n")
+    out = tmp_path / "elsewhere" / "link" / "fit.yaml"
+    code, _, err = cli_run("fit", spec, "--flops", "80M", "--out", out)
+    assert code == 0, err
+    code, _, err = cli_run("validate", out)
+    assert code == 0, err
+
+
+def test_sample_force_checks_every_target_before_replacing_any(tmp_path):
+    out = tmp_path / "s"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    (out / "samples.csv").write_text("old")
+    (out / "samples.json").mkdir()  # a folder where a file must go: refused, and nothing replaced before it
+    code, _, err = cli_run("sample", ROOT / "specs" / "spaces" / "anynetx_c.yaml", "-n", "2", "--out", out, "--force")
+    assert code == 1 and "samples.json" in err
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt", "samples.csv", "samples.json"]
+    assert (out / "samples.csv").read_text() == "old"
+
+
+def test_write_folder_is_all_or_nothing(tmp_path):
+    from archspec.files import write_folder
+
+    target = tmp_path / "new"
+    with pytest.raises(SpecError):
+        write_folder(target, [("a.yaml", b"a"), ("missing/b.yaml", b"b")], force=False)
+    assert not target.exists() and os.listdir(tmp_path) == []
+    target.mkdir()
+    (target / "a.yaml").write_text("old")
+    with pytest.raises(SpecError):
+        write_folder(target, [("a.yaml", b"a"), ("missing/b.yaml", b"b")], force=True)
+    assert os.listdir(target) == ["a.yaml"] and (target / "a.yaml").read_text() == "old"
+
+
+@pytest.mark.parametrize("signal_number", [2, 15])
+def test_an_interrupted_sample_leaves_the_whole_output_or_nothing(tmp_path, signal_number):
+    space = ROOT / "specs" / "spaces" / "anynetx_c.yaml"
+    for delay in (0.8, 1.8):
+        out = tmp_path / f"s{delay}"
+        command = [sys.executable, "-m", "archspec", "sample", str(space), "-n", "150", "--out", str(out)]
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path)
+        time.sleep(delay)
+        process.send_signal(signal_number)
+        process.communicate(timeout=120)
+        if out.exists():
+            names = sorted(os.listdir(out))
+            assert len(names) == 152 and "samples.json" in names, names
+        assert [p for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.fixture(scope="module")
+def samples_folder(tmp_path_factory):
+    out = tmp_path_factory.mktemp("samples") / "s"
+    space = out.parent / "blocks.yaml"
+    space.write_text(
+        "extends: resnet20\nstages: {0: {depth: {choice: [1, 2, 3]}, block: {choice: [basic, bottleneck]}}}\n"
+    )
+    code, _, err = cli_run("sample", space, "-n", "3", "--out", out, "--jobs", "1")
+    assert code == 0, err
+    return out
+
+
+@pytest.mark.parametrize(
+    "where,value,message",
+    [
+        (("samples", 0, "params"), "null", "samples.0.params: expected a count (an integer of at least 0), got null"),
+        (("samples", 1, "flops"), '"12"', "samples.1.flops: expected a count (an integer of at least 0), got the text"),
+        (("samples", 0, "macs"), "{}", "samples.0.macs: expected a count (an integer of at least 0), got a mapping"),
+        (("statistics", "drawn"), "[1]", "statistics.drawn: expected a count (an integer of at least 0), got a list"),
+        (("samples", 2, "depth"), "-3", "samples.2.depth: expected a count from 0 to 1e+18, got -3"),
+        (("samples", 0, "params"), "9" * 5000, "samples.0.params: expected a count (an integer of at least 0), got an"),
+        (
+            ("samples", 0, "activations"),
+            "NaN",
+            "samples.0.activations: expected a count (an integer of at least 0), got NaN",
+        ),
+        (("statistics", "refused_by"), '{"flops": Infinity}', "statistics.refused_by.flops: expected a count"),
+        (("samples",), "[]", "samples: the file holds no samples; there is nothing to draw"),
+        (("samples", 0, "fields"), '{"x": [1]}', "samples.0.fields.x: expected a drawn value, got a list"),
+    ],
+)
+def test_plot_samples_checks_every_field_of_a_samples_file(samples_folder, tmp_path, where, value, message):
+    import json as json_module
+
+    data = json_module.loads((samples_folder / "samples.json").read_text())
+    node = data
+    for part in where[:-1]:
+        node = node[part]
+    node[where[-1]] = "@ODD@"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json_module.dumps(data).replace('"@ODD@"', value))
+    code, _, err = cli_run("plot-samples", bad, "--out", tmp_path / "p.png")
+    assert code == 1 and err.strip().startswith(f"{bad}: {message}"), err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "p.png").exists()
+
+
+def test_edf_of_a_field_that_is_not_a_number_in_every_sample_says_so(samples_folder, tmp_path):
+    code, _, err = cli_run("plot-samples", samples_folder, "--edf", "stages.0.block", "--out", tmp_path / "e.png")
+    assert code == 2 and "--edf stages.0.block: edf: not a number in 3 of the 3 samples" in err, err
+    assert not (tmp_path / "e.png").exists()

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from archspec.errors import SpecError
-from archspec.files import atomic_write_all
+from archspec.files import write_folder
 from archspec.space.load import load_space
 from archspec.space.write import PlainDumper, choose_dumper, read_samples, spec_text
 
@@ -69,13 +69,13 @@ def test_without_libyaml_the_pure_python_emitter_is_used_and_both_write_the_same
     assert yaml.safe_load(texts[0]) == data
 
 
-def test_writing_many_files_refuses_before_any_is_moved_and_leaves_no_temporary_file(tmp_path):
+def test_writing_a_folder_refuses_before_any_file_is_moved_and_leaves_no_temporary_file(tmp_path):
     (tmp_path / "b.yaml").write_text("mine\n")
-    files = [(tmp_path / "a.yaml", b"a\n"), (tmp_path / "b.yaml", b"b\n"), (tmp_path / "c.yaml", b"c\n")]
-    with pytest.raises(SpecError, match="file exists"):
-        atomic_write_all(files)
+    files = [("a.yaml", b"a\n"), ("b.yaml", b"b\n"), ("c.yaml", b"c\n")]
+    with pytest.raises(SpecError, match="exists"):
+        write_folder(tmp_path, files, force=False)
     assert sorted(os.listdir(tmp_path)) == ["b.yaml"]
     assert (tmp_path / "b.yaml").read_text() == "mine\n"
-    atomic_write_all(files, force=True)
+    write_folder(tmp_path, files, force=True)
     assert sorted(os.listdir(tmp_path)) == ["a.yaml", "b.yaml", "c.yaml"]
     assert [(tmp_path / n).read_bytes() for n in ("a.yaml", "b.yaml", "c.yaml")] == [b"a\n", b"b\n", b"c\n"]

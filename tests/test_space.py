@@ -253,7 +253,7 @@ def test_sample_writes_specs_csv_and_json_and_the_same_seed_the_same_files(cli, 
     assert sorted(runs[0]) == [f"cifar-{i:04d}.yaml" for i in range(1, 13)] + ["samples.csv", "samples.json"]
     csv = runs[0]["samples.csv"].decode().splitlines()
     assert csv[0].startswith("name,file,draw,stages.0.depth,stages.0.width,")
-    assert csv[0].endswith(",params,flops,macs,activations,depth,stages")
+    assert csv[0].endswith(",params,flops,macs,activations,layers,stages")
     assert len(csv) == 13
 
 
@@ -355,20 +355,43 @@ def test_a_sample_name_must_be_a_safe_file_name(cli, write, tmp_path):
 
 def test_a_space_too_small_or_never_valid_says_so_where_the_fault_is(cli, write, tmp_path):
     few = write("few.yaml", "extends: resnet20\nname: few\nstages:\n  0: {depth: {choice: [1, 2]}}\n")
-    result = cli("sample", few, "-n", "5", "--out", tmp_path / "few", "--jobs", "1", "--max-draws", "200")
+    result = cli("sample", few, "-n", "5", "--out", tmp_path / "few", "--jobs", "1")
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        f"{few}:1:1: (document): only 2 of 5 samples in 200 draws: the space holds 2 distinct specs in those "
-        "draws (198 repeats)"
+        f"{few}:1:1: (document): cannot give 5 distinct samples: the space holds 2 distinct specs at most"
     )
     bad = write("bad.yaml", "extends: resnet20\nstages:\n  0: {depth: {choice: [1, 2]}, groups: {choice: [2, 4]}}\n")
-    result = cli("sample", bad, "-n", "5", "--out", tmp_path / "bad", "--jobs", "1", "--max-draws", "200")
+    result = cli("sample", bad, "-n", "3", "--out", tmp_path / "bad", "--jobs", "1")
     assert result.exit_code == 1
-    assert result.stderr.strip().splitlines()[-1] == (
-        f"{bad}:3:32: stages.0.groups: groups shapes bottleneck and regnet blocks only; stage 1 has basic blocks "
-        "(only 0 of 5 samples in 200 draws: every one is invalid)"
+    assert re.fullmatch(
+        rf"{re.escape(str(bad))}:3:32: stages\.0\.groups: groups shapes bottleneck and regnet blocks only; stage 1 has "
+        r"basic blocks \(only 0 of 3 samples in \d+ draws, after all 4 distinct specs of the space were drawn: every "
+        r"one is invalid\)",
+        result.stderr.strip().splitlines()[-1],
     )
     assert not (tmp_path / "few").exists() and not (tmp_path / "bad").exists()
+
+
+def test_a_plain_spec_is_refused_before_any_draw(cli, tmp_path):
+    result = cli("sample", "resnet20", "-n", "2", "--out", tmp_path / "one")
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "specs/resnet20.yaml:1:1: (document): cannot give 2 distinct samples: the space draws nothing, it is one spec"
+    )
+    assert not (tmp_path / "one").exists()
+
+
+def test_a_constraint_no_draw_meets_stops_after_a_stated_number_of_draws(cli, write, tmp_path):
+    # Real-valued widths: every draw is new, so only the rule for the first draws can stop it early.
+    space = write(
+        "never.yaml",
+        "extends: resnet20\ndrop_path: {range: [0.0, 0.1]}\nconstraints:\n  stages: [5, 6]\n",
+    )
+    result = cli("sample", space, "-n", "3", "--out", tmp_path / "never", "--jobs", "1")
+    assert result.exit_code == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert "only 0 of 3 samples in 10,000 draws, stopped as the first 10,000 draws kept none" in last, last
+    assert not (tmp_path / "never").exists()
 
 
 def test_when_the_draws_run_out_the_message_points_at_the_constraint(cli, write, tmp_path):
@@ -505,7 +528,7 @@ def test_plot_samples_refuses_an_unknown_quantity_and_a_file_that_is_not_samples
     assert result.exit_code == 1
     assert (
         result.stderr.strip()
-        == f"{other}: (document): not a samples file written by archspec sample (unexpected content)"
+        == f"{other}: (document): not a samples file written by archspec sample: expected a mapping, got a list"
     )
 
 

@@ -106,7 +106,7 @@ def test_set_values_are_validated_like_the_file():
 def test_diff_lists_changed_fields_and_the_change_in_counts(cli):
     result = cli("diff", "resnet50", "resnext50_32x4d")
     assert result.exit_code == 0
-    assert "groups: 1 -> 32" in result.stdout and "width_per_group: 64 -> 4" in result.stdout
+    assert "groups: null -> 32" in result.stdout and "width_per_group: 64 -> 4" in result.stdout
     assert "25.56M" in result.stdout and "25.03M" in result.stdout and "-2.1%" in result.stdout
 
 

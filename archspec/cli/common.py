@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from archspec.errors import Mark, Problem, SpecError
+from archspec.errors import Mark, Problem, SpecError, printable
 
 # `debug`: show tracebacks; `debug_in_argv`: --debug was given after the command (see `archspec.cli.application.run`).
 STATE = {"debug": False, "debug_in_argv": False}
@@ -100,7 +100,8 @@ WeightsOpt = Annotated[
 
 
 def echo_err(text: str) -> None:
-    typer.echo(text, err=True)
+    """A diagnostic on stderr; control characters (from a path, say) are escaped, so each line stays one line."""
+    typer.echo("\n".join(printable(line) for line in text.split("\n")), err=True)
 
 
 def fail(problems: list[Problem], code: int = 1) -> None:
@@ -155,7 +156,7 @@ def emit(text: str, out: Path | None, force: bool) -> None:
     from archspec.files import atomic_write
 
     atomic_write(out, lambda handle: handle.write(text.encode()), force=force)
-    echo_err(f"wrote {out}")
+    echo_err(f"wrote {printable(str(out))}")
 
 
 def parse_size(text: str | None) -> int | tuple[int, int] | None:

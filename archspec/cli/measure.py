@@ -23,6 +23,7 @@ from archspec.cli.common import (
     require,
     usage_error,
 )
+from archspec.errors import printable
 from archspec.report.render import to_json
 
 VsOpt = Annotated[
@@ -170,7 +171,7 @@ def plot(
         force=force,
         title=title,
     )
-    echo_err(f"wrote {out}: {len(points)} points ({', '.join(p.name for p in points)})")
+    echo_err(f"wrote {printable(str(out))}: {len(points)} points ({', '.join(p.name for p in points)})")
 
 
 def register(app: typer.Typer) -> None:

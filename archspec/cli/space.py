@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from archspec.cli.common import SetOpt, SpecArg, TitleOpt, echo_err, emit, guarded, require, usage_error
+from archspec.errors import printable
 
 OutFolderOpt = Annotated[
     Path,
@@ -118,7 +119,7 @@ def sample(
     )
     write_samples(loaded, run, out, force=force, rendered=rendered)
     echo_err(statistics_text(run.statistics))
-    echo_err(f"wrote {len(run.samples):,} specs to {out}, with samples.csv and samples.json")
+    echo_err(f"wrote {len(run.samples):,} specs to {printable(str(out))}, with samples.csv and samples.json")
     rows = []
     for quantity in QUANTITIES:
         values = sorted(getattr(record, quantity) for record in run.samples)
@@ -270,7 +271,7 @@ def draw_sample_files(
     if edf is not None:
         edf_quantity(runs, edf)
     drawn = draw_samples(runs, out=out, edf=edf, references=references, title=title, force=force)
-    echo_err(f"wrote {out}: {drawn}")
+    echo_err(f"wrote {printable(str(out))}: {drawn}")
 
 
 def register(app: typer.Typer) -> None:

@@ -15,9 +15,12 @@ from typing import Any, TypeVar
 
 from archspec.errors import Mark, Problem, SpecError, shorten
 from archspec.lang import yamldoc
+from archspec.lang.schema import Spec
 from archspec.lang.yamldoc import Document
 
 _MISSING = object()
+# The longest `extends` chain followed (stock specs extend one or two files).
+MAX_EXTENDS = 64
 # Keys that describe one file and are not inherited through `extends`.
 _NOT_INHERITED = ("name", "description")
 T = TypeVar("T")
@@ -59,6 +62,13 @@ def _is_dir(path: Path) -> bool:
         return False
 
 
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists() and not path.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
 def _is_file(path: Path) -> bool:
     # A name with a NUL byte, or one too long for the file system, names no file.
     try:
@@ -90,12 +100,38 @@ def read_file(path: Path, shown: str | None = None) -> Document:
         raise SpecError(Problem(Mark(shown), "", "is a folder, not a spec file")) from None
     except OSError as exc:
         raise SpecError(Problem(Mark(shown), "", f"cannot read the file: {exc.strerror or exc}")) from None
-    return yamldoc.parse(data, shown)
+    doc = yamldoc.parse(data, shown)
+    _check_spec_keys(doc)
+    return doc
+
+
+# A space file's own key, beside the spec's (the space layer reads it).
+_SPACE_KEYS = ("constraints",)
+
+
+def _check_spec_keys(doc: Document) -> None:
+    """A mapping none of whose top-level keys is a spec's is some other file: refuse it in one line that quotes
+    nothing of it, so that a file named by mistake (or `extends: /etc/shadow`) never has its lines printed
+    back as unknown keys."""
+    if not doc.data or any(key in Spec.model_fields or key in _SPACE_KEYS for key in doc.data):
+        return
+    first = doc.key_marks.get((next(iter(doc.data)),), Mark(doc.source, 1, 1))
+    raise SpecError(
+        Problem(
+            first,
+            "",
+            "not an archspec spec: none of its top-level keys is a key of a spec (such as block, stages or "
+            "extends); its contents are not shown",
+        )
+    )
 
 
 def _not_found(ref: str, base: Path | None = None) -> str:
-    if _looks_like_path(ref):
+    if _looks_like_path(ref) or _exists(Path(ref) if base is None else base.parent / ref):
         where = _display(base.parent / ref) if base is not None else ref
+        if _exists(Path(where)):
+            # Never opened: reading a FIFO would block, and a device (/dev/zero) never ends.
+            return f"{shorten(where, 200)!r} is not a regular file (a device, FIFO or socket); a spec is a text file"
         relative = " (a path in `extends` is relative to the file that has it)" if base is not None else ""
         stem = Path(ref).stem
         hint = (
@@ -159,6 +195,16 @@ def _resolve_extends(doc: Document, path: Path | None, chain: Chain) -> Document
     parent_path = locate(parent_ref, path)
     if parent_path is None:
         raise SpecError(Problem(mark, "extends", _not_found(parent_ref, path)))
+    if len(chain) >= MAX_EXTENDS:
+        first = chain[0][1] if chain else doc.source
+        raise SpecError(
+            Problem(
+                mark,
+                "extends",
+                f"the `extends` chain from {shorten(first, 100)} is longer than {MAX_EXTENDS} files; "
+                "a spec extends a few at most",
+            )
+        )
     seen = dict(chain)
     if parent_path.resolve() in seen:
         names = " -> ".join([shown for _, shown in chain] + [seen[parent_path.resolve()]])
@@ -343,6 +389,11 @@ def apply_override(doc: Document, item: str, label: str | None = None) -> Docume
         for key in [k for k in table if k[: len(path)] == path]:
             del table[key]
         table[path] = mark
+    # The text the file wrote there is gone too: a message names the value the override gave.
+    for key in [k for k in doc.raw if k[: len(path)] == path]:
+        del doc.raw[key]
+    if not isinstance(value, (dict, list)):
+        doc.raw[path] = item.partition("=")[2].strip()
     return doc
 
 

@@ -47,6 +47,8 @@ _TOKENS = {
     "<block end>": "the end of the indented block",
 }
 # YAML 1.1 reads `1:30` as 90 (base 60) and `010` as 8 (octal): never what a spec means.
+# Python refuses to read integers of more than 4,300 digits; no field takes more than a few.
+_MAX_DIGITS = 100
 _SEXAGESIMAL = re.compile(r"[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?")
 _OCTAL = re.compile(r"[-+]?0[0-7_]+")
 
@@ -117,6 +119,8 @@ class _Builder:
         self.doc = doc
         self.steps = 0
         self.scalars = SafeConstructor()
+        self.visited: set[int] = set()
+        self.aliased = False
 
     def _count(self, node: yaml.Node, depth: int, path: tuple[str | int, ...]) -> None:
         """One step of the budget that keeps alias bombs and recursive aliases from expanding."""
@@ -126,13 +130,21 @@ class _Builder:
         # Blame the top-level value being expanded: where the budget ran out says little.
         top = path[:1]
         mark = self.doc.marks.get(top) or _mark(self.doc.source, node.start_mark)
-        if self.steps > MAX_NODES:
+        if self.steps > MAX_NODES and not self.aliased:
+            message = f"document holds more than {MAX_NODES} values; a spec holds a few hundred"
+        elif self.steps > MAX_NODES:
             message = f"document expands to more than {MAX_NODES} values through aliases; refusing to expand it"
         else:
-            message = f"values nest more than {MAX_DEPTH} levels deep (a recursive alias?)"
+            message = f"values nest more than {MAX_DEPTH} levels deep" + (
+                " (a recursive alias?)" if self.aliased else ""
+            )
         raise SpecError(Problem(mark, _dotted(top), message))
 
     def build(self, node: yaml.Node, path: tuple[str | int, ...], depth: int) -> Any:
+        if isinstance(node, yaml.CollectionNode):
+            # A collection reached twice is an alias: the budget's message then names aliases as the cause.
+            self.aliased = self.aliased or id(node) in self.visited
+            self.visited.add(id(node))
         self._count(node, depth, path)
         self.doc.marks.setdefault(path, _mark(self.doc.source, node.start_mark))
         if isinstance(node, yaml.MappingNode):
@@ -157,10 +169,13 @@ class _Builder:
             ) from None
 
     def _check_number(self, node: yaml.Node, path: tuple[str | int, ...]) -> None:
-        if not isinstance(node, yaml.ScalarNode) or node.tag not in (_INT_TAG, _FLOAT_TAG) or node.style is not None:
+        # A plain scalar's style is None (PyYAML's composer) or "" (libyaml's).
+        if not isinstance(node, yaml.ScalarNode) or node.tag not in (_INT_TAG, _FLOAT_TAG) or node.style:
             return
         text = node.value
-        if _SEXAGESIMAL.fullmatch(text):
+        if node.tag == _INT_TAG and len(text) > _MAX_DIGITS:
+            message = f"a number of {len(text):,} digits is far too large for any field of a spec"
+        elif _SEXAGESIMAL.fullmatch(text):
             message = (
                 f"`{shorten(text)}` is a base-60 number in YAML 1.1 (1:30 reads as 90); write the number "
                 "itself, or quote it if it is text"
@@ -177,7 +192,7 @@ class _Builder:
         allowed = {expected} if expected else _SCALAR_TAGS
         if node.tag in allowed:
             return
-        if node.tag == _TIMESTAMP_TAG and isinstance(node, yaml.ScalarNode) and node.style is None:
+        if node.tag == _TIMESTAMP_TAG and isinstance(node, yaml.ScalarNode) and not node.style:
             # Written without a tag: YAML 1.1 turned a plain `2015-12-10` into a date.
             message = f"YAML reads `{shorten(node.value)}` as a date; quote it to make it text"
         elif node.tag.startswith("tag:yaml.org,2002:python/"):
@@ -242,6 +257,8 @@ class _Builder:
         sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
         combined: dict[str, Any] = {}
         for source in sources:
+            self.aliased = self.aliased or id(source) in self.visited
+            self.visited.add(id(source))
             self._count(source, depth + 1, path)
             if not isinstance(source, yaml.MappingNode):
                 raise SpecError(
@@ -276,6 +293,37 @@ def _yaml_error(exc: yaml.MarkedYAMLError, source: str) -> Problem:
     return Problem(mark, "", f"invalid YAML: {shorten(reason, 200)}")
 
 
+def _compose(text: str) -> yaml.Node | None:
+    """The node graph of `text`: composed by libyaml where it is safe to, else by PyYAML's Python composer.
+
+    libyaml composes a large file (a space with hundreds of stages) fifty times faster, but it recurses in C
+    without a limit, reads a tab after `key:` as a space, and its messages differ: it is used only on text
+    without tabs, that PyYAML's reader accepts and that nests at most a few levels more than a spec may
+    (counted on libyaml's parser, which does not recurse).
+    Anything else, and any text libyaml refuses, goes to the Python composer, whose messages users see.
+    """
+    fast = getattr(yaml, "__with_libyaml__", False) and "\t" not in text
+    if fast and not yaml.reader.Reader.NON_PRINTABLE.search(text):
+        try:
+            if _flow_depth(text) <= MAX_DEPTH + 1:
+                return yaml.compose(text, Loader=yaml.CSafeLoader)
+        except yaml.YAMLError:
+            pass
+    return yaml.compose(text, Loader=yaml.SafeLoader)
+
+
+def _flow_depth(text: str) -> int:
+    """How deep the collections of `text` nest, from libyaml's events (a YAMLError if it cannot parse them)."""
+    depth = deepest = 0
+    for event in yaml.parse(text, Loader=yaml.CSafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return deepest
+
+
 def parse(data: bytes | str, source: str) -> Document:
     """Parse one YAML document holding a mapping; raise SpecError with a mark on any problem."""
     if len(data) > MAX_BYTES:
@@ -289,7 +337,7 @@ def parse(data: bytes | str, source: str) -> Document:
         )
     _check_tabs(text, source)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = _compose(text)
     except yaml.MarkedYAMLError as exc:
         raise SpecError(_yaml_error(exc, source)) from None
     except yaml.reader.ReaderError as exc:

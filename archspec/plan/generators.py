@@ -10,9 +10,12 @@ import math
 import struct
 from collections.abc import Callable
 
+from pydantic import ValidationError
+
 from archspec.lang.schema import RegNetRule, SqueezeExcite, Stage, StageGenerators
 from archspec.plan.blocks import BLOCKS
 from archspec.plan.shapes import make_divisible
+from archspec.plan.walker import PlanError, PlanProblem
 
 _QUANT = 8  # RegNet's widths are multiples of 8
 _FLOAT32 = struct.Struct("f")
@@ -64,6 +67,14 @@ def expand_regnet(rule: RegNetRule) -> list[Stage]:
     stages = []
     for width, depth in runs:
         inner = int(width / ratio)
+        if inner < 1:
+            raise PlanError(
+                PlanProblem(
+                    ("stages", "regnet", "bottleneck_ratio"),
+                    f"a stage of width {width} divided by the bottleneck ratio {ratio:g} leaves no inner channel; "
+                    f"use a ratio of at most {width} or a larger w0",
+                )
+            )
         group_width = min(rule.group_width, inner)
         if rule.arithmetic == "pycls":
             fitted = int(round(inner / group_width) * group_width)  # Python's round: halves to even
@@ -77,8 +88,21 @@ def expand_regnet(rule: RegNetRule) -> list[Stage]:
             fields["bottleneck_ratio"] = ratio
         if rule.se_ratio is not None and "se" in kind.knobs:
             fields["se"] = SqueezeExcite(ratio=rule.se_ratio, of="input")
-        stages.append(Stage.model_validate(fields))
+        try:
+            stages.append(Stage.model_validate(fields))
+        except ValidationError as exc:
+            raise PlanError(PlanProblem(("stages", "regnet"), _stage_refused(exc))) from None
     return stages
+
+
+def _stage_refused(exc: ValidationError) -> str:
+    """Why a stage the rule made is not a stage (a width past the largest one), in the spec's words."""
+    error = exc.errors(include_url=False)[0]
+    field = ".".join(str(part) for part in error["loc"]) or "a field"
+    limit = (error.get("ctx") or {}).get("le")
+    if limit is not None:
+        return f"the rule makes a stage with {field} {error.get('input')}, above the largest, {limit:,}"
+    return f"the rule makes a stage whose {field} is not valid ({error.get('input')!r})"
 
 
 def make_divisible_regnet(value: float, divisor: int) -> int:

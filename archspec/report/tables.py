@@ -134,9 +134,18 @@ def list_table(rows: Sequence[SpecSummary], fmt: str) -> str:
     )
 
 
+def _as_shown(value: object) -> str:
+    """A value as `archspec show` writes it in YAML: null, true and false, not Python's None, True and False."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def diff_text(diff: SpecDiff) -> str:
     lines = [f"--- {diff.a_name} ({diff.a_source})", f"+++ {diff.b_name} ({diff.b_source})"]
-    lines += [f"  {change.field}: {change.before} -> {change.after}" for change in diff.changes]
+    lines += [f"  {change.field}: {_as_shown(change.before)} -> {_as_shown(change.after)}" for change in diff.changes]
     if not diff.changes:
         lines.append("  (the resolved specs are the same)")
     rows = []

@@ -10,10 +10,13 @@ Each bound is `[low, high]`, both included; a number may carry a unit: K, M, G o
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from archspec.errors import shorten
 
 _QUANTITY = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE]([+-]?[0-9]+))?\s*([kKmMgGtT]?)\s*")
 _UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
@@ -21,19 +24,31 @@ _UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 QUANTITIES = ("params", "flops", "macs", "activations", "depth", "stages")
 
 
+# The largest quantity taken: far above any network's count, far below where floats lose integers' meaning.
+MAX_QUANTITY = 1e18
+
+
 def parse_quantity(value: object) -> float:
-    """`400M` -> 4e8, `2.5G` -> 2.5e9, `1200` -> 1200; ValueError for anything else (a bool, a negative)."""
+    """`400M` -> 4e8, `2.5G` -> 2.5e9, `1200` -> 1200; ValueError for anything else (a bool, a negative, a number
+    above MAX_QUANTITY). No power of ten is computed: `1e99999999` is refused at once."""
     if isinstance(value, bool):
         raise ValueError(f"expected a number such as 400M or 4G, got the boolean `{str(value).lower()}`")
-    if isinstance(value, (int, float)):
+    if isinstance(value, int) and not -MAX_QUANTITY <= value <= MAX_QUANTITY:
+        number = math.copysign(math.inf, value)  # float() of a 5,000-digit integer raises
+    elif isinstance(value, (int, float)):
         number = float(value)
-    elif isinstance(value, str) and (match := _QUANTITY.fullmatch(value)):
+    elif isinstance(value, str) and len(value) <= 100 and (match := _QUANTITY.fullmatch(value)):
         digits, exponent, unit = match.groups()
-        number = float(digits) * 10 ** int(exponent or 0) * _UNITS[unit.lower()]
+        # float() reads the exponent as the C library does: a huge one gives inf (or 0) at once.
+        number = float(f"{digits}e{exponent or 0}") * _UNITS[unit.lower()]
     else:
-        raise ValueError(f"expected a number such as 400M or 4G (units K, M, G, T), got {value!r}")
-    if not 0 <= number < float("inf"):
-        raise ValueError(f"expected a number of at least 0, got {value!r}")
+        raise ValueError(f"expected a number such as 400M or 4G (units K, M, G, T), got {shorten(repr(value))}")
+    if math.isnan(number):
+        raise ValueError("expected a number such as 400M or 4G, got NaN (not a number)")
+    if number > MAX_QUANTITY:
+        raise ValueError(f"{shorten(str(value), 24)} is too large: a quantity is at most {MAX_QUANTITY:.0e}")
+    if not number >= 0:
+        raise ValueError(f"expected a number of at least 0, got {shorten(repr(value))}")
     return number
 
 

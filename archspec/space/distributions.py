@@ -24,7 +24,9 @@ from decimal import Decimal
 from functools import cached_property
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from archspec.errors import shorten
 
 Number = int | float
 Order = Literal["non_decreasing", "non_increasing"]
@@ -32,6 +34,10 @@ Order = Literal["non_decreasing", "non_increasing"]
 KINDS = ("choice", "range", "log_range")
 # A grid up to this size is listed once; a larger one computes each value it draws.
 _MAX_LISTED = 100_000
+# Bounds on what a distribution may write, so that its grid is always formed exactly and at once: no field of a
+# spec takes a number near 10**18, and a grid of more values than there are floats between its ends is a typo.
+MAX_END = 10**18
+MAX_GRID = 10**15
 
 
 def _is_int(value: object) -> bool:
@@ -157,13 +163,18 @@ def _interval_probes(
 def _grid(ends: tuple[Number, Number], step: Number | None, multiple_of: int | None) -> Grid | None:
     lo, hi = ends
     if multiple_of is not None:
-        first, last = math.ceil(lo / multiple_of), math.floor(hi / multiple_of)
+        first, last = math.ceil(_decimal(lo) / multiple_of), math.floor(_decimal(hi) / multiple_of)
         return Grid(Decimal(first * multiple_of), Decimal(multiple_of), last - first + 1, True)
     if step is None:
         if not (_is_int(lo) and _is_int(hi)):
             return None
         step = 1
     start, spacing = _decimal(lo), _decimal(step)
+    if _decimal(hi) - start >= spacing * MAX_GRID:
+        raise ValueError(
+            f"steps of {step!r} from {lo!r} to {hi!r} make more than {MAX_GRID:.0e} values; use a larger step "
+            "(or no step, for a real number)"
+        )
     count = int((_decimal(hi) - start) // spacing) + 1
     return Grid(start, spacing, count, _is_int(lo) and _is_int(step))
 
@@ -171,12 +182,19 @@ def _grid(ends: tuple[Number, Number], step: Number | None, multiple_of: int | N
 def _check_ends(ends: list[Number], *, positive: bool) -> list[Number]:
     if len(ends) != 2:
         raise ValueError(f"expected [low, high], two numbers, got a list of {len(ends)}")
+    for end in ends:
+        if not (math.isfinite(end) and abs(end) <= MAX_END):
+            raise ValueError(f"expected ends between -1e18 and 1e18, got {_shown(end)}")
     lo, hi = ends
     if positive and lo <= 0:
         raise ValueError(f"a log range starts above 0 (it draws every factor equally often), got {lo!r}")
     if lo > hi:
         raise ValueError(f"the low end {lo!r} is above the high end {hi!r}")
     return ends
+
+
+def _shown(value: Number) -> str:
+    return shorten(repr(value), 24)
 
 
 def _check_grid(value: Any, info: ValidationInfo, ends_key: str) -> Any:
@@ -186,7 +204,11 @@ def _check_grid(value: Any, info: ValidationInfo, ends_key: str) -> Any:
         raise ValueError(
             "`step` and `multiple_of` are exclusive: give the spacing from lo, or the number whose multiples to draw"
         )
-    if ends is not None and value is not None and math.ceil(ends[0] / value) > math.floor(ends[1] / value):
+    if (
+        ends is not None
+        and value is not None
+        and math.ceil(_decimal(ends[0]) / value) > math.floor(_decimal(ends[1]) / value)
+    ):
         raise ValueError(f"no multiple of {value} lies between {ends[0]!r} and {ends[1]!r}")
     return value
 
@@ -195,9 +217,11 @@ class Range(Distribution):
     """Uniform between two ends (on a grid, each grid value equally likely)."""
 
     range: list[Number] = Field(description="[low, high], both included.")
-    step: Number | None = Field(None, gt=0, description="Draw from the grid lo, lo + step, lo + 2 step, ... up to hi.")
+    step: Number | None = Field(
+        None, gt=0, le=MAX_END, description="Draw from the grid lo, lo + step, lo + 2 step, ... up to hi."
+    )
     multiple_of: int | None = Field(
-        None, ge=1, description="Draw from the multiples of this integer between lo and hi."
+        None, ge=1, le=MAX_END, description="Draw from the multiples of this integer between lo and hi."
     )
 
     @field_validator("range")
@@ -209,6 +233,11 @@ class Range(Distribution):
     @classmethod
     def _one_grid(cls, value: int | None, info: ValidationInfo) -> int | None:
         return _check_grid(value, info, "range")  # type: ignore[no-any-return]
+
+    @model_validator(mode="after")
+    def _grid_formed(self) -> Range:
+        _ = self.grid  # a grid too fine to form is refused here, at the line that wrote it
+        return self
 
     @cached_property
     def grid(self) -> Grid | None:
@@ -237,8 +266,12 @@ class LogRange(Distribution):
     """Log-uniform between two positive ends; on a grid, the nearest grid value to a log-uniform draw."""
 
     log_range: list[Number] = Field(description="[low, high], both above 0 and included.")
-    step: Number | None = Field(None, gt=0, description="Round to the grid lo, lo + step, lo + 2 step, ... up to hi.")
-    multiple_of: int | None = Field(None, ge=1, description="Round to the multiples of this integer between lo and hi.")
+    step: Number | None = Field(
+        None, gt=0, le=MAX_END, description="Round to the grid lo, lo + step, lo + 2 step, ... up to hi."
+    )
+    multiple_of: int | None = Field(
+        None, ge=1, le=MAX_END, description="Round to the multiples of this integer between lo and hi."
+    )
 
     @field_validator("log_range")
     @classmethod
@@ -249,6 +282,11 @@ class LogRange(Distribution):
     @classmethod
     def _one_grid(cls, value: int | None, info: ValidationInfo) -> int | None:
         return _check_grid(value, info, "log_range")  # type: ignore[no-any-return]
+
+    @model_validator(mode="after")
+    def _grid_formed(self) -> LogRange:
+        _ = self.grid  # a grid too fine to form is refused here, at the line that wrote it
+        return self
 
     @cached_property
     def grid(self) -> Grid | None:

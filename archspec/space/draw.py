@@ -15,6 +15,7 @@ from typing import Any
 
 from archspec.errors import Problem, SpecError, format_path
 from archspec.lang.yamldoc import Document
+from archspec.space.distributions import Choice, Distribution
 from archspec.space.located import Path
 from archspec.space.template import Slot, Space, fill, located_document
 
@@ -147,3 +148,41 @@ def _ordered(group: _Group, rng: random.Random, space: Space) -> list[Any]:
             "let the distributions overlap more, or drop `order`",
         )
     )
+
+
+def distinct_specs(space: Space) -> int | None:
+    """How many distinct draws the space can give at most (draws are told apart by their values), or None
+    when a distribution draws real numbers: 1 for a spec that draws nothing."""
+    count_slot = space.count_slot()
+    if count_slot is None:
+        template = space.stage_template
+        return _product(space, template.count if template is not None and isinstance(template.count, int) else 0)
+    d = count_slot.distribution
+    counts = {int(v) for v in d.choice} if isinstance(d, Choice) else {int(v) for v in _grid_values(d)}
+    sizes = [_product(space, count, count_slot) for count in counts]
+    return None if None in sizes else sum(size for size in sizes if size is not None)
+
+
+def _grid_values(d: Distribution) -> list[Any]:
+    grid = getattr(d, "grid", None)
+    return [grid.value(k) for k in range(grid.count)] if grid is not None else []
+
+
+def _distinct(d: Distribution) -> int | None:
+    """How many distinct values a distribution draws; None for real numbers."""
+    if isinstance(d, Choice):
+        return len({repr(value) for value in d.choice})
+    grid = getattr(d, "grid", None)
+    return grid.count if grid is not None else None
+
+
+def _product(space: Space, count: int, count_slot: Slot | None = None) -> int | None:
+    """Distinct draws with `count` stages: the product of every group's values (a shared group counts once)."""
+    size = 1
+    for group in _groups(space, count, count_slot):
+        for member in group.members[:1] if group.shared else group.members:
+            values = _distinct(member.slot.distribution)
+            if values is None:
+                return None
+            size *= values
+    return size

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import yaml
 
 from archspec.counting.analytic import Complexity, complexity
-from archspec.errors import Mark, Problem, SpecError
+from archspec.errors import Mark, Problem, SpecError, shorten
 from archspec.lang.sources import load_document, locate, stock_dir
 from archspec.lang.yamldoc import from_mapping
 from archspec.plan.blocks import stage_knobs
@@ -205,28 +205,52 @@ def parse_target(text: str, option: str) -> float:
     """`2G` -> 2e9 for --flops or --params; a usage error (exit 2) for anything else."""
     try:
         value = parse_quantity(text)
-    except ValueError:
-        value = 0.0
-    if value <= 0:
-        raise SpecError(
-            Problem(
-                Mark(f"{option} {text}"),
-                option.lstrip("-"),
-                "expected a positive number with an optional K, M, G or T, like 2G",
-            ),
-            code=2,
-        )
+        reason = "" if value > 0 else "expected a positive number with an optional K, M, G or T, like 2G"
+    except ValueError as exc:
+        value, reason = 0.0, str(exc)
+        if "too large" not in reason:
+            reason = "expected a positive number with an optional K, M, G or T, like 2G"
+    if reason:
+        raise SpecError(Problem(Mark(shorten(f"{option} {text}", 80)), option.lstrip("-"), reason), code=2)
     return value
 
 
-def _parent_ref(source: str, out: Path | None) -> str:
-    """How the written spec names its parent: the stock name, or the path relative to the written file."""
+def _parent_ref(source: str, out: Path | None) -> tuple[str, Path]:
+    """How the written spec names its parent (the stock name, or the path relative to the written file), and
+    the file that name reaches from there: always the file that was counted, even where a file of the stock
+    name lies beside the output."""
     path = locate(source)
     assert path is not None  # the spec was loaded from it
+    written = (out if out is not None else Path("spec.yaml")).absolute()
     if path.resolve().parent == stock_dir().resolve() and source == path.stem:
-        return source
-    base = (out.parent if out is not None else Path(".")).resolve()
-    return os.path.relpath(path.resolve(), base)
+        reached = locate(source, written)
+        if reached is not None and reached.resolve() == path.resolve():
+            return source, reached
+    # Relative to the written file's folder as the file system reaches it (through any symbolic link).
+    ref = os.path.relpath(path.resolve(), written.parent.resolve())
+    reached = locate(ref, written)
+    assert reached is not None and reached.resolve() == path.resolve(), "fit: the parent's path does not reach it"
+    return ref, reached
+
+
+def _refuse_self(source: str, out: Path | None) -> None:
+    """The written spec extends `source`: writing it over `source` would make a spec that extends itself."""
+    path = locate(source)
+    if out is None or path is None:
+        return
+    try:
+        same = out.exists() and os.path.samefile(out, path)
+    except OSError:
+        same = False
+    if same:
+        raise SpecError(
+            Problem(
+                Mark(shorten(str(out), 200)),
+                "--out",
+                "is the spec being fitted: the fitted spec extends it, so write it to another file",
+            ),
+            code=2,
+        )
 
 
 def _label(targets: dict[str, float]) -> str:
@@ -254,6 +278,7 @@ def fit(
         raise SpecError(
             Problem(Mark("--flops / --params"), "flops", "give a target: --flops, --params or both"), code=2
         )
+    _refuse_self(source, out)
     doc = load_document(source)
     plan = plan_document(doc)
     spec = _Spec(source, plan, doc.data)
@@ -289,7 +314,7 @@ def _result(
 ) -> FitResult:
     base = spec.count(spec.base)
     assert base is not None
-    parent = _parent_ref(spec.source, out)
+    parent, parent_file = _parent_ref(spec.source, out)
     name = f"{spec.plan.spec.name}_{_label(targets)}"
     reached = ", ".join(
         f"{getattr(counts, key):,} {key} ({getattr(counts, key) / value - 1:+.2%} of {format_quantity(value)})"
@@ -302,9 +327,7 @@ def _result(
     text = yaml.safe_dump(body, sort_keys=False, default_flow_style=None, width=120, allow_unicode=True)
     # The text as a child of the parent, through `extends`, must count as the shape did.
     check = yaml.safe_load(text)
-    check["extends"] = (
-        parent if parent == spec.source else os.path.abspath(os.path.join(out.parent if out else ".", parent))
-    )
+    check["extends"] = str(parent_file.absolute())
     again = complexity(load_plan(check))
     assert (again.flops, again.params) == (counts.flops, counts.params), (
         "fit: the written spec does not count as the fitted one"

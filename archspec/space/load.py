@@ -24,7 +24,7 @@ from archspec.plan.load import file_order, locate
 from archspec.space.constraints import Constraints
 from archspec.space.distributions import KINDS, MODELS, Distribution
 from archspec.space.located import Path, validate_model
-from archspec.space.template import Slot, Space, StageTemplate, dynamic_parts, located_document
+from archspec.space.template import Slot, Space, StageTemplate, dynamic_parts, fill, located_document
 
 # A number of stages past this is a typo in `count` (RegNetX draws have a dozen at most).
 MAX_STAGES = 64
@@ -344,18 +344,28 @@ def _tie_problems(doc: Document, slots: list[Slot]) -> list[Problem]:
 # ---- probes: the spec's own checks on specs made from the space's values ----
 
 
-def _probe_document(space: Space, probed: Slot | None, where: Path, value: Any, count: int) -> Document:
-    """A spec with `probed` at `value` (written at `where`) and every other slot at its first value."""
+Probes = dict[int, list[tuple[Path, Any]]]
+
+
+def _probe_problems(space: Space, probes: Probes, probed: dict[int, int], count: int) -> list[Problem]:
+    """The problems of the spec with each slot in `probed` (by id) at its probe of that index and every other
+    slot at its first; located in the space file (built only for a spec that fails: it copies every mark)."""
     chosen: dict[Path, tuple[Path, Any]] = {}
     for slot in space.slots:
-        if slot is probed:
-            at, given = where, value
-        else:
-            sub, given = slot.distribution.probes()[0]
-            at = slot.path + sub
+        sub, given = probes[id(slot)][probed.get(id(slot), 0)]
+        at = slot.path + sub
         for stage in range(count) if slot.template else [None]:
             chosen[slot.spec_path(stage)] = (at, given)
-    return located_document(space, chosen, count)
+    try:
+        validate(Document(data=fill(space, lambda slot, stage: chosen[slot.spec_path(stage)][1], count), source=""))
+        return []
+    except SpecError:
+        pass
+    try:
+        validate(located_document(space, chosen, count))
+    except SpecError as exc:
+        return exc.problems
+    return []
 
 
 def _first_count(space: Space) -> int:
@@ -368,26 +378,46 @@ def _first_count(space: Space) -> int:
     return template.count
 
 
+# Values checked one by one (below) after a round of them failed together, at most this many per space.
+MAX_SINGLE_PROBES = 500
+
+
 def _probe(space: Space) -> None:
-    """Validate the spec each value of the space makes (the others at their first value); raise what fails."""
+    """Validate the spec each value of the space makes (the others at their first value); raise what fails.
+
+    Checking every value alone costs values x size, quadratic in a large space; so round k checks the k-th
+    value of every distribution at once, one validation per round. Only a round that fails is checked again
+    value by value (at most MAX_SINGLE_PROBES in all), for the distributions at or around the fields it
+    blames, so each problem is reported as the single value that causes it.
+    """
     count = _first_count(space)
-    base: list[Problem] = []
-    try:
-        validate(_probe_document(space, None, (), None, count))
-    except SpecError as exc:
-        base = exc.problems
-    seen = {(p.path, p.message) for p in base}
-    problems = list(base)
-    for slot in space.slots:
-        if slot is space.count_slot():
+    probes: Probes = {id(slot): slot.distribution.probes() for slot in space.slots}
+    problems = _probe_problems(space, probes, {}, count)
+    seen = {(p.path, p.message) for p in problems}
+    slots = [slot for slot in space.slots if slot is not space.count_slot()]
+    budget = MAX_SINGLE_PROBES
+    for k in range(1, max((len(probes[id(slot)]) for slot in slots), default=0)):
+        present = [slot for slot in slots if len(probes[id(slot)]) > k]
+        failed = _probe_problems(space, probes, {id(slot): k for slot in present}, count)
+        blamed = [p.path for p in failed if (p.path, p.message) not in seen]
+        if not blamed:
             continue
-        for where, value in slot.distribution.probes():
-            try:
-                validate(_probe_document(space, slot, slot.path + where, value, count))
-            except SpecError as exc:
-                for found in exc.problems:
-                    if (found.path, found.message) not in seen:
-                        seen.add((found.path, found.message))
-                        problems.append(found)
+        for slot in [slot for slot in present if _blamed(slot, count, blamed)][:budget]:
+            budget -= 1
+            for found in _probe_problems(space, probes, {id(slot): k}, count):
+                if (found.path, found.message) not in seen:
+                    seen.add((found.path, found.message))
+                    problems.append(found)
     if problems:
         raise SpecError(sorted(problems, key=file_order))
+
+
+def _blamed(slot: Slot, count: int, paths: list[str]) -> bool:
+    """Whether a problem at one of `paths` (dotted, in the spec) may come from `slot`'s value: at, above or
+    below the field it fills."""
+    own = [format_path(slot.spec_path(stage)) for stage in (range(count) if slot.template else [None])]
+    return any(
+        not path or mine == path or mine.startswith(path + ".") or path.startswith(mine + ".")
+        for path in paths
+        for mine in own
+    )

@@ -33,14 +33,32 @@ def validate_model(model: type[M], data: Any, doc: Document, path: Path) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(_problems(model, exc, doc, path)) from None
+        raise SpecError(_problems(model, data, exc, doc, path)) from None
 
 
-def _problems(model: type[BaseModel], exc: ValidationError, doc: Document, path: Path) -> list[Problem]:
+def _data_loc(data: Any, loc: tuple[Any, ...], missing: bool) -> tuple[Path, bool]:
+    """The part of a pydantic error's location that points into the data (or, for a `missing` key, names it),
+    and whether a union's member labels (`int`, `float`: which member of `int | float` failed) followed it;
+    users see the first only."""
+    node: Any = data
+    kept: list[str | int] = []
+    for part in loc:
+        if isinstance(node, dict) and isinstance(part, str) and (part in node or missing):
+            kept.append(part)
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            kept.append(part)
+            node = node[part]
+        else:
+            return tuple(kept), True
+    return tuple(kept), False
+
+
+def _problems(model: type[BaseModel], data: Any, exc: ValidationError, doc: Document, path: Path) -> list[Problem]:
     problems: list[Problem] = []
     seen: set[tuple[Path, str]] = set()
     for error in exc.errors(include_url=False):
-        loc = tuple(part for part in error["loc"] if isinstance(part, (str, int)))
+        loc, union = _data_loc(data, error["loc"], error["type"] == "missing")
         where = path + loc
         kind = error["type"]
         value = error.get("input")
@@ -49,6 +67,8 @@ def _problems(model: type[BaseModel], exc: ValidationError, doc: Document, path:
             message = unknown_key(str(loc[-1]), sorted(model.model_fields))
         elif kind == "missing":
             message = "required field is missing"
+        elif union and kind in ("int_type", "int_from_float", "float_type"):
+            message = f"expected a number, got {describe(value, raw)}"
         elif kind in ("int_type", "int_from_float"):
             message = f"expected an integer, got {describe(value, raw)}"
         elif kind in ("float_type", "int_parsing", "float_parsing"):

@@ -48,7 +48,25 @@ class Reference:
 def edf_quantity(runs: Sequence[SampleRun], quantity: str) -> None:
     """Refuse (exit 2) a quantity that is neither counted nor drawn in every samples file."""
     fields = [set().union(*(record.fields for record in run.samples)) for run in runs]
-    if quantity in QUANTITIES or all(quantity in names for names in fields):
+    if quantity in QUANTITIES:
+        return
+    if all(quantity in names for names in fields):
+        # Drawn in every file, but perhaps not a number in every sample (a drawn block name), or not drawn
+        # in some (a stage that a drawn count left out): those would silently drop out of the curve.
+        for run in runs:
+            odd = [record for record in run.samples if _value(record, quantity) is None]
+            if odd:
+                first = odd[0].fields.get(quantity)
+                what = "not drawn" if quantity not in odd[0].fields else f"{shorten(repr(first), 24)}, not a number"
+                raise SpecError(
+                    Problem(
+                        Mark(f"--edf {shorten(quantity)}"),
+                        "edf",
+                        f"not a number in {len(odd):,} of the {len(run.samples):,} samples of {run.space_name} "
+                        f"({printable(odd[0].name)}: {what}); choose a quantity that every sample has as a number",
+                    ),
+                    code=2,
+                )
         return
     drawn = sorted(set.intersection(*fields)) if fields else []
     valid = ", ".join([*QUANTITIES, *drawn])

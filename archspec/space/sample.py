@@ -24,8 +24,9 @@ from archspec.lang.validate import validate
 from archspec.lang.yamldoc import from_mapping
 from archspec.plan.generators import expand_stages
 from archspec.plan.load import plan_document
+from archspec.plan.walker import PlanError
 from archspec.space.constraints import QUANTITIES, format_quantity
-from archspec.space.draw import SEED_SPAN, draw
+from archspec.space.draw import SEED_SPAN, distinct_specs, draw
 from archspec.space.results import InvalidDraws, SampleRecord, SampleRun, SampleStats
 from archspec.space.template import Space
 from archspec.space.write import renamed, render_spec
@@ -79,6 +80,9 @@ def evaluate(data: dict[str, Any], stages: tuple[float, float] | None = None) ->
     except SpecError as exc:
         first = exc.problems[0]
         return ("invalid", first.path, first.message)
+    except PlanError as exc:  # a generator's numbers that make no network, found before planning
+        problem = exc.problems[0]
+        return ("invalid", format_path(problem.path), problem.message)
     c = complexity(plan)
     return ("ok", c.params, c.flops, c.macs, c.activations, c.layers, len(plan.stages))
 
@@ -173,6 +177,8 @@ class _Tally:
     invalid_by: dict[str, list[Any]] = field(default_factory=dict)  # field -> [count, message, first index]
     observed: dict[str, list[int]] = field(default_factory=dict)  # quantity -> [least, most] of the valid draws
     seen: set[str] = field(default_factory=set)  # the drawn values of every draw so far
+    streak: int = 0  # repeats in a row, up to the last draw
+    stopped: str = ""  # why sampling stopped before its last draw
 
     def take(
         self, index: int, fields: dict[str, Any], outcome: Outcome, bounds: list[tuple[str, tuple[float, float]]]
@@ -182,7 +188,9 @@ class _Tally:
         key = repr(list(fields.items()))
         if key in self.seen:
             self.duplicates += 1
+            self.streak += 1
             return None
+        self.streak = 0
         self.seen.add(key)
         if outcome[0] == "error":
             raise SpecError(outcome[1])
@@ -237,6 +245,12 @@ def sample(
     if not 0 <= seed < SEED_SPAN:
         raise SpecError(Problem(Mark(f"--seed {seed}"), "seed", f"expected a seed from 0 to {SEED_SPAN - 1}"), code=2)
     limit = max_draws if max_draws is not None else default_max_draws(n)
+    size = distinct_specs(space)
+    if size is not None and size < n:
+        what = "draws nothing, it is one spec" if size == 1 else f"holds {size:,} distinct specs at most"
+        raise SpecError(
+            Problem(Mark(space.source, 1, 1), "", f"cannot give {n:,} distinct samples: the space {what}"), code=1
+        )
     prefix = prefix or name_prefix(space)
     digits = max(4, len(str(n)))
     bounds = list(space.constraints.bounds().items())
@@ -247,11 +261,14 @@ def sample(
     draws = _Draws(space, seed, bounds, placeholder)
     with _workers(draws, jobs) as pool:
         if progress is not None:
-            progress.phase(f"sampling {space.name}", n)
+            progress.phase(f"sampling {space.name}", n, "samples")  # a step is a sample kept, not a draw
         try:
             for index, fields, outcome, text in _outcomes(draws, limit, pool, jobs):
                 measured = tally.take(index, fields, outcome, bounds)
                 if measured is None:
+                    tally.stopped = _hopeless(tally, len(records), size, guess=max_draws is None)
+                    if tally.stopped:
+                        break
                     continue
                 name = f"{prefix}-{len(records) + 1:0{digits}d}"
                 records.append(SampleRecord(name, f"{name}.yaml", index, fields, **measured))
@@ -272,9 +289,27 @@ def sample(
     return SampleRun(space.source, space.name, seed, n, constraints, records, tally.stats(len(records)))
 
 
+# Sampling stops early, and says why, after this many repeats in a row, or when the first this many draws
+# (with the default --max-draws) gave no sample: the default assumes that at least 1 draw in 1,000 is kept.
+HOPELESS_DRAWS = 10_000
+
+
+def _hopeless(tally: _Tally, accepted: int, size: int | None, *, guess: bool) -> str:
+    """Why no more samples can be expected, or "" to go on drawing."""
+    if size is not None and len(tally.seen) >= size:
+        return f"after all {size:,} distinct specs of the space were drawn"
+    if tally.streak >= HOPELESS_DRAWS:
+        return f"after {HOPELESS_DRAWS:,} repeats in a row"
+    if guess and accepted == 0 and tally.drawn >= HOPELESS_DRAWS:
+        return f"stopped as the first {HOPELESS_DRAWS:,} draws kept none (--max-draws M draws up to M)"
+    return ""
+
+
 def _exhausted(space: Space, seed: int, n: int, accepted: int, tally: _Tally) -> SpecError:
     """Why the draws ran out, at the place in the space file most to blame."""
     got = f"only {accepted:,} of {n:,} samples in {tally.drawn:,} draws"
+    if tally.stopped:
+        got += f", {tally.stopped}"
     distinct = len(tally.seen)
     valid = distinct - tally.invalid
     if valid == 0 and tally.invalid_by:
@@ -298,5 +333,8 @@ def _exhausted(space: Space, seed: int, n: int, accepted: int, tally: _Tally) ->
         return SpecError(
             Problem(space.doc.mark_for(("constraints", name)), format_path(("constraints", name)), message)
         )
-    message = f"{got}: the space holds {distinct:,} distinct specs in those draws ({tally.duplicates:,} repeats)"
+    invalid = f", {tally.invalid:,} of them invalid" if tally.invalid else ""
+    message = (
+        f"{got}: the space holds {distinct:,} distinct specs in those draws{invalid} ({tally.duplicates:,} repeats)"
+    )
     return SpecError(Problem(Mark(space.source, 1, 1), "", message))

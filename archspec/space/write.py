@@ -14,17 +14,19 @@ from typing import Any
 import yaml
 
 from archspec.errors import Mark, Problem, SpecError, shorten
-from archspec.files import atomic_write_all
+from archspec.files import write_folder
 from archspec.report.render import render, to_json
+from archspec.space import samplesfile
 from archspec.space.constraints import QUANTITIES
 from archspec.space.draw import draw
-from archspec.space.results import InvalidDraws, SampleRecord, SampleRun, SampleStats
+from archspec.space.results import SampleRecord, SampleRun
 from archspec.space.template import Space
 
 CSV_NAME = "samples.csv"
 JSON_NAME = "samples.json"
 # Keys a spec written here leaves out: the sample has its own name and description, and no parent.
 _OWN = ("name", "description", "extends")
+_CSV_HEADERS = {"depth": "layers"}
 
 
 def check_folder(out: Path, *, force: bool) -> None:
@@ -109,7 +111,9 @@ def samples_csv(run: SampleRun) -> str:
     for record in run.samples:
         drawn.update(dict.fromkeys(record.fields))
     columns = [("name", "name"), ("file", "file"), ("draw", "draw")]
-    columns += [(f"field:{key}", key) for key in drawn] + [(name, name) for name in QUANTITIES]
+    # The counted depth is headed `layers`: beside a drawn `stages.regnet.depth` (blocks), two "depth" columns
+    # would mean two different things.
+    columns += [(f"field:{key}", key) for key in drawn] + [(name, _CSV_HEADERS.get(name, name)) for name in QUANTITIES]
     rows = []
     for record in run.samples:
         row: dict[str, Any] = {"name": record.name, "file": record.file, "draw": record.draw}
@@ -138,16 +142,11 @@ def write_samples(
     the draws); the others are rendered here. The files are flushed to disk together, then moved into place.
     """
     check_folder(out, force=force)
-    try:
-        out.mkdir(exist_ok=True)
-    except OSError as exc:
-        raise SpecError(
-            Problem(Mark(shorten(str(out), 200)), "--out", f"cannot create the folder: {exc.strerror or exc}")
-        ) from None
     rendered = rendered or {}
     texts = [(record.file, rendered.get(record.file) or spec_text(space, run, record)) for record in run.samples]
     texts += [(CSV_NAME, samples_csv(run)), (JSON_NAME, to_json(run) + "\n")]
-    atomic_write_all([(out / name, text.encode()) for name, text in texts], force=force)
+    # All or nothing: an interrupted sample leaves no spec files without their samples.json.
+    write_folder(out, [(name, text.encode()) for name, text in texts], force=force)
     return [out / name for name, _ in texts]
 
 
@@ -174,24 +173,4 @@ def read_samples(path: str | os.PathLike[str]) -> SampleRun:
     target = Path(path)
     if target.is_dir():
         target = target / JSON_NAME
-    shown = shorten(str(target), 200)
-    try:
-        data = json.loads(target.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SpecError(
-            Problem(Mark(shown), "", "no such file; give a samples.json written by archspec sample, or its folder")
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(
-            Problem(Mark(shown), "", f"cannot read the file: {getattr(exc, 'strerror', None) or exc}")
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise SpecError(Problem(Mark(shown, exc.lineno, exc.colno), "", f"not JSON: {exc.msg}")) from None
-    try:
-        stats = dict(data["statistics"])
-        stats["invalid_by"] = [InvalidDraws(**item) for item in stats["invalid_by"]]
-        samples = [SampleRecord(**item) for item in data["samples"]]
-        return SampleRun(**{**data, "samples": samples, "statistics": SampleStats(**stats)})
-    except (KeyError, TypeError, ValueError) as exc:
-        detail = f"missing {exc}" if isinstance(exc, KeyError) else "unexpected content"
-        raise SpecError(Problem(Mark(shown), "", f"not a samples file written by archspec sample ({detail})")) from None
+    return samplesfile.read_samples(target, shorten(str(target), 200))

@@ -223,11 +223,15 @@ def _flatten(data: object, prefix: str = "") -> dict[str, object]:
     return flat
 
 
-def _compared(plan: Plan) -> dict[str, object]:
-    """The resolved spec without its name and description; no groups and no group width reads as 1 group."""
-    data = {k: v for k, v in resolved_data(plan).items() if k not in ("name", "description")}
+def _shown(plan: Plan) -> dict[str, object]:
+    """The resolved spec without its name and description, as `archspec show` prints it."""
+    return {k: v for k, v in resolved_data(plan).items() if k not in ("name", "description")}
+
+
+def _compared(data: dict[str, object]) -> dict[str, object]:
+    """What is compared: no groups and no group width is the same network as 1 group."""
     if data["groups"] is None and data["group_width"] is None:
-        data["groups"] = 1
+        data = {**data, "groups": 1}
     return data
 
 
@@ -238,10 +242,13 @@ def spec_diff(a: str, b: str, *, overrides: Sequence[str] = ()) -> SpecDiff:
 
 def diff_plans(plan_a: Plan, plan_b: Plan, a: str, b: str) -> SpecDiff:
     """The resolved fields that differ between two planned specs, and their counts side by side."""
-    left, right = _flatten(_compared(plan_a)), _flatten(_compared(plan_b))
+    shown_a, shown_b = _shown(plan_a), _shown(plan_b)
+    left, right = _flatten(_compared(shown_a)), _flatten(_compared(shown_b))
+    # A change is shown with the values `archspec show` prints (`groups: null`, not the 1 it compares as).
+    raw_left, raw_right = _flatten(shown_a), _flatten(shown_b)
     unset = "(unset)"
     changes = [
-        FieldChange(key, left.get(key, unset), right.get(key, unset))
+        FieldChange(key, raw_left.get(key, unset), raw_right.get(key, unset))
         for key in sorted(set(left) | set(right))
         if left.get(key, unset) != right.get(key, unset)
     ]

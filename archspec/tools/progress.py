@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, TextIO
 
+from archspec.errors import printable
+
 if TYPE_CHECKING:
     from rich.progress import Progress as Bar
     from rich.progress import TaskID
@@ -29,15 +31,17 @@ class Progress:
         if not self.enabled:
             return
         self._stop()
+        text = printable(text)  # a path's control characters must not break the line
         self.stream.write(f"{self.prefix}: {text}\n" if self.prefix else f"{text}\n")
         self.stream.flush()
 
-    def phase(self, label: str, total: int) -> None:
+    def phase(self, label: str, total: int, unit: str = "steps") -> None:
+        """Start counting `total` of `unit` (what one `step` is: steps, samples, batches)."""
         if not self.enabled:
             return
         self._stop()
         if not self.live:
-            self.note(f"{label} ({total} steps) ...")
+            self.note(f"{label} ({total:,} {unit}) ...")
             return
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
