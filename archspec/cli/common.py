@@ -99,6 +99,15 @@ WeightsOpt = Annotated[
 ]
 
 
+def weights_file(path: Path | None) -> Path | None:
+    """`--weights` checked for existence and kind (a regular file) before torch is loaded."""
+    if path is not None:
+        from archspec.files import check_input_file
+
+        check_input_file(path, option="--weights", noun="weights file")
+    return path
+
+
 def echo_err(text: str) -> None:
     typer.echo(text, err=True)
 

@@ -24,6 +24,7 @@ from archspec.cli.common import (
     parse_size,
     require,
     usage_error,
+    weights_file,
 )
 from archspec.report.render import to_json
 
@@ -60,6 +61,7 @@ def build(
     from archspec.report.tables import build_text
     from archspec.tools.build import run_build
 
+    weights = weights_file(weights)
     result = run_build(
         spec,
         overrides=overrides or (),
@@ -128,7 +130,7 @@ def export(
     from archspec.tools.export import export_model
 
     fixed = _export_batch(batch)
-    weights = weights or checkpoint
+    weights = weights_file(weights or checkpoint)
     if fmt == ExportFormat.onnx:
         modules = ["onnx", "onnxruntime", "onnxscript"] if check else ["onnx", "onnxscript"]
         require(modules, "pip install 'archspec[export]'", "archspec export --format onnx")

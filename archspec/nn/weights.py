@@ -16,8 +16,16 @@ import torch
 from torch import nn
 
 from archspec.errors import Mark, Problem, SpecError, shorten
+from archspec.files import check_input_file
 from archspec.nn.builder import build_from_plan
-from archspec.nn.checkpoint import FORMAT, checked_tensors, mismatch_message, read_checkpoint, torch_file
+from archspec.nn.checkpoint import (
+    FORMAT,
+    check_values,
+    checked_tensors,
+    mismatch_message,
+    read_checkpoint,
+    torch_file,
+)
 from archspec.nn.guard import check_fits
 from archspec.plan.ops import Plan
 from archspec.plan.tensors import compare_state, head_keys, state_shapes
@@ -44,6 +52,7 @@ class LoadedWeights:
 def read_weights(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], str]:
     """(tensors, kind) of a weights file: safetensors, an archspec checkpoint, or a (wrapped) torch state_dict."""
     source = str(path)
+    check_input_file(path, option="--weights", noun="weights file")
     if Path(path).suffix == ".safetensors":
         try:
             from safetensors.torch import load_file
@@ -55,8 +64,6 @@ def read_weights(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor],
                     "reading .safetensors needs the safetensors package: pip install safetensors",
                 )
             ) from None
-        if not Path(path).is_file():
-            raise SpecError(Problem(Mark(source), "--weights", "no such weights file"))
         try:
             state = load_file(str(path), device="cpu")
         except Exception as exc:  # safetensors raises its own error types for foreign bytes
@@ -64,9 +71,9 @@ def read_weights(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor],
                 Problem(Mark(source), "--weights", f"not a safetensors file ({shorten(str(exc))})")
             ) from None
         return checked_tensors(state, source, "--weights"), "safetensors"
-    payload = torch_file(path, "weights file", "a weights file")
+    payload = torch_file(path, "weights file", "a weights file", "--weights")
     if isinstance(payload, dict) and payload.get("format") == FORMAT:
-        return read_checkpoint(path)[1], "archspec checkpoint"
+        return read_checkpoint(path, "--weights")[1], "archspec checkpoint"
     kind = "state_dict"
     # A training checkpoint keeps its weights under one of these keys, beside the epoch, the optimiser and
     # perhaps a tensor or two (pytorch/examples' `best_acc1`); a state_dict's own keys are dotted names.
@@ -142,6 +149,7 @@ def load_weights(
         message = mismatch_message(shapes, plan, skip=counters)
         if message is not None:
             raise SpecError(Problem(Mark(source), "--weights", message + _layout_hint(list(state), plan)))
+    check_values(state, source, "--weights")
     check_fits(plan, device, mode="weights", force=force, source=source)
     model = build_from_plan(plan, device)
     if counters:  # they keep the fresh model's zeros

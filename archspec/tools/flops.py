@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from archspec.counting.analytic import Complexity, complexity
-from archspec.errors import Mark, Problem, SpecError
+from archspec.errors import Mark, Problem, SpecError, shorten
 from archspec.lang.refs import ModelRef, parse_model_ref
 from archspec.plan import InputSize, Plan, load_plan
 from archspec.plan.shapes import as_size
@@ -49,12 +49,20 @@ def _cannot_take(size: tuple[int, int]) -> str:
     return f"cannot take {size[0]}x{size[1]} inputs"
 
 
+def _why_not(exc: Exception) -> str:
+    """Why a library model refused an input, in words: a library's own assertion is a sentence (timm's "Input
+    height (64) doesn't match model (224)."); torch's errors are C++ text about kernels and sizes."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, AssertionError) and text:
+        return shorten(text, 120)
+    return "its feature maps would shrink below its kernels' size, or it needs another input size"
+
+
 def _external_row(ref: ModelRef, size: tuple[int, int], baseline: bool, force: bool) -> FlopsRow:
     """A torchvision or timm model as the library builds it (fresh weights), counted with fvcore at `size`
     (one 3-channel image, eval mode)."""
     import torch
 
-    from archspec.nn.checkpoint import first_line
     from archspec.nn.fvcore_count import fvcore_counts
     from archspec.nn.library import build_library_model
 
@@ -64,7 +72,7 @@ def _external_row(ref: ModelRef, size: tuple[int, int], baseline: bool, force: b
     except MemoryError:
         raise
     except Exception as exc:  # too small for its pools (RuntimeError), or a fixed input size (timm asserts)
-        message = f"{_cannot_take(size)}: {first_line(exc)}"
+        message = f"{_cannot_take(size)}: {_why_not(exc)}"
         raise SpecError(Problem(Mark(str(ref)), "--size", message)) from None
     return FlopsRow(
         name=str(ref),

@@ -58,6 +58,7 @@ class Options:
     device: str = "auto"
     channels_last: bool = False
     compile: bool = False
+    threads: int | None = None  # torch's CPU threads (None: torch's default, one per core)
 
 
 def is_main_process() -> bool:
@@ -530,7 +531,12 @@ def train(
     out = Path(out) if out is not None else None
     plot = Path(plot) if plot is not None else None
     _check_memory(plans, source, recipe, cluster, device, force)
+    import torch
     import torch.distributed as dist
+
+    if options.threads is not None:
+        # On a shared CPU, fewer OpenMP threads than cores avoid stalls when another job takes a core.
+        torch.set_num_threads(options.threads)
 
     device = _join(cluster, device)
     lock = RunLock(out) if out is not None else None
