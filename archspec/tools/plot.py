@@ -43,8 +43,10 @@ def cost_points(
 
 
 def plain_text(text: str) -> str:
-    """`text` as matplotlib draws it literally: a `$` would otherwise start mathtext (and a stray one fail to draw)."""
-    return printable(text).replace("$", r"\$")
+    """`text` as matplotlib draws it literally: a `$` would otherwise start mathtext (and a stray one fail to draw),
+    and a leading `_` would hide the label from the legend (matplotlib's mark of a private artist)."""
+    text = printable(text).replace("$", r"\$")
+    return "\u200b" + text if text.startswith("_") else text
 
 
 # Where a label may go, relative to its point (points, horizontal alignment): tried in order.
