@@ -152,7 +152,7 @@ def compare(
         if key not in at_size:
             try:
                 if progress:
-                    progress(f"counting baseline {names[source]} at {size[0]}x{size[1]} ...")
+                    progress(f"archspec: counting baseline {names[source]} at {size[0]}x{size[1]} ...")
                 at_size[key] = own[source].row(counter, True, size, force)
             except SpecError as exc:
                 if note:
@@ -167,17 +167,25 @@ def compare(
     marked: set[str] = set()
     for model in models:
         if progress:
-            progress(f"counting {model.name} ...")
+            progress(f"archspec: counting {model.name} ...")
         same = model.source in own and not overrides and (input_size is None or model.size == own[model.source].size)
         if same:
             marked.add(model.source)
-        rows.append(model.row(counter, same, force=force))
+        row = model.row(counter, same, force=force)
+        # A spec changed by --set is not the network its name stands for: the row says so.
+        rows.append(_with(row, name=f"{row.name} (--set)") if overrides and model.ref is None else row)
+    # Each baseline is shown at every input size its ratios were taken at, so that they can be checked by eye.
+    sizes = list(dict.fromkeys((row.input_size[0], row.input_size[1]) for row in rows))
     for source in baselines:
         if source in marked:
             continue
-        base = baseline_at(source, own[source].size if input_size is None else as_size(input_size))
-        if base is not None:
-            rows.append(base)
+        default = own[source].size if input_size is None else as_size(input_size)
+        for size in sizes or [default]:
+            base = baseline_at(source, size)
+            if base is not None and size != default:
+                base = _with(base, name=f"{base.name} at {size[0]}x{size[1]}")
+            if base is not None:
+                rows.append(base)
     return [_with(row, vs=_ratios(row, baselines, names, baseline_at)) for row in rows]
 
 
