@@ -23,6 +23,7 @@ from archspec.cli.common import (
     guarded,
     parse_size,
     require,
+    spec_source,
     usage_error,
     weights_file,
 )
@@ -61,9 +62,9 @@ def build(
     from archspec.report.tables import build_text
     from archspec.tools.build import run_build
 
-    weights = weights_file(weights)
+    source, weights = spec_source(spec, weights_file(weights))
     result = run_build(
-        spec,
+        source,
         overrides=overrides or (),
         device=device.value,
         batch=batch,
@@ -134,7 +135,8 @@ def export(
     if fmt == ExportFormat.onnx:
         modules = ["onnx", "onnxruntime", "onnxscript"] if check else ["onnx", "onnxscript"]
         require(modules, "pip install 'archspec[export]'", "archspec export --format onnx")
-    plan = load_plan(spec, overrides=overrides or (), input_size=parse_size(size))
+    source, weights = spec_source(spec, weights)
+    plan = load_plan(source, overrides=overrides or (), input_size=parse_size(size))
     check_output(out, force=force)
     if fmt == ExportFormat.onnx:
         from archspec.counting.analytic import complexity
@@ -253,8 +255,9 @@ def bench(
     from archspec.report.tables import bench_text
     from archspec.tools.bench import run_bench
 
+    source, weights = spec_source(spec, weights_file(weights))
     result = run_bench(
-        spec,
+        source,
         overrides=overrides or (),
         input_size=parse_size(size),
         device=device.value,

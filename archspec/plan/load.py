@@ -47,6 +47,11 @@ def check_arguments(overrides: object = (), input_size: object = None) -> None:
     )
 
 
+def source_label(source: Source, plan: Plan) -> str:
+    """How messages name a spec: its path or stock name as given, else (a mapping, a checkpoint's spec) its name."""
+    return os.fspath(source) if isinstance(source, (str, os.PathLike)) else plan.spec.name
+
+
 def _whole(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
