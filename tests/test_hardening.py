@@ -299,7 +299,7 @@ def test_a_tampered_run_json_is_one_line(cli, finished_run, change, expected):
         ),
         (
             lambda s: s.update(optimizer={"state": {}, "param_groups": []}),
-            "the saved state does not fit this run (ValueError)",
+            "the saved optimizer state is not one group over the model's 11 tensors",
         ),
     ],
 )

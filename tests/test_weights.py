@@ -589,3 +589,28 @@ def test_weights_of_the_wrong_type_are_a_type_error_naming_the_argument(weights)
 def test_load_checkpoint_of_none_is_a_type_error_naming_the_argument():
     with pytest.raises(TypeError, match=r"^path must be a path \(str or os\.PathLike\), not NoneType"):
         archspec.load_checkpoint(None)  # type: ignore[arg-type]
+
+
+def test_a_checkpoint_for_another_input_says_which_set_makes_it_fit(tmp_path):
+    """A model trained on digits (1x8x8) loaded into its stock spec: the message names the --set that fits."""
+    from archspec.nn.checkpoint import save_checkpoint
+
+    overrides = ["input.channels=1", "input.size=8"]
+    model = archspec.build("resnet20", overrides=overrides, device="cpu")
+    path = tmp_path / "model.pt"
+    save_checkpoint(model, archspec.load_spec("resnet20", overrides=overrides), path)
+    assert problem(lambda: archspec.build("resnet20", weights=path, device="cpu")).endswith(
+        "; the file's model takes another input: add --set input.channels=1 --set input.size=8"
+    )
+    fitted = archspec.build("resnet20", overrides=overrides, weights=path, device="cpu")
+    assert fitted.conv1.weight.shape == (16, 1, 3, 3)
+
+
+def test_a_state_dict_for_grey_images_says_which_channels_fit(tmp_path):
+    model = torchvision.models.resnet18(weights=None)
+    model.conv1 = torch.nn.Conv2d(1, 64, 7, 2, 3, bias=False)
+    path = tmp_path / "grey.pth"
+    torch.save(model.state_dict(), path)
+    assert problem(lambda: archspec.build("resnet18", weights=path, device="cpu")).endswith(
+        "; the file's model takes another input: add --set input.channels=1"
+    )

@@ -114,6 +114,30 @@ def _layout_hint(keys: list[str], plan: Plan) -> str:
     return ""
 
 
+def _input_hint(path: str | os.PathLike[str], kind: str, shapes: dict[str, tuple[int, ...]], plan: Plan) -> str | None:
+    """The `--set input...` that would make the file fit, when its input differs from the spec's: an archspec
+    checkpoint names its input (a model trained on digits takes 1x8x8), a state_dict's first conv its channels."""
+    wanted: list[str] = []
+    if kind == "archspec checkpoint":
+        embedded = read_checkpoint(path, "--weights")[0].get("input")
+        if isinstance(embedded, dict):
+            channels, size = embedded.get("channels"), embedded.get("size")
+            if isinstance(channels, int) and channels != plan.input_channels:
+                wanted.append(f"--set input.channels={channels}")
+            size = [size, size] if isinstance(size, int) else size
+            if isinstance(size, list) and len(size) == 2 and tuple(size) != tuple(plan.input_size):
+                shown = str(size[0]) if size[0] == size[1] else f"[{size[0]},{size[1]}]"
+                wanted.append(f"--set input.size={shown}")
+    else:
+        planned = state_shapes(plan)
+        first = next((key for key, dims in planned.items() if len(dims) == 4), None)
+        if first is not None and len(shapes.get(first, ())) == 4 and shapes[first][1] != planned[first][1]:
+            wanted.append(f"--set input.channels={shapes[first][1]}")
+    if not wanted:
+        return None
+    return f"; the file's model takes another input: add {' '.join(wanted)}"
+
+
 def _absent_counters(state: dict[str, torch.Tensor], plan: Plan) -> frozenset[str]:
     """The batch norms' `num_batches_tracked` of a file that has none (older torchvision files and stripped
     exports): a step counter, not a weight, which torch itself fills in when it loads such files. A file
@@ -148,7 +172,8 @@ def load_weights(
     else:
         message = mismatch_message(shapes, plan, skip=counters)
         if message is not None:
-            raise SpecError(Problem(Mark(source), "--weights", message + _layout_hint(list(state), plan)))
+            hint = _input_hint(path, kind, shapes, plan) or _layout_hint(list(state), plan)
+            raise SpecError(Problem(Mark(source), "--weights", message + hint))
     check_values(state, source, "--weights")
     check_fits(plan, device, mode="weights", force=force, source=source)
     model = build_from_plan(plan, device)
