@@ -597,7 +597,7 @@ def test_a_baseline_that_is_also_a_modified_row_keeps_its_own_row(cli):
     rows = json.loads(
         cli("flops", "resnet50", "--vs", "resnet50", "--set", "stages.3.depth=1", "--format", "json").stdout
     )
-    assert [(r["name"], r["baseline"]) for r in rows] == [("resnet50", False), ("resnet50", True)]
+    assert [(r["name"], r["baseline"]) for r in rows] == [("resnet50 (--set)", False), ("resnet50", True)]
     assert rows[0]["params"] < rows[1]["params"]
     same = json.loads(cli("flops", "resnet50", "--vs", "resnet50", "--format", "json").stdout)
     assert [(r["name"], r["baseline"]) for r in same] == [("resnet50", True)]
