@@ -411,16 +411,19 @@ def _weights_plan():
 _WEIGHTS_PLAN = _weights_plan()
 
 
+_STATES: list[dict] = []
+
+
 def _clean_state() -> dict:
-    import torch
+    """resnet20's fresh state_dict, made on first use: collecting this module must not import torch."""
+    if not _STATES:
+        import torch
 
-    from archspec.nn.builder import build_from_plan
+        from archspec.nn.builder import build_from_plan
 
-    torch.manual_seed(0)
-    return build_from_plan(_WEIGHTS_PLAN, "cpu").state_dict()
-
-
-_STATE = _clean_state()
+        torch.manual_seed(0)
+        _STATES.append(build_from_plan(_WEIGHTS_PLAN, "cpu").state_dict())
+    return _STATES[0]
 
 
 def assert_weights_only_spec_errors(path: Path) -> None:
@@ -445,7 +448,7 @@ def tampered_states(draw):
     values, non-tensors, wrappers and prefixes."""
     import torch
 
-    state = dict(_STATE)
+    state = dict(_clean_state())
     keys = sorted(state)
     for key in draw(st.lists(st.sampled_from(keys), max_size=3, unique=True)):
         tensor = state[key]
@@ -492,7 +495,7 @@ def _weights_bytes() -> bytes:
         import torch
 
         buffer = io.BytesIO()
-        torch.save(_STATE, buffer)
+        torch.save(_clean_state(), buffer)
         _WEIGHTS_BYTES = buffer.getvalue()
     return _WEIGHTS_BYTES
 

@@ -126,6 +126,7 @@ def compare(
     force: bool = False,
     progress: Say | None = None,
     note: Say | None = None,
+    at_row_sizes: bool = True,
 ) -> list[FlopsRow]:
     """One row per spec (or `torchvision:NAME` / `timm:NAME` model), then one per baseline, each with its
     ratios to every baseline (`vs`).
@@ -136,7 +137,8 @@ def compare(
     Library models are counted with fvcore on the built model (their row says so); specs with
     `counter`. `force` skips the memory check before a model is built. `progress` hears about each
     count as it starts. A baseline is its own row unless a row is the very same network (same spec,
-    no `--set`), which is then marked as the baseline.
+    no `--set`), which is then marked as the baseline. Each baseline's own row is given at every row's input
+    size (`at_row_sizes`), or once at its own size (a chart of each network as it is meant to be used).
     """
     models = [_Model(source, "", overrides, input_size) for source in specs]
     # Baselines load at their own size first, so a misspelt name is still an error.
@@ -175,7 +177,7 @@ def compare(
         # A spec changed by --set is not the network its name stands for: the row says so.
         rows.append(_with(row, name=f"{row.name} (--set)") if overrides and model.ref is None else row)
     # Each baseline is shown at every input size its ratios were taken at, so that they can be checked by eye.
-    sizes = list(dict.fromkeys((row.input_size[0], row.input_size[1]) for row in rows))
+    sizes = list(dict.fromkeys((row.input_size[0], row.input_size[1]) for row in rows)) if at_row_sizes else []
     for source in baselines:
         if source in marked:
             continue

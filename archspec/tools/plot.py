@@ -39,7 +39,7 @@ def cost_points(
     """One point per spec, then per baseline not already among the specs (the rows of `archspec flops`)."""
     from archspec.tools.flops import compare
 
-    return compare(specs, baselines=baselines, overrides=overrides, input_size=input_size)
+    return compare(specs, baselines=baselines, overrides=overrides, input_size=input_size, at_row_sizes=False)
 
 
 def plain_text(text: str) -> str:
