@@ -15,15 +15,22 @@ from archspec.counting.analytic import Complexity, complexity
 from archspec.errors import Mark, Problem, SpecError
 from archspec.lang.schema import Spec
 from archspec.lang.sources import load_document, stock_names
-from archspec.plan.load import InputSize, Source, load_plan, plan_document
+from archspec.plan.load import InputSize, Source, check_arguments, load_plan, plan_document
 from archspec.plan.ops import Plan
 
 if TYPE_CHECKING:
     from torch import nn
 
 
+def _check_path(value: object, argument: str, optional: bool = False) -> None:
+    if (optional and value is None) or isinstance(value, (str, os.PathLike)):
+        return
+    raise TypeError(f"{argument} must be a path (str or os.PathLike), not {type(value).__name__}")
+
+
 def load_spec(source: Source, *, overrides: Sequence[str] = ()) -> Spec:
     """The validated spec (every field and every rule checked; generators as written)."""
+    check_arguments(overrides)
     return plan_document(load_document(source, overrides)).spec
 
 
@@ -51,6 +58,7 @@ def build(
     from archspec.nn.builder import build_from_plan, resolve_device
     from archspec.nn.guard import check_fits
 
+    _check_path(weights, "weights", optional=True)
     plan = load_plan(source, overrides=overrides, input_size=input_size)
     if device == "meta":
         if weights is not None:
@@ -72,11 +80,16 @@ def load_checkpoint(path: str | os.PathLike[str], *, device: str = "auto", force
     memory guard has checked that it fits the device (`force=True` skips that check)."""
     from archspec.nn.checkpoint import load_checkpoint as load
 
+    _check_path(path, "path")
     return load(path, device=device, force=force)
 
 
 def list_specs(pattern: str | None = None) -> list[str]:
     """Names of the stock specs, sorted; `pattern` filters them with shell wildcards (`resnet*`)."""
+    if pattern is not None and not isinstance(pattern, str):
+        raise TypeError(
+            f"pattern must be a str (shell wildcards, such as 'resnet*') or None, not {type(pattern).__name__}"
+        )
     names = stock_names()
     return names if pattern is None else [name for name in names if fnmatch.fnmatchcase(name, pattern)]
 

@@ -68,9 +68,50 @@ def check_output(path: str | os.PathLike[str], *, force: bool, option: str = "--
     return target
 
 
+def check_input_file(path: str | os.PathLike[str], *, option: str, noun: str) -> Path:
+    """`path` as a Path when it names an existing regular file to read; anything else (missing, a folder, a FIFO
+    that would block, a device that never ends, a loop of links) is a one-line error, before any slow work."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{option} must be a path (str or os.PathLike), not {type(path).__name__}")
+    target = Path(path)
+    try:
+        info = os.stat(target)
+    except FileNotFoundError:
+        raise _problem(target, option, f"no such {noun}") from None
+    except ValueError:
+        raise _problem(target, option, "the file name holds a NUL byte") from None
+    except OSError as exc:
+        raise _problem(target, option, _os_reason(exc)) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise _problem(target, option, f"is a folder, not a {noun}")
+    if not stat.S_ISREG(info.st_mode):
+        raise _problem(target, option, f"is not a regular file (a device, FIFO or socket); a {noun} is a regular file")
+    return target
+
+
+def check_no_link(path: Path, option: str = "--out") -> None:
+    """Refuse `path` when it is a symbolic link: a folder archspec writes into is never left by a link inside it."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise _problem(path, option, _os_reason(exc)) from None
+    if stat.S_ISLNK(info.st_mode):
+        raise _problem(
+            path, option, "is a symbolic link; archspec does not follow links inside the folders it writes into"
+        )
+
+
 def _os_reason(exc: OSError) -> str:
     if exc.errno == errno.ENAMETOOLONG:
         return "the file name is too long for the file system"
+    if exc.errno == errno.ELOOP:
+        return "the path is a loop of symbolic links"
+    if exc.errno == errno.EACCES:
+        return "permission denied"
+    if exc.errno == errno.ENOTDIR:
+        return "a part of the path is a file, not a folder"
     return f"cannot use this path: {exc.strerror or exc}"
 
 

@@ -591,3 +591,120 @@ def test_random_space_and_sample_command_lines_end_in_a_message(argv):
     assert "Traceback" not in result.output and "internal error" not in result.output, (argv, result.output[-500:])
     if result.exit_code:
         assert result.stderr.strip(), argv
+# --- weights files -----------------------------------------------------------------------------------
+
+
+def _weights_plan():
+    return load_plan("resnet20")
+
+
+_WEIGHTS_PLAN = _weights_plan()
+
+
+_STATES: list[dict] = []
+
+
+def _clean_state() -> dict:
+    """resnet20's fresh state_dict, made on first use: collecting this module must not import torch."""
+    if not _STATES:
+        import torch
+
+        from archspec.nn.builder import build_from_plan
+
+        torch.manual_seed(0)
+        _STATES.append(build_from_plan(_WEIGHTS_PLAN, "cpu").state_dict())
+    return _STATES[0]
+
+
+def assert_weights_only_spec_errors(path: Path) -> None:
+    """Check and load `path` as --weights into resnet20: it loads, or one located SpecError line names it."""
+    from archspec.nn.weights import load_weights
+
+    try:
+        load_weights(_WEIGHTS_PLAN, path, device="cpu")
+    except SpecError as exc:
+        for problem in exc.problems:
+            line = str(problem)
+            assert line.startswith(f"{path}: --weights: "), line
+            assert "\n" not in line and not any(word in line for word in ("Error", "Pytorch", "Errno", "(document)"))
+        event("refused")
+    else:
+        event("loaded")
+
+
+@st.composite
+def tampered_states(draw):
+    """resnet20's state_dict with a few tensors replaced: other dtypes and shapes, stride-0 views, non-finite
+    values, non-tensors, wrappers and prefixes."""
+    import torch
+
+    state = dict(_clean_state())
+    keys = sorted(state)
+    for key in draw(st.lists(st.sampled_from(keys), max_size=3, unique=True)):
+        tensor = state[key]
+        kind = draw(st.sampled_from(["dtype", "shape", "expand", "nan", "object", "drop", "scalar"]))
+        if kind == "dtype":
+            dtype = draw(st.sampled_from([torch.int64, torch.int8, torch.bool, torch.float16, torch.float64]))
+            state[key] = tensor.to(dtype)
+        elif kind == "shape":
+            state[key] = torch.zeros([draw(st.integers(0, 3)) for _ in range(draw(st.integers(0, 4)))])
+        elif kind == "expand" and tensor.dim() > 0:
+            state[key] = torch.zeros(1).expand(*[max(n, 1) * draw(st.integers(1, 64)) for n in tensor.shape])
+        elif kind == "nan" and tensor.is_floating_point() and tensor.numel():
+            state[key] = tensor.clone().fill_(draw(st.sampled_from([math.nan, math.inf, -math.inf])))
+        elif kind == "object":
+            state[key] = draw(st.one_of(st.none(), st.integers(), st.text(max_size=5), st.lists(st.integers())))
+        elif kind == "drop":
+            del state[key]
+        else:
+            state[key] = torch.tensor(draw(st.floats(allow_nan=True)))
+    if draw(st.booleans()):
+        state = {f"module.{key}": value for key, value in state.items()}
+    wrapper = draw(st.sampled_from([None, "state_dict", "model", "other"]))
+    return state if wrapper is None else {wrapper: state, "epoch": 3}
+
+
+@fuzz_settings(40)
+@given(tampered_states())
+def test_tampered_weights_files_only_raise_spec_errors(state):
+    import torch
+
+    path = _FOLDER / "weights.pth"
+    torch.save(state, path)
+    assert_weights_only_spec_errors(path)
+
+
+_WEIGHTS_BYTES = None
+
+
+def _weights_bytes() -> bytes:
+    global _WEIGHTS_BYTES
+    if _WEIGHTS_BYTES is None:
+        import io
+
+        import torch
+
+        buffer = io.BytesIO()
+        torch.save(_clean_state(), buffer)
+        _WEIGHTS_BYTES = buffer.getvalue()
+    return _WEIGHTS_BYTES
+
+
+@fuzz_settings(40)
+@given(st.data())
+def test_damaged_weights_files_only_raise_spec_errors(data):
+    """A saved state_dict cut short, with bytes overwritten, or with random bytes in front."""
+    whole = bytearray(_weights_bytes())
+    how = data.draw(st.sampled_from(["cut", "flip", "prefix"]))
+    if how == "cut":
+        damaged = bytes(whole[: data.draw(st.integers(0, len(whole) - 1))])
+    elif how == "flip":
+        for _ in range(data.draw(st.integers(1, 8))):
+            at = data.draw(st.integers(0, len(whole) - 1))
+            whole[at] = data.draw(st.integers(0, 255))
+        damaged = bytes(whole)
+    else:
+        damaged = data.draw(st.binary(min_size=1, max_size=64)) + bytes(whole)
+    path = _FOLDER / "damaged.pth"
+    path.write_bytes(damaged)
+    assert_weights_only_spec_errors(path)

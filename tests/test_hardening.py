@@ -299,7 +299,7 @@ def test_a_tampered_run_json_is_one_line(cli, finished_run, change, expected):
         ),
         (
             lambda s: s.update(optimizer={"state": {}, "param_groups": []}),
-            "the saved state does not fit this run (ValueError)",
+            "the saved optimizer state is not one group over the model's 11 tensors",
         ),
     ],
 )
@@ -597,7 +597,7 @@ def test_a_baseline_that_is_also_a_modified_row_keeps_its_own_row(cli):
     rows = json.loads(
         cli("flops", "resnet50", "--vs", "resnet50", "--set", "stages.3.depth=1", "--format", "json").stdout
     )
-    assert [(r["name"], r["baseline"]) for r in rows] == [("resnet50", False), ("resnet50", True)]
+    assert [(r["name"], r["baseline"]) for r in rows] == [("resnet50 (--set)", False), ("resnet50", True)]
     assert rows[0]["params"] < rows[1]["params"]
     same = json.loads(cli("flops", "resnet50", "--vs", "resnet50", "--format", "json").stdout)
     assert [(r["name"], r["baseline"]) for r in same] == [("resnet50", True)]
@@ -655,3 +655,126 @@ def test_show_prints_a_checkpoints_spec(cli, tmp_path):
     assert cli("build", "resnet20", "--device", "cpu", "--set", "head.num_classes=7", "--out", out).exit_code == 0
     shown = cli("show", out)
     assert shown.exit_code == 0 and "num_classes: 7" in shown.stdout and "name: resnet20" in shown.stdout
+
+
+# --- knobs that would do nothing ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text,line",
+    [
+        (
+            "shortcut: A\navg_down: true\nstages:\n  - {depth: 1, width: 16}\n  - {depth: 1, width: 32, stride: 2}\n",
+            "avg_down: avg_down pools before projection shortcuts, but no stage that takes it has one (shortcut "
+            "option A pads with zeros; plain blocks have no shortcut); use shortcut B or C, or leave avg_down out",
+        ),
+        (
+            "shortcut: A\nstages:\n  - {depth: 1, width: 16}\n  - {depth: 1, width: 32, stride: 2, avg_down: true}\n",
+            "stages.1.avg_down: avg_down pools before a projection shortcut, but stage 2's shortcut option A has "
+            "none; use shortcut B or C, or leave avg_down out",
+        ),
+        (
+            "block: plain\ndrop_path: 0.1\nstages:\n  - {depth: 2, width: 16}\n",
+            "drop_path: drop_path drops residual branches, but this spec has no residual blocks (plain blocks have "
+            "no shortcut)",
+        ),
+    ],
+)
+def test_a_knob_that_would_do_nothing_is_refused(write, cli, text, line):
+    path = write("bad.yaml", text)
+    assert [entry.split(": ", 1)[1] for entry in clean(cli("validate", path)).splitlines()] == [line]
+
+
+def test_avg_down_with_a_projecting_stage_beside_option_a_is_kept(write):
+    path = write(
+        "mixed.yaml",
+        "shortcut: A\navg_down: true\nstages:\n  - {depth: 1, width: 64}\n"
+        "  - {depth: 1, width: 128, stride: 2, shortcut: B}\n",
+    )
+    plan = archspec.load_plan(path)
+    assert plan.spec.avg_down
+
+
+# --- a checkpoint where a spec goes -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def resnet20_checkpoint(tmp_path_factory):
+    from typer.testing import CliRunner
+
+    from archspec.cli import app
+
+    path = tmp_path_factory.mktemp("checkpoint") / "resnet20.pt"
+    result = CliRunner().invoke(app, ["build", "resnet20", "--device", "cpu", "--out", str(path)])
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def test_build_takes_a_checkpoint_as_its_spec_with_its_weights(cli, resnet20_checkpoint):
+    result = cli("build", resnet20_checkpoint, "--device", "cpu", "--format", "json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    # ResNet-20's 269,722 parameters (the paper's 0.27M, counted layer by layer in published-numbers).
+    assert report["name"] == "resnet20" and report["params"] == 269_722
+    assert report["weights"] == f"loaded 116 tensors from {resnet20_checkpoint} (archspec checkpoint)"
+
+
+def test_export_takes_a_checkpoint_as_its_spec(cli, resnet20_checkpoint, tmp_path):
+    out = tmp_path / "model.ts"
+    result = cli("export", resnet20_checkpoint, "--format", "torchscript", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and f"weights from {resnet20_checkpoint}" in result.stdout
+
+
+def test_a_checkpoint_as_spec_takes_set_like_any_spec(cli, resnet20_checkpoint):
+    result = cli("build", resnet20_checkpoint, "--device", "cpu", "--set", "head.num_classes=7", "--format", "json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["output_shape"] == [1, 7]
+    assert "the head (fc) is left freshly initialised: the file has 10 classes, the spec 7" in report["weights"]
+
+
+# --- Ctrl-C during an ONNX export -------------------------------------------------------------------
+
+
+def _interrupt_export(tmp_path: Path, delay: float) -> tuple[int, str]:
+    """Start `export --format onnx`, send SIGINT `delay` seconds after it says it is exporting; (status, stderr)."""
+    import signal
+    import time
+
+    pytest.importorskip("onnxscript")
+    out = tmp_path / "model.onnx"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "archspec", "export", "resnet20", "--format", "onnx", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        # Python ignores SIGINT in a process whose parent ignores it; a terminal's Ctrl-C reaches a fresh one.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert process.stderr is not None
+    lines = []
+    for line in process.stderr:
+        lines.append(line)
+        if "exporting resnet20 as onnx" in line:
+            break
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    _, rest = process.communicate(timeout=120)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "a partial or complete file was left"
+    return process.returncode, "".join(lines) + rest
+
+
+def test_ctrl_c_during_an_onnx_export_exits_130_and_writes_nothing(tmp_path):
+    status, stderr = _interrupt_export(tmp_path, 0.5)
+    assert status == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "archspec: interrupted"
+    assert "Error" not in stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.0, 1.0, 2.0, 3.0, 4.0, 6.0])
+def test_ctrl_c_at_any_point_of_an_onnx_export_exits_130(tmp_path, delay):
+    status, stderr = _interrupt_export(tmp_path, delay)
+    assert status == 130 and stderr.strip().splitlines()[-1] == "archspec: interrupted", stderr

@@ -128,7 +128,7 @@ def specs(draw):
     if residual:
         spec["shortcut"] = draw(st.sampled_from(["A", "B", "C"]))
         spec["preact"] = draw(st.booleans()) and block != "regnet"
-        spec["avg_down"] = draw(st.booleans())
+        spec["avg_down"] = draw(st.booleans()) and spec["shortcut"] != "A"  # option A has no projection to pool for
         spec["drop_path"] = draw(st.sampled_from([0.0, 0.2]))
         spec["zero_init_residual"] = draw(st.booleans())
         if draw(st.booleans()):

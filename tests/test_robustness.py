@@ -523,17 +523,17 @@ def test_a_file_that_is_not_a_checkpoint_gets_a_clear_message(tmp_path):
     empty = tmp_path / "empty.pt"
     empty.write_bytes(b"")
     assert problems_of(lambda: load_checkpoint(text, device="cpu")) == [
-        f"{text}: (document): not an archspec checkpoint: it is a text file (a spec?), not a torch file"
+        f"{text}: checkpoint: not an archspec checkpoint: it is a text file (a spec?), not a torch file"
     ]
     assert problems_of(lambda: load_checkpoint(empty, device="cpu")) == [
-        f"{empty}: (document): not an archspec checkpoint: the file is empty"
+        f"{empty}: checkpoint: not an archspec checkpoint: the file is empty"
     ]
     assert problems_of(lambda: load_checkpoint(other, device="cpu")) == [
-        f"{other}: (document): not an archspec checkpoint: a torch file, but not one written by `archspec build "
+        f"{other}: checkpoint: not an archspec checkpoint: a torch file, but not one written by `archspec build "
         "--out` or `archspec train`"
     ]
     assert problems_of(lambda: load_checkpoint(tmp_path / "gone.pt", device="cpu")) == [
-        f"{tmp_path / 'gone.pt'}: (document): no such checkpoint file"
+        f"{tmp_path / 'gone.pt'}: checkpoint: no such checkpoint file"
     ]
 
 

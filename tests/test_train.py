@@ -616,3 +616,204 @@ def test_deeper_plain_nets_train_worse_and_residual_nets_do_not():
     documented = documented_losses()
     for name, loss in results.items():
         assert documented[name] / 3 < loss < documented[name] * 3, (name, loss, documented[name])
+
+
+# --- the run folder: nothing followed, blocked on or replaced that is not the run's own --------------
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A folder holding one finished epoch of resnet20 (copied by each test that changes it)."""
+    from typer.testing import CliRunner
+
+    from archspec.cli import app
+
+    folder = tmp_path_factory.mktemp("run") / "out"
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    result = CliRunner().invoke(app, ["train", "resnet20", *_ONE_EPOCH, "--out", str(folder)])
+    torch.set_num_threads(before)
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+def _copy_run(finished_run: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(finished_run, out, symlinks=True)
+    return out
+
+
+def _resume_args(out: Path) -> list[object]:
+    return [
+        "train",
+        "resnet20",
+        "--data",
+        "synthetic:32",
+        "--batch",
+        "32",
+        "--epochs",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        out,
+    ]
+
+
+@pytest.mark.parametrize("flag", ["--resume", "--force"])
+def test_a_linked_spec_folder_is_neither_read_nor_rewritten(cli, finished_run, tmp_path, flag):
+    out = _copy_run(finished_run, tmp_path)
+    victim = tmp_path / "victim"
+    (out / "resnet20").rename(victim)
+    (out / "resnet20").symlink_to(victim, target_is_directory=True)
+    before = {p.name: p.read_bytes() for p in victim.iterdir()}
+    result = cli(*_resume_args(out), flag)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"--out {out}: out: 'resnet20' is a symbolic link, which a run does not follow; archspec leaves it alone"
+    )
+    assert {p.name: p.read_bytes() for p in victim.iterdir()} == before
+
+
+@pytest.mark.parametrize("name", ["state.pt", "model.pt", "metrics.jsonl", "metrics.csv"])
+def test_a_linked_file_in_a_spec_folder_is_refused(cli, finished_run, tmp_path, name):
+    out = _copy_run(finished_run, tmp_path)
+    target = tmp_path / "elsewhere"
+    (out / "resnet20" / name).rename(target)
+    (out / "resnet20" / name).symlink_to(target)
+    kept = target.read_bytes()
+    for flag in ("--resume", "--force"):
+        result = cli(*_resume_args(out), flag)
+        assert result.exit_code == 1 and f"'resnet20/{name}' is a symbolic link" in result.stderr
+    assert target.read_bytes() == kept
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are a POSIX feature")
+def test_force_refuses_a_fifo_where_a_run_file_goes(cli, finished_run, tmp_path):
+    out = _copy_run(finished_run, tmp_path)
+    (out / "resnet20" / "model.pt").unlink()
+    os.mkfifo(out / "resnet20" / "model.pt")
+    result = cli("train", "resnet20", *_ONE_EPOCH, "--out", out, "--force")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"--out {out}: out: 'resnet20/model.pt' is not a regular file (a folder, device, FIFO or socket); archspec "
+        "leaves it alone"
+    )
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "link"])
+def test_a_lock_that_is_not_a_plain_file_is_refused_without_blocking(cli, tmp_path, kind):
+    out = tmp_path / "out"
+    out.mkdir()
+    lock = out / ".archspec-train.lock"
+    {"folder": lock.mkdir, "fifo": lambda: os.mkfifo(lock), "link": lambda: lock.symlink_to("/dev/zero")}[kind]()
+    result = cli("train", "resnet20", *_ONE_EPOCH, "--out", out, "--force")
+    assert result.exit_code == 1
+    what = {"folder": "a folder", "fifo": "not a regular file", "link": "a symbolic link"}[kind]
+    assert result.stderr.strip() == (
+        f"--out {out}: out: the lock .archspec-train.lock is {what}; archspec takes and removes a plain file of that "
+        "name only (remove it by hand when no run is writing here)"
+    )
+    assert os.path.lexists(lock)
+
+
+@pytest.mark.parametrize("name", [".archspec-train.lock", "run.json"])
+def test_a_spec_named_like_the_run_files_is_refused(cli, tmp_path, name):
+    result = cli("train", "resnet20", "--set", f"name={name}", *_ONE_EPOCH, "--out", tmp_path / "out")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"resnet20: name: {name!r} is the name of the run's own file in --out; give the spec another name"
+    )
+
+
+def _tamper_state(out: Path, change) -> None:
+    path = out / "resnet20" / "state.pt"
+    state = torch.load(path, weights_only=True)
+    change(state)
+    path.unlink()
+    torch.save(state, path)
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (
+            lambda s: s["optimizer"]["state"][0].update(momentum_buffer=torch.zeros(1).expand(16, 3, 3, 3)),
+            "the saved optimizer state: key '0' is a 16x3x3x3 view of 4 bytes (stride 0 or overlapping)",
+        ),
+        (
+            lambda s: s["optimizer"]["state"][0].update(momentum_buffer=torch.zeros(3)),
+            "the saved momentum of tensor 0 is 3, its weight 16x3x3x3",
+        ),
+        (
+            lambda s: s["optimizer"]["state"][0].update(momentum_buffer=torch.zeros(16, 3, 3, 3, dtype=torch.int32)),
+            "the saved momentum of tensor 0 is not finite floating-point numbers",
+        ),
+        (
+            lambda s: s["optimizer"]["param_groups"][0].update(params=[0, 1]),
+            "the saved optimizer state is not one group over the model's 59 tensors",
+        ),
+        (
+            lambda s: s["model"].update({"fc.bias": torch.zeros(10, dtype=torch.int64)}),
+            "the saved weights: key fc.bias holds int64 values",
+        ),
+    ],
+)
+def test_resume_checks_the_optimizer_state_like_the_weights(cli, finished_run, tmp_path, change, message):
+    out = _copy_run(finished_run, tmp_path)
+    _tamper_state(out, change)
+    result = cli(*_resume_args(out), "--resume")
+    assert result.exit_code == 1
+    assert result.stderr.strip().startswith(f"{out / 'resnet20' / 'state.pt'}: resume: {message}"), result.stderr
+    assert "Error" not in result.stderr
+
+
+def test_one_epoch_is_drawn_as_points_under_a_title_naming_only_what_was_trained(cli, tmp_path):
+    from archspec.report.results import TrainResult
+    from archspec.tools.train.loop import curves_title, plot_curves
+
+    row = {"epoch": 1, "lr": 0.1, "train_loss": 2.0, "train_error": 80.0, "heldout_error": 85.0}
+    residual = TrainResult("resnet20", True, 20, 1)
+    residual.history = [row | {"seconds": 1.0, "images_per_second": 1.0}]
+    plain = TrainResult("plain20", False, 20, 1)
+    plain.history = list(residual.history)
+    assert curves_title([residual]) == "residual nets"
+    assert curves_title([plain]) == "plain nets (no shortcuts)"
+    assert curves_title([residual, plain]) == "plain nets dashed, residual nets solid"
+    path = tmp_path / "curves.svg"
+    plot_curves([residual], path)
+    svg = path.read_text()
+    assert "residual nets" in svg and "plain nets" not in svg
+    # One epoch: a marker per panel (a path element referenced by <use>), not an invisible one-point line.
+    assert svg.count("<use ") >= 2
+
+
+def test_a_diverging_loss_is_warned_about(cli):
+    result = ok(
+        cli(
+            "train",
+            "resnet20",
+            "--data",
+            "synthetic:32",
+            "--batch",
+            "32",
+            "--epochs",
+            "2",
+            "--lr",
+            "50",
+            "--device",
+            "cpu",
+        )
+    )
+    assert re.search(
+        r"archspec: warning: resnet20's training loss \S+ in epoch \d is far above chance \(2\.3 for 10 classes\): "
+        r"the run is diverging; a lower --lr may help",
+        result.stderr,
+    ), result.stderr
+
+
+def test_threads_sets_torchs_cpu_threads(cli):
+    ok(cli("train", "resnet20", *_ONE_EPOCH, "--threads", "2"))
+    assert torch.get_num_threads() == 2

@@ -315,7 +315,7 @@ def test_a_file_with_pickled_objects_is_refused_without_running_them(source, tmp
     path = tmp_path / "train_state.pth"
     torch.save({"state_dict": reference.state_dict(), "args": argparse.Namespace(lr=0.1)}, path)
     assert problem(lambda: archspec.build("resnet18", weights=path, device="cpu")) == (
-        f"{path}: (document): not a weights file: it holds pickled Python objects, "
+        f"{path}: --weights: not a weights file: it holds pickled Python objects, "
         "and archspec loads tensors and plain data only (weights_only=True)"
     )
 
@@ -330,7 +330,7 @@ def test_a_file_with_pickled_objects_is_refused_without_running_them(source, tmp
 def test_a_file_that_is_not_weights_is_one_line(tmp_path, content, reason):
     path = tmp_path / "weights.pth"
     path.write_bytes(content)
-    assert problem(lambda: archspec.build("resnet18", weights=path, device="cpu")) == f"{path}: (document): {reason}"
+    assert problem(lambda: archspec.build("resnet18", weights=path, device="cpu")) == f"{path}: --weights: {reason}"
 
 
 def test_bytes_that_are_not_safetensors_are_one_line(tmp_path):
@@ -437,3 +437,180 @@ def test_the_docs_show_each_weights_run():
     )
     assert any("head.num_classes=10" in c for c in commands)
     assert any(c.startswith("archspec build regnet_x_400mf --weights regnetx_004.safetensors") for c in commands)
+
+
+# --- files that torch would read wrongly, slowly or not at all ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def resnet20_state():
+    torch.manual_seed(0)
+    return archspec.build("resnet20", device="cpu").state_dict()
+
+
+def _saved(tmp_path: Path, state: dict[str, torch.Tensor], name: str = "weights.pth", **kwargs) -> Path:
+    path = tmp_path / name
+    torch.save(state, path, **kwargs)
+    return path
+
+
+def test_a_stride_zero_tensor_is_refused_by_its_storage_before_any_copy(tmp_path):
+    # 4 bytes of data standing for 4 GB: refused by shape and storage, never expanded.
+    path = _saved(tmp_path, {"fc.weight": torch.zeros(1).expand(2**15, 2**15)})
+    assert problem(lambda: archspec.build("resnet20", weights=path, device="cpu")) == (
+        f"{path}: --weights: key 'fc.weight' is a 32768x32768 view of 4 bytes (stride 0 or overlapping): "
+        "a tensor must hold its own data"
+    )
+
+
+def test_a_stride_zero_tensor_in_a_checkpoint_is_refused_before_its_checksum(tmp_path, resnet20_state):
+    from archspec.nn.checkpoint import FORMAT, load_checkpoint
+
+    spec = archspec.load_spec("resnet20").model_dump(mode="json", exclude={"extends"})
+    state = dict(resnet20_state) | {"fc.weight": torch.zeros(1).expand(10, 64)}
+    payload = {"format": FORMAT, "version": 2, "spec": spec, "state_dict": state, "sha256": "0" * 64}
+    path = _saved(tmp_path, payload, "model.pt")
+    assert "key 'fc.weight' is a 10x64 view of 4 bytes" in problem(lambda: load_checkpoint(path, device="cpu"))
+
+
+def test_tensors_that_share_one_storage_many_times_over_are_refused(tmp_path):
+    base = torch.zeros(2**18)
+    path = _saved(tmp_path, {f"t{i}": base[: 2**18] for i in range(64)})
+    assert "its tensors are views that share storage" in problem(
+        lambda: archspec.build("resnet20", weights=path, device="cpu")
+    )
+
+
+@pytest.mark.parametrize(
+    "change,reason",
+    [
+        ({"conv1.weight": torch.int64}, "key conv1.weight holds int64 values; weights are floating-point numbers"),
+        ({"fc.bias": torch.bool}, "key fc.bias holds bool values; weights are floating-point numbers"),
+        ({"bn1.num_batches_tracked": torch.float32}, "key bn1.num_batches_tracked holds float32 values; a batch count"),
+    ],
+)
+def test_integer_and_boolean_tensors_are_not_cast_silently(tmp_path, resnet20_state, change, reason):
+    state = {k: v.to(change[k]) if k in change else v for k, v in resnet20_state.items()}
+    path = _saved(tmp_path, state)
+    assert reason in problem(lambda: archspec.build("resnet20", weights=path, device="cpu"))
+
+
+def test_non_finite_weights_are_reported_by_count_and_name(tmp_path, resnet20_state):
+    state = dict(resnet20_state)
+    state["fc.bias"] = torch.full((10,), float("nan"))
+    state["conv1.weight"] = state["conv1.weight"].clone()
+    state["conv1.weight"][0, 0, 0, 0] = float("inf")
+    path = _saved(tmp_path, state)
+    assert problem(lambda: archspec.build("resnet20", weights=path, device="cpu")) == (
+        f"{path}: --weights: 2 tensors hold NaN or infinite values (conv1.weight, fc.bias): the weights of a "
+        "diverged run, or a damaged file"
+    )
+
+
+def test_a_legacy_torch_file_is_refused_before_it_is_read(tmp_path, resnet20_state):
+    path = _saved(tmp_path, resnet20_state, _use_new_zipfile_serialization=False)
+    assert problem(lambda: archspec.build("resnet20", weights=path, device="cpu")) == (
+        f"{path}: --weights: not a weights file: it is in torch's legacy format (before torch 1.6), which cannot be "
+        "checked before it is read whole; save it again with a current torch (torch.save)"
+    )
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.999])
+def test_a_truncated_file_names_no_torch_internals(tmp_path, resnet20_state, cut):
+    whole = _saved(tmp_path, resnet20_state, "whole.pth").read_bytes()
+    path = tmp_path / "cut.pth"
+    path.write_bytes(whole[: int(len(whole) * cut)])
+    message = problem(lambda: archspec.build("resnet20", weights=path, device="cpu"))
+    assert message.startswith(f"{path}: --weights: not a weights file: ")
+    assert not re.search(r"Error|Pytorch|Errno|wrong byte size", message), message
+
+
+def test_a_damaged_tensor_record_names_no_torch_internals(tmp_path, resnet20_state):
+    """A zip archive whose tensor record is shorter than its header says: torch's C++ text stays inside."""
+    import zipfile
+
+    whole = _saved(tmp_path, {"fc.bias": torch.zeros(10)}, "whole.pth")
+    path = tmp_path / "damaged.pth"
+    with zipfile.ZipFile(whole) as source, zipfile.ZipFile(path, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            target.writestr(item, data[:8] if item.filename.endswith("/data/0") else data)
+    message = problem(lambda: archspec.build("resnet20", weights=path, device="cpu"))
+    assert message.startswith(f"{path}: --weights: not a weights file: ")
+    assert not re.search(r"Error|Pytorch|wrong byte size|storage", message), message
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are a POSIX feature")
+def test_a_fifo_as_weights_is_refused_without_blocking(tmp_path):
+    path = tmp_path / "weights.pth"
+    os.mkfifo(path)
+    assert problem(lambda: archspec.build("resnet20", weights=path, device="cpu")) == (
+        f"{path}: --weights: is not a regular file (a device, FIFO or socket); a weights file is a regular file"
+    )
+
+
+def test_a_device_as_weights_is_refused_without_reading_it():
+    assert problem(lambda: archspec.build("resnet20", weights="/dev/zero", device="cpu")) == (
+        "/dev/zero: --weights: is not a regular file (a device, FIFO or socket); a weights file is a regular file"
+    )
+
+
+def test_a_loop_of_links_is_one_line(tmp_path):
+    (tmp_path / "a.pth").symlink_to(tmp_path / "b.pth")
+    (tmp_path / "b.pth").symlink_to(tmp_path / "a.pth")
+    path = tmp_path / "a.pth"
+    assert problem(lambda: archspec.build("resnet20", weights=path, device="cpu")) == (
+        f"{path}: --weights: the path is a loop of symbolic links"
+    )
+
+
+def test_a_missing_weights_file_is_refused_before_torch_is_loaded(tmp_path):
+    from conftest import run_without_torch
+
+    result = run_without_torch(["build", "resnet20", "--weights", str(tmp_path / "missing.pth")])
+    lines = result.stderr.strip().splitlines()
+    assert lines[-2:] == [f"{tmp_path / 'missing.pth'}: --weights: no such weights file", "NO_TORCH"]
+
+
+def test_a_python_file_as_weights_is_called_text_not_pickled_objects(tmp_path):
+    path = tmp_path / "train.py"
+    path.write_text("import torch\nprint('hello')\n")
+    assert problem(lambda: archspec.build("resnet20", weights=path, device="cpu")) == (
+        f"{path}: --weights: not a weights file: it is a text file (a spec?), not a torch file"
+    )
+
+
+@pytest.mark.parametrize("weights", [5, 3.0, b"x.pth"])
+def test_weights_of_the_wrong_type_are_a_type_error_naming_the_argument(weights):
+    with pytest.raises(TypeError, match=r"^weights must be a path \(str or os\.PathLike\)"):
+        archspec.build("resnet20", weights=weights, device="cpu")
+
+
+def test_load_checkpoint_of_none_is_a_type_error_naming_the_argument():
+    with pytest.raises(TypeError, match=r"^path must be a path \(str or os\.PathLike\), not NoneType"):
+        archspec.load_checkpoint(None)  # type: ignore[arg-type]
+
+
+def test_a_checkpoint_for_another_input_says_which_set_makes_it_fit(tmp_path):
+    """A model trained on digits (1x8x8) loaded into its stock spec: the message names the --set that fits."""
+    from archspec.nn.checkpoint import save_checkpoint
+
+    overrides = ["input.channels=1", "input.size=8"]
+    model = archspec.build("resnet20", overrides=overrides, device="cpu")
+    path = tmp_path / "model.pt"
+    save_checkpoint(model, archspec.load_spec("resnet20", overrides=overrides), path)
+    assert problem(lambda: archspec.build("resnet20", weights=path, device="cpu")).endswith(
+        "; the file's model takes another input: add --set input.channels=1 --set input.size=8"
+    )
+    fitted = archspec.build("resnet20", overrides=overrides, weights=path, device="cpu")
+    assert fitted.conv1.weight.shape == (16, 1, 3, 3)
+
+
+def test_a_state_dict_for_grey_images_says_which_channels_fit(tmp_path):
+    model = torchvision.models.resnet18(weights=None)
+    model.conv1 = torch.nn.Conv2d(1, 64, 7, 2, 3, bias=False)
+    path = tmp_path / "grey.pth"
+    torch.save(model.state_dict(), path)
+    assert problem(lambda: archspec.build("resnet18", weights=path, device="cpu")).endswith(
+        "; the file's model takes another input: add --set input.channels=1"
+    )

@@ -16,6 +16,8 @@ import typer
 from archspec.cli import common, inspect, measure, models, space, train
 from archspec.cli.common import STATE, Terminated, echo_err, fail
 from archspec.errors import SpecError, printable
+from archspec.tools.interrupt import install as install_interrupt_handler
+from archspec.tools.interrupt import interrupted
 
 HELP = "Describe ResNets, VGGs and RegNets in YAML, compile them into PyTorch, and measure them."
 
@@ -90,6 +92,7 @@ def run(argv: list[str] | None = None) -> None:
     STATE["debug_in_argv"] = "--debug" in args[:end]
     args = [a for i, a in enumerate(args) if not (a == "--debug" and i < end)]
     signal.signal(signal.SIGTERM, _terminate)
+    install_interrupt_handler()
     try:
         status = app(args=args, prog_name="archspec", standalone_mode=False)
     except click_exceptions.UsageError as exc:
@@ -100,7 +103,7 @@ def run(argv: list[str] | None = None) -> None:
         command = exc.ctx.command_path if exc.ctx is not None else "archspec"
         echo_err(f"{command}: {printable(exc.format_message())} (see --help)")
         sys.exit(2)
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         echo_err("archspec: interrupted")
         sys.exit(130)
     except click_exceptions.ClickException as exc:
@@ -113,6 +116,9 @@ def run(argv: list[str] | None = None) -> None:
         sys.exit(143)
     except BrokenPipeError:
         _closed_stdout()
+    if interrupted() and status in (0, None):  # a Ctrl-C that library code swallowed: the user still asked to stop
+        echo_err("archspec: interrupted")
+        sys.exit(130)
     sys.exit(status if isinstance(status, int) else 0)
 
 

@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from archspec.errors import Mark, Problem, SpecError, printable
+from archspec.tools.interrupt import interrupted
 
 # `debug`: show tracebacks; `debug_in_argv`: --debug was given after the command (see `archspec.cli.application.run`).
 STATE = {"debug": False, "debug_in_argv": False}
@@ -99,6 +100,37 @@ WeightsOpt = Annotated[
 ]
 
 
+def weights_file(path: Path | None) -> Path | None:
+    """`--weights` checked for existence and kind (a regular file) before torch is loaded."""
+    if path is not None:
+        from archspec.files import check_input_file
+
+        check_input_file(path, option="--weights", noun="weights file")
+    return path
+
+
+def is_checkpoint(source: str) -> bool:
+    """A torch file (a zip archive, as `build --out` and `train` write) rather than YAML text."""
+    try:
+        with open(source, "rb") as handle:
+            return handle.read(4) == b"PK\x03\x04"
+    except (OSError, ValueError):
+        return False
+
+
+def spec_source(spec: str, weights: Path | None) -> tuple[Any, Path | None]:
+    """What a SPEC argument stands for, and the weights to load: a checkpoint given as SPEC is its embedded spec
+    (validated like any spec; --set applies to it) and, unless --weights names others, its own weights."""
+    if not is_checkpoint(spec):
+        return spec, weights
+    from archspec.lang.yamldoc import from_mapping
+    from archspec.nn.checkpoint import read_checkpoint
+
+    echo_err(f"archspec: reading the spec and weights of checkpoint {spec} ...")
+    data, _ = read_checkpoint(spec)
+    return from_mapping(data, source=f"{spec} (embedded spec)"), weights if weights is not None else Path(spec)
+
+
 def echo_err(text: str) -> None:
     """A diagnostic on stderr; control characters (from a path, say) are escaped, so each line stays one line."""
     typer.echo("\n".join(printable(line) for line in text.split("\n")), err=True)
@@ -137,6 +169,9 @@ def guarded(command: F) -> F:
             echo_err("archspec: out of memory; use a smaller --batch or a smaller spec")
             raise typer.Exit(code=1) from None
         except Exception as exc:  # a bug, or a failure of torch itself
+            if interrupted():  # a Ctrl-C that library code caught and reported as its own error
+                echo_err("archspec: interrupted")
+                raise typer.Exit(code=130) from None
             if STATE["debug"]:
                 raise
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""

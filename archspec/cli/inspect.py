@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from archspec.cli.common import STATE, OutputFormat, SetOpt, SpecArg, SpecsArg, emit, fail, guarded
+from archspec.cli.common import STATE, OutputFormat, SetOpt, SpecArg, SpecsArg, emit, fail, guarded, is_checkpoint
 from archspec.errors import Mark, Problem, SpecError, printable
 
 OutOpt = Annotated[
@@ -91,7 +91,7 @@ def show(
     from archspec.plan import load_plan
     from archspec.report.spec import spec_yaml
 
-    if _is_checkpoint(spec):
+    if is_checkpoint(spec):
         from archspec.lang.sources import apply_override
         from archspec.lang.yamldoc import from_mapping
         from archspec.nn.checkpoint import read_checkpoint
@@ -104,15 +104,6 @@ def show(
         typer.echo(spec_yaml(plan_document(doc)))
         return
     typer.echo(spec_yaml(load_plan(spec, overrides=overrides or ())))
-
-
-def _is_checkpoint(source: str) -> bool:
-    """A torch file (a zip archive) rather than YAML text."""
-    try:
-        with open(source, "rb") as handle:
-            return handle.read(4) == b"PK\x03\x04"
-    except (OSError, ValueError):
-        return False
 
 
 @guarded

@@ -23,7 +23,9 @@ from archspec.cli.common import (
     guarded,
     parse_size,
     require,
+    spec_source,
     usage_error,
+    weights_file,
 )
 from archspec.report.render import to_json
 
@@ -60,8 +62,9 @@ def build(
     from archspec.report.tables import build_text
     from archspec.tools.build import run_build
 
+    source, weights = spec_source(spec, weights_file(weights))
     result = run_build(
-        spec,
+        source,
         overrides=overrides or (),
         device=device.value,
         batch=batch,
@@ -128,11 +131,12 @@ def export(
     from archspec.tools.export import export_model
 
     fixed = _export_batch(batch)
-    weights = weights or checkpoint
+    weights = weights_file(weights or checkpoint)
     if fmt == ExportFormat.onnx:
         modules = ["onnx", "onnxruntime", "onnxscript"] if check else ["onnx", "onnxscript"]
         require(modules, "pip install 'archspec[export]'", "archspec export --format onnx")
-    plan = load_plan(spec, overrides=overrides or (), input_size=parse_size(size))
+    source, weights = spec_source(spec, weights)
+    plan = load_plan(source, overrides=overrides or (), input_size=parse_size(size))
     check_output(out, force=force)
     if fmt == ExportFormat.onnx:
         from archspec.counting.analytic import complexity
@@ -251,8 +255,9 @@ def bench(
     from archspec.report.tables import bench_text
     from archspec.tools.bench import run_bench
 
+    source, weights = spec_source(spec, weights_file(weights))
     result = run_bench(
-        spec,
+        source,
         overrides=overrides or (),
         input_size=parse_size(size),
         device=device.value,

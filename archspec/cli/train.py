@@ -11,7 +11,18 @@ from typing import Annotated
 
 import typer
 
-from archspec.cli.common import Amp, Device, DeviceOpt, SetOpt, SpecsArg, TableFormat, WeightsOpt, echo_err, guarded
+from archspec.cli.common import (
+    Amp,
+    Device,
+    DeviceOpt,
+    SetOpt,
+    SpecsArg,
+    TableFormat,
+    WeightsOpt,
+    echo_err,
+    guarded,
+    weights_file,
+)
 from archspec.errors import SpecError
 
 
@@ -84,6 +95,17 @@ def train(
         bool, typer.Option("--compile", help="torch.compile the model (needs a C++ compiler on the CPU).")
     ] = False,
     weights: WeightsOpt = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            min=1,
+            max=4096,
+            help="CPU threads for torch (default: torch's, one per core; fewer run faster on a busy machine).",
+            metavar="N",
+            show_default=False,
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -128,7 +150,8 @@ def train(
 
     try:
         recipe = Recipe(epochs, batch, lr, momentum, weight_decay, schedule.value, seed, amp.value if amp else None)
-        options = Options(device.value, channels_last, compile_model)
+        options = Options(device.value, channels_last, compile_model, threads)
+        weights = weights_file(weights)
         progress = Progress(sys.stderr, prefix="", enabled=is_main_process())
         results = run(
             specs, data, recipe, options, overrides or (), out, resume, force, plot, progress, weights=weights

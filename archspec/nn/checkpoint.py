@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pickle
 import re
 import warnings
+import zipfile
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from archspec.errors import Mark, Problem, SpecError, shorten
-from archspec.files import atomic_write
+from archspec.files import atomic_write, check_input_file
 from archspec.lang.schema import Spec
 from archspec.plan.ops import Plan
 from archspec.plan.tensors import compare_state, describe_key
@@ -31,30 +30,47 @@ VERSION = 2  # 2 adds `sha256`; version 1 files (no checksum) still load
 _LISTED = 4  # keys named per kind of mismatch before "and N more"
 
 
-def _is_text(path: str | os.PathLike[str]) -> bool:
+def _head(path: str | os.PathLike[str], size: int = 4096) -> bytes:
     try:
         with open(path, "rb") as handle:
-            head = handle.read(4096)
+            return handle.read(size)
     except OSError:
-        return False
+        return b""
+
+
+def _is_text(head: bytes) -> bool:
     try:
         return bool(head) and b"\x00" not in head and bool(head.decode("utf-8"))
     except UnicodeDecodeError:
         return False
 
 
-def first_line(exc: BaseException) -> str:
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
-    return type(exc).__name__ + (": " + shorten(text.splitlines()[0]) if text else "")
+# torch's files before 1.6 are a bare pickle stream that starts with this magic number; the storages' sizes come
+# from the stream itself, so such a file cannot be checked before it is read and allocated whole.
+_LEGACY_MAGIC = (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+
+
+def _unreadable(exc: BaseException) -> str:
+    """What a failure of torch's reader means to the user, without torch's class names or C++ text."""
+    text = str(exc)
+    if "weights only" in text.lower() or "weights_only" in text:
+        return "it holds pickled Python objects, and archspec loads tensors and plain data only (weights_only=True)"
+    if "wrong byte size" in text or ("size" in text and ("storage" in text or "record" in text)):
+        return _SHORT_RECORD
+    if "zip" in text.lower() or "PytorchStreamReader" in text:
+        return "its zip archive is truncated or damaged"
+    return "the file is damaged or is not a torch file"
 
 
 def state_digest(state: Mapping[str, torch.Tensor]) -> str:
-    """SHA-256 over every key, dtype, shape and the tensor's bytes, in key order."""
+    """SHA-256 over every key, dtype, shape and the tensor's bytes, in key order (a contiguous tensor is hashed in
+    place, without a copy)."""
     digest = hashlib.sha256()
     for key in sorted(state):
         tensor = state[key].detach().cpu().contiguous()
         digest.update(f"{key}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+        if tensor.numel():
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().data)
     return digest.hexdigest()
 
 
@@ -76,46 +92,104 @@ def _problem(source: str, path: str, message: str) -> SpecError:
 
 
 def torch_file(
-    path: str | os.PathLike[str], noun: str = "checkpoint file", what: str = "an archspec checkpoint"
+    path: str | os.PathLike[str],
+    noun: str = "checkpoint file",
+    what: str = "an archspec checkpoint",
+    field: str = "checkpoint",
 ) -> Any:
-    """What torch's weights-only loader reads from `path` (memory-mapped); one-line errors for anything else."""
+    """What torch's weights-only loader reads from `path` (memory-mapped); one-line errors for anything else.
+
+    The file is checked before torch reads it: a regular file (never a FIFO or a device), not empty, not text,
+    and a zip archive (torch's format since 1.6) whose tensors are mapped, not read, so that their shapes and
+    storages can be checked before any byte is copied."""
     source = str(path)
-    if Path(path).is_dir():
-        raise _problem(source, "", f"is a folder, not a {noun}")
-    try:
-        with warnings.catch_warnings():
-            # A sparse tensor is refused later with its name; torch's note on validating it is noise.
-            warnings.filterwarnings("ignore", message="Validating sparse tensor invariants")
-            try:
-                # Memory-mapped: a large file is checked before its tensors are read into memory.
-                return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-            except RuntimeError as exc:
-                if "mmap" not in str(exc):
-                    raise
-                return torch.load(path, map_location="cpu", weights_only=True)  # the legacy (non-zip) format
-    except FileNotFoundError:
-        raise _problem(source, "", f"no such {noun}") from None
-    except pickle.UnpicklingError as exc:
-        if "weights only" in str(exc).lower():
+    check_input_file(path, option=field, noun=noun)
+    head = _head(path)
+    if not head:
+        raise _problem(source, field, f"not {what}: the file is empty")
+    if not zipfile.is_zipfile(path):
+        if _LEGACY_MAGIC in head[:16]:
             reason = (
-                "it holds pickled Python objects, and archspec loads tensors and plain data only (weights_only=True)"
+                "it is in torch's legacy format (before torch 1.6), which cannot be checked before it is read whole; "
+                "save it again with a current torch (torch.save)"
             )
-        else:
-            reason = f"torch cannot read it ({first_line(exc)})"
-        raise _problem(source, "", f"not {what}: {reason}") from None
-    # torch.load fails on foreign bytes with many types (KeyError, RuntimeError, EOFError, ...).
-    except Exception as exc:
-        try:
-            empty = os.path.getsize(path) == 0
-        except OSError:
-            empty = False
-        if empty:
-            reason = "the file is empty"
-        elif _is_text(path):
+        elif _is_text(head):
             reason = "it is a text file (a spec?), not a torch file"
         else:
-            reason = f"torch cannot read it ({first_line(exc)})"
-        raise _problem(source, "", f"not {what}: {reason}") from None
+            reason = "it is not a torch file (torch saves a zip archive)"
+        raise _problem(source, field, f"not {what}: {reason}")
+    try:
+        with warnings.catch_warnings():
+            # torch's notes (on sparse tensors, on the unpickler) are not the user's business: what matters is
+            # refused below with the tensor's name.
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        if not _records_hold_storages(path, payload):
+            raise _problem(source, field, f"not {what}: {_SHORT_RECORD}")
+        return payload
+    except FileNotFoundError:
+        raise _problem(source, field, f"no such {noun}") from None
+    except MemoryError:
+        raise _problem(source, field, f"not {what}: it asks for more memory than there is") from None
+    # torch.load fails on foreign bytes with many types (UnpicklingError, KeyError, RuntimeError, EOFError, ...).
+    except Exception as exc:
+        raise _problem(source, field, f"not {what}: {_unreadable(exc)}") from None
+
+
+_SHORT_RECORD = "a tensor's data does not have the size its header records: the file is truncated or damaged"
+
+
+def _storages(value: object, found: dict[int, int], depth: int = 0) -> None:
+    """The distinct storages (address -> bytes) of the tensors in `value`, a nest of dicts, lists and tuples."""
+    if isinstance(value, torch.Tensor):
+        if value.layout == torch.strided and value.device.type == "cpu":
+            storage = value.untyped_storage()
+            found[storage.data_ptr()] = storage.nbytes()
+    elif depth < 16 and isinstance(value, dict):
+        for item in value.values():
+            _storages(item, found, depth + 1)
+    elif depth < 16 and isinstance(value, (list, tuple)):
+        for item in value:
+            _storages(item, found, depth + 1)
+
+
+def _records_hold_storages(path: str | os.PathLike[str], payload: object) -> bool:
+    """Whether every storage torch mapped has a record of its size in the archive: torch maps a storage from the
+    record's start without comparing sizes, so a short record would give bytes from beyond it."""
+    found: dict[int, int] = {}
+    _storages(payload, found)
+    if not found:
+        return True
+    with zipfile.ZipFile(path) as archive:
+        records = sorted(
+            item.file_size for item in archive.infolist() if "/data/" in item.filename and "/." not in item.filename
+        )
+    available: dict[int, int] = {}
+    for size in records:
+        available[size] = available.get(size, 0) + 1
+    for size in found.values():
+        if size and not available.get(size):
+            return False
+        if size:
+            available[size] -= 1
+    return True
+
+
+def _view_problem(value: torch.Tensor) -> str | None:
+    """Why `value` is not a tensor that holds its own data, or None: a view whose shape needs more elements than
+    its storage has (stride 0, overlapping strides) would turn a small file into a huge copy."""
+    if value.numel() == 0:
+        return None
+    size = value.untyped_storage().nbytes()
+    extent = value.storage_offset() + sum(
+        (dim - 1) * stride for dim, stride in zip(value.shape, value.stride(), strict=True)
+    )
+    if any(stride < 0 for stride in value.stride()) or (extent + 1) * value.element_size() > size:
+        return "reaches past its storage"
+    if value.numel() * value.element_size() > size:
+        dims = "x".join(map(str, value.shape))
+        return f"is a {dims} view of {size:,} bytes (stride 0 or overlapping): a tensor must hold its own data"
+    return None
 
 
 def checked_tensors(state: object, source: str, field: str = "state_dict") -> dict[str, torch.Tensor]:
@@ -140,6 +214,9 @@ def checked_tensors(state: object, source: str, field: str = "state_dict") -> di
             )
         if value.device.type == "meta":
             raise _problem(source, field, f"key {shown} holds a meta tensor (a shape without data)")
+        view = _view_problem(value)
+        if view is not None:
+            raise _problem(source, field, f"key {shown} {view}")
         if value.is_complex() or value.is_quantized:
             raise _problem(
                 source,
@@ -150,6 +227,16 @@ def checked_tensors(state: object, source: str, field: str = "state_dict") -> di
                 ),
             )
         tensors[key] = value
+    # Views that share one storage would each be copied whole: a few shared tensors (tied weights) are fine.
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors.values()}
+    logical = sum(t.numel() * t.element_size() for t in tensors.values())
+    if logical > 2 * sum(storages.values()) + 2**20:
+        raise _problem(
+            source,
+            field,
+            f"its tensors are views that share storage ({logical:,} bytes of tensors over "
+            f"{sum(storages.values()):,} bytes of data); each tensor must hold its own data",
+        )
     return tensors
 
 
@@ -259,14 +346,41 @@ def mismatch_message(
     return f"does not fit {plan.spec.name}: " + "; ".join(parts)
 
 
-def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+def check_values(state: Mapping[str, torch.Tensor], source: str, field: str = "state_dict") -> None:
+    """Refuse what torch would load silently but wrongly: an integer or boolean tensor where a weight is (torch
+    casts it to float), a floating-point batch-norm counter, and weights that are NaN or infinite."""
+    for key, value in state.items():
+        dtype = str(value.dtype).removeprefix("torch.")
+        if key.endswith(".num_batches_tracked"):
+            if value.is_floating_point() or value.dtype == torch.bool:
+                raise _problem(source, field, f"key {shorten(key)} holds {dtype} values; a batch count is an integer")
+        elif not value.is_floating_point():
+            raise _problem(
+                source, field, f"key {shorten(key)} holds {dtype} values; weights are floating-point numbers"
+            )
+    bad = [key for key, value in state.items() if value.is_floating_point() and not bool(value.isfinite().all())]
+    if bad:
+        names = ", ".join(shorten(key) for key in bad[:_LISTED]) + (
+            f" and {len(bad) - _LISTED} more" if len(bad) > _LISTED else ""
+        )
+        raise _problem(
+            source,
+            field,
+            f"{len(bad)} tensor{'s' if len(bad) > 1 else ''} hold NaN or infinite values ({names}): the weights of a "
+            "diverged run, or a damaged file",
+        )
+
+
+def read_checkpoint(
+    path: str | os.PathLike[str], field: str = "checkpoint"
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """(embedded spec as data, checked tensors) of an archspec checkpoint; the checksum is verified."""
     source = str(path)
-    payload = torch_file(path)
+    payload = torch_file(path, field=field)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise _problem(
             source,
-            "",
+            field,
             (
                 "not an archspec checkpoint: a torch file, but not one written by `archspec build --out` or `archspec "
                 "train`"
@@ -309,6 +423,7 @@ def load_checkpoint(
     message = mismatch_message({k: tuple(v.shape) for k, v in state.items()}, plan)
     if message is not None:
         raise _problem(source, "state_dict", message)
+    check_values(state, source)
     target = resolve_device(device)
     check_fits(plan, target, mode="weights", force=force, source=source)
     model = build_from_plan(plan, target)

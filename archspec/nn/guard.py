@@ -14,10 +14,55 @@ _WHAT = {"weights": "the weights", "inference": "forward pass", "train": "traini
 
 
 def available_bytes(device: torch.device | str) -> int | None:
-    """Free memory on the device (None when it cannot be told)."""
+    """Free memory on the device (None when it cannot be told); on the CPU the least of what the system has
+    free, what this process's control group may still use and what its address-space limit leaves."""
     if torch.device(device).type == "cuda":
         free, _ = torch.cuda.mem_get_info(torch.device(device))
         return int(free)
+    limits = [n for n in (_system_free(), _cgroup_free(), _address_space_free()) if n is not None]
+    return min(limits) if limits else None
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path, encoding="ascii") as handle:
+            text = handle.read(64).strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None  # "max": no limit
+
+
+def _cgroup_free() -> int | None:
+    """What the control group (a container's memory limit) lets this process still allocate, if it has a limit."""
+    for limit, usage in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+    ):
+        most, used = _read_int(limit), _read_int(usage)
+        if most is not None and used is not None and most < 2**60:
+            return max(most - used, 0)
+    return None
+
+
+def _address_space_free() -> int | None:
+    """What `ulimit -v` (RLIMIT_AS) leaves of this process's address space, if it is limited."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    except (ImportError, OSError, ValueError):
+        return None
+    if soft == resource.RLIM_INFINITY:
+        return None
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            size = next((int(line.split()[1]) * 1024 for line in handle if line.startswith("VmSize:")), None)
+    except (OSError, ValueError, IndexError):
+        return None
+    return None if size is None else max(soft - size, 0)
+
+
+def _system_free() -> int | None:
     try:
         with open("/proc/meminfo", encoding="ascii") as handle:
             for line in handle:

@@ -47,6 +47,8 @@ def check_known(ref: ModelRef, option: str = "") -> None:
     _require(ref.library, shown)
     names = library_names(ref.library)
     if _known(ref, names):
+        if ref.library == "timm":
+            _check_tag(ref, shown, option)
         return
     close = difflib.get_close_matches(ref.name, names, n=3, cutoff=0.6)
     if close:
@@ -58,11 +60,38 @@ def check_known(ref: ModelRef, option: str = "") -> None:
     raise SpecError(Problem(Mark(shown), option.lstrip("-") or "model", message))
 
 
+def _check_tag(ref: ModelRef, shown: str, option: str) -> None:
+    """timm accepts `name.tag` for any tag and fails only when it builds: a tag it does not know is refused here."""
+    import timm
+
+    arch, dot, tag = ref.name.partition(".")
+    if not dot or ref.name in timm.list_pretrained(f"{arch}.*"):
+        return
+    tags = [name.partition(".")[2] for name in timm.list_pretrained(f"{arch}.*")]
+    known = f"its tags are {', '.join(tags[:5])}" + (f" and {len(tags) - 5} more" if len(tags) > 5 else "")
+    message = f"timm's {shorten(arch)} has no pretrained tag {shorten(repr(tag))}; " + (
+        known if tags else "it has no pretrained tags; give the name alone"
+    )
+    raise SpecError(Problem(Mark(shown), option.lstrip("-") or "model", message))
+
+
+def _no_download_arguments(name: str) -> dict[str, None]:
+    """torchvision's detection and segmentation builders fetch an ImageNet backbone unless told not to
+    (`weights_backbone`); archspec builds fresh models and never downloads."""
+    import inspect
+
+    import torchvision
+
+    parameters = inspect.signature(torchvision.models.get_model_builder(name)).parameters
+    return {key: None for key in parameters if key.startswith("weights") and key != "weights"}
+
+
 def _make(ref: ModelRef) -> nn.Module:
     if ref.library == "torchvision":
         import torchvision
 
-        return cast(nn.Module, torchvision.models.get_model(ref.name, weights=None))
+        extra = _no_download_arguments(ref.name)
+        return cast(nn.Module, torchvision.models.get_model(ref.name, weights=None, **extra))
     import timm
 
     model: nn.Module = timm.create_model(ref.name, pretrained=False)

@@ -16,8 +16,16 @@ import torch
 from torch import nn
 
 from archspec.errors import Mark, Problem, SpecError, shorten
+from archspec.files import check_input_file
 from archspec.nn.builder import build_from_plan
-from archspec.nn.checkpoint import FORMAT, checked_tensors, mismatch_message, read_checkpoint, torch_file
+from archspec.nn.checkpoint import (
+    FORMAT,
+    check_values,
+    checked_tensors,
+    mismatch_message,
+    read_checkpoint,
+    torch_file,
+)
 from archspec.nn.guard import check_fits
 from archspec.plan.ops import Plan
 from archspec.plan.tensors import compare_state, head_keys, state_shapes
@@ -44,6 +52,7 @@ class LoadedWeights:
 def read_weights(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], str]:
     """(tensors, kind) of a weights file: safetensors, an archspec checkpoint, or a (wrapped) torch state_dict."""
     source = str(path)
+    check_input_file(path, option="--weights", noun="weights file")
     if Path(path).suffix == ".safetensors":
         try:
             from safetensors.torch import load_file
@@ -55,8 +64,6 @@ def read_weights(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor],
                     "reading .safetensors needs the safetensors package: pip install safetensors",
                 )
             ) from None
-        if not Path(path).is_file():
-            raise SpecError(Problem(Mark(source), "--weights", "no such weights file"))
         try:
             state = load_file(str(path), device="cpu")
         except Exception as exc:  # safetensors raises its own error types for foreign bytes
@@ -64,9 +71,9 @@ def read_weights(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor],
                 Problem(Mark(source), "--weights", f"not a safetensors file ({shorten(str(exc))})")
             ) from None
         return checked_tensors(state, source, "--weights"), "safetensors"
-    payload = torch_file(path, "weights file", "a weights file")
+    payload = torch_file(path, "weights file", "a weights file", "--weights")
     if isinstance(payload, dict) and payload.get("format") == FORMAT:
-        return read_checkpoint(path)[1], "archspec checkpoint"
+        return read_checkpoint(path, "--weights")[1], "archspec checkpoint"
     kind = "state_dict"
     # A training checkpoint keeps its weights under one of these keys, beside the epoch, the optimiser and
     # perhaps a tensor or two (pytorch/examples' `best_acc1`); a state_dict's own keys are dotted names.
@@ -107,6 +114,30 @@ def _layout_hint(keys: list[str], plan: Plan) -> str:
     return ""
 
 
+def _input_hint(path: str | os.PathLike[str], kind: str, shapes: dict[str, tuple[int, ...]], plan: Plan) -> str | None:
+    """The `--set input...` that would make the file fit, when its input differs from the spec's: an archspec
+    checkpoint names its input (a model trained on digits takes 1x8x8), a state_dict's first conv its channels."""
+    wanted: list[str] = []
+    if kind == "archspec checkpoint":
+        embedded = read_checkpoint(path, "--weights")[0].get("input")
+        if isinstance(embedded, dict):
+            channels, size = embedded.get("channels"), embedded.get("size")
+            if isinstance(channels, int) and channels != plan.input_channels:
+                wanted.append(f"--set input.channels={channels}")
+            size = [size, size] if isinstance(size, int) else size
+            if isinstance(size, list) and len(size) == 2 and tuple(size) != tuple(plan.input_size):
+                shown = str(size[0]) if size[0] == size[1] else f"[{size[0]},{size[1]}]"
+                wanted.append(f"--set input.size={shown}")
+    else:
+        planned = state_shapes(plan)
+        first = next((key for key, dims in planned.items() if len(dims) == 4), None)
+        if first is not None and len(shapes.get(first, ())) == 4 and shapes[first][1] != planned[first][1]:
+            wanted.append(f"--set input.channels={shapes[first][1]}")
+    if not wanted:
+        return None
+    return f"; the file's model takes another input: add {' '.join(wanted)}"
+
+
 def _absent_counters(state: dict[str, torch.Tensor], plan: Plan) -> frozenset[str]:
     """The batch norms' `num_batches_tracked` of a file that has none (older torchvision files and stripped
     exports): a step counter, not a weight, which torch itself fills in when it loads such files. A file
@@ -141,7 +172,9 @@ def load_weights(
     else:
         message = mismatch_message(shapes, plan, skip=counters)
         if message is not None:
-            raise SpecError(Problem(Mark(source), "--weights", message + _layout_hint(list(state), plan)))
+            hint = _input_hint(path, kind, shapes, plan) or _layout_hint(list(state), plan)
+            raise SpecError(Problem(Mark(source), "--weights", message + hint))
+    check_values(state, source, "--weights")
     check_fits(plan, device, mode="weights", force=force, source=source)
     model = build_from_plan(plan, device)
     if counters:  # they keep the fresh model's zeros

@@ -28,8 +28,37 @@ def size_override(input_size: InputSize) -> tuple[str, str]:
     return f"input.size=[{height}, {width}]", f"--size {height}x{width}"
 
 
+def check_arguments(overrides: object = (), input_size: object = None) -> None:
+    """TypeError naming the argument for `overrides` that are not a list of `KEY=VALUE` strings and an
+    `input_size` that is not a whole number or a (height, width) pair of them: a float or a string would
+    otherwise be read as something else (`"32"` as the pair (3, 2))."""
+    if isinstance(overrides, (str, bytes)) or not isinstance(overrides, Sequence):
+        raise TypeError(f"overrides must be a list of 'KEY=VALUE' strings, not {type(overrides).__name__}")
+    wrong = [item for item in overrides if not isinstance(item, str)]
+    if wrong:
+        raise TypeError(f"overrides must be 'KEY=VALUE' strings; got {type(wrong[0]).__name__} {wrong[0]!r}")
+    if input_size is None or _whole(input_size):
+        return
+    if isinstance(input_size, (tuple, list)) and len(input_size) == 2 and all(_whole(n) for n in input_size):
+        return
+    kind = f"a {type(input_size).__name__} of {len(input_size)}" if isinstance(input_size, (tuple, list)) else None
+    raise TypeError(
+        f"input_size must be an int or a (height, width) pair of ints, not {kind or type(input_size).__name__}"
+    )
+
+
+def source_label(source: Source, plan: Plan) -> str:
+    """How messages name a spec: its path or stock name as given, else (a mapping, a checkpoint's spec) its name."""
+    return os.fspath(source) if isinstance(source, (str, os.PathLike)) else plan.spec.name
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def load_plan(source: Source, *, overrides: Sequence[str] = (), input_size: InputSize | None = None) -> Plan:
     """Resolve a spec (path, stock name or mapping) into its plan; every problem is a located SpecError."""
+    check_arguments(overrides, input_size)
     doc = load_document(source, overrides)
     if input_size is not None:
         doc = apply_override(doc, *size_override(input_size))

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from archspec.lang.schema import KNOBS, Spec, SqueezeExcite, Stage
 from archspec.plan.blocks import BLOCKS
+from archspec.plan.blocks.base import BlockKind
 from archspec.plan.stems import stem_problems
 from archspec.plan.walker import PlanProblem
 
@@ -111,7 +112,47 @@ def rule_problems(spec: Spec, stages: tuple[Stage, ...]) -> list[PlanProblem]:
                 key=True,
             )
         )
+    if spec.drop_path and family != "vgg" and not any(kind.residual for kind in kinds):
+        problems.append(
+            PlanProblem(
+                ("drop_path",),
+                "drop_path drops residual branches, but this spec has no residual blocks (plain blocks have no "
+                "shortcut)",
+                key=True,
+            )
+        )
+    problems += _avg_down_problems(spec, stages, kinds) if family != "vgg" else []
     problems += [PlanProblem(path, message, key=True) for path, message in stem_problems(spec.stem)]
+    return problems
+
+
+def _avg_down_problems(spec: Spec, stages: tuple[Stage, ...], kinds: list[BlockKind]) -> list[PlanProblem]:
+    """avg_down pools before a projection shortcut: it does nothing in a stage whose shortcut is option A (zero
+    padding, no projection) or that has no shortcut at all."""
+
+    def projects(stage: Stage, kind: BlockKind) -> bool:
+        return kind.residual and (stage.shortcut or spec.shortcut) != "A"
+
+    problems = [
+        PlanProblem(
+            ("stages", i, "avg_down"),
+            f"avg_down pools before a projection shortcut, but stage {i + 1}'s shortcut option A has none; use "
+            "shortcut B or C, or leave avg_down out",
+            key=True,
+        )
+        for i, (stage, kind) in enumerate(zip(stages, kinds, strict=True))
+        if stage.avg_down and kind.residual and not projects(stage, kind)
+    ]
+    inheriting = [(stage, kind) for stage, kind in zip(stages, kinds, strict=True) if stage.avg_down is None]
+    if spec.avg_down and inheriting and not any(projects(stage, kind) for stage, kind in inheriting):
+        problems.append(
+            PlanProblem(
+                ("avg_down",),
+                "avg_down pools before projection shortcuts, but no stage that takes it has one (shortcut option A "
+                "pads with zeros; plain blocks have no shortcut); use shortcut B or C, or leave avg_down out",
+                key=True,
+            )
+        )
     return problems
 
 

@@ -41,8 +41,11 @@ def flops_table(rows: Sequence[FlopsRow], fmt: str, *, by_op: bool = False) -> s
     ]
     if exact:
         columns += [("baseline", "baseline"), ("input", "input"), ("counter", "counter")]
-    elif library or len({row.counter for row in rows}) > 1:
-        columns.append(("counter", "counter"))
+    else:
+        if len({tuple(row.input_size) for row in rows}) > 1:
+            columns.append(("input", "input"))
+        if library or len({row.counter for row in rows}) > 1:
+            columns.append(("counter", "counter"))
     for b in baselines:
         columns += [(f"params_vs_{b}", f"params/{b}"), (f"flops_vs_{b}", f"FLOPs/{b}")]
     columns += [(f"op_{op}", op) for op in ops]

@@ -30,6 +30,7 @@ from archspec.nn.builder import build_from_plan, resolve_device
 from archspec.nn.device import check_amp, check_compile
 from archspec.nn.guard import check_fits
 from archspec.plan import InputSize, Plan, Source, load_plan
+from archspec.plan.load import source_label
 from archspec.report.results import BenchResult, Measurement
 from archspec.tools.progress import Progress
 
@@ -185,7 +186,14 @@ def run_bench(
         target, batch or defaults["batch"], train, amp, channels_last, compile_model, warmup, iters or defaults["iters"]
     )
     # Every model under test is about as large as archspec's: guard for all of them at once.
-    check_fits(plan, target, settings.batch, mode="train" if train else "inference", force=force, source=str(source))
+    check_fits(
+        plan,
+        target,
+        settings.batch,
+        mode="train" if train else "inference",
+        force=force,
+        source=source_label(source, plan),
+    )
     saved = torch.get_num_threads(), torch.backends.cudnn.benchmark
     progress = progress or Progress(prefix="archspec bench")
     try:

@@ -9,6 +9,7 @@ from pathlib import Path
 from archspec.counting.analytic import Complexity, complexity
 from archspec.files import check_output
 from archspec.plan import Plan, Source, load_plan
+from archspec.plan.load import source_label
 from archspec.report.results import BuildResult, StageRow
 
 
@@ -62,7 +63,7 @@ def run_build(
     from archspec.nn.guard import check_fits
 
     target = resolve_device(device)
-    check_fits(plan, target, batch, force=force, source=str(source))
+    check_fits(plan, target, batch, force=force, source=source_label(source, plan))
     loaded = None
     if weights is not None:
         from archspec.nn.weights import load_weights

@@ -166,6 +166,7 @@ def export_model(
     import torch
 
     from archspec.files import atomic_write, check_output
+    from archspec.tools.interrupt import stop_if_interrupted
 
     say = progress or (lambda text: None)
     check_output(out, force=force)  # before the export, which takes a while, rather than after
@@ -198,6 +199,7 @@ def export_model(
                     f"tolerance {ATOL:g} + {RTOL:g} x |output|); nothing was written (--no-check writes it unchecked)",
                 )
             )
+    stop_if_interrupted()  # a Ctrl-C that torch's exporter turned into its own error, or swallowed
     atomic_write(out, lambda handle: handle.write(data), force=force)
     return ExportResult(
         path=str(out),

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from archspec.counting.analytic import Complexity, complexity
-from archspec.errors import Mark, Problem, SpecError
+from archspec.errors import Mark, Problem, SpecError, shorten
 from archspec.lang.refs import ModelRef, parse_model_ref
 from archspec.plan import InputSize, Plan, load_plan
 from archspec.plan.shapes import as_size
@@ -49,12 +49,20 @@ def _cannot_take(size: tuple[int, int]) -> str:
     return f"cannot take {size[0]}x{size[1]} inputs"
 
 
+def _why_not(exc: Exception) -> str:
+    """Why a library model refused an input, in words: a library's own assertion is a sentence (timm's "Input
+    height (64) doesn't match model (224)."); torch's errors are C++ text about kernels and sizes."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, AssertionError) and text:
+        return shorten(text, 120)
+    return "its feature maps would shrink below its kernels' size, or it needs another input size"
+
+
 def _external_row(ref: ModelRef, size: tuple[int, int], baseline: bool, force: bool) -> FlopsRow:
     """A torchvision or timm model as the library builds it (fresh weights), counted with fvcore at `size`
     (one 3-channel image, eval mode)."""
     import torch
 
-    from archspec.nn.checkpoint import first_line
     from archspec.nn.fvcore_count import fvcore_counts
     from archspec.nn.library import build_library_model
 
@@ -64,7 +72,7 @@ def _external_row(ref: ModelRef, size: tuple[int, int], baseline: bool, force: b
     except MemoryError:
         raise
     except Exception as exc:  # too small for its pools (RuntimeError), or a fixed input size (timm asserts)
-        message = f"{_cannot_take(size)}: {first_line(exc)}"
+        message = f"{_cannot_take(size)}: {_why_not(exc)}"
         raise SpecError(Problem(Mark(str(ref)), "--size", message)) from None
     return FlopsRow(
         name=str(ref),
@@ -118,6 +126,7 @@ def compare(
     force: bool = False,
     progress: Say | None = None,
     note: Say | None = None,
+    at_row_sizes: bool = True,
 ) -> list[FlopsRow]:
     """One row per spec (or `torchvision:NAME` / `timm:NAME` model), then one per baseline, each with its
     ratios to every baseline (`vs`).
@@ -128,7 +137,8 @@ def compare(
     Library models are counted with fvcore on the built model (their row says so); specs with
     `counter`. `force` skips the memory check before a model is built. `progress` hears about each
     count as it starts. A baseline is its own row unless a row is the very same network (same spec,
-    no `--set`), which is then marked as the baseline.
+    no `--set`), which is then marked as the baseline. Each baseline's own row is given at every row's input
+    size (`at_row_sizes`), or once at its own size (a chart of each network as it is meant to be used).
     """
     models = [_Model(source, "", overrides, input_size) for source in specs]
     # Baselines load at their own size first, so a misspelt name is still an error.
@@ -144,7 +154,7 @@ def compare(
         if key not in at_size:
             try:
                 if progress:
-                    progress(f"counting baseline {names[source]} at {size[0]}x{size[1]} ...")
+                    progress(f"archspec: counting baseline {names[source]} at {size[0]}x{size[1]} ...")
                 at_size[key] = own[source].row(counter, True, size, force)
             except SpecError as exc:
                 if note:
@@ -159,17 +169,25 @@ def compare(
     marked: set[str] = set()
     for model in models:
         if progress:
-            progress(f"counting {model.name} ...")
+            progress(f"archspec: counting {model.name} ...")
         same = model.source in own and not overrides and (input_size is None or model.size == own[model.source].size)
         if same:
             marked.add(model.source)
-        rows.append(model.row(counter, same, force=force))
+        row = model.row(counter, same, force=force)
+        # A spec changed by --set is not the network its name stands for: the row says so.
+        rows.append(_with(row, name=f"{row.name} (--set)") if overrides and model.ref is None else row)
+    # Each baseline is shown at every input size its ratios were taken at, so that they can be checked by eye.
+    sizes = list(dict.fromkeys((row.input_size[0], row.input_size[1]) for row in rows)) if at_row_sizes else []
     for source in baselines:
         if source in marked:
             continue
-        base = baseline_at(source, own[source].size if input_size is None else as_size(input_size))
-        if base is not None:
-            rows.append(base)
+        default = own[source].size if input_size is None else as_size(input_size)
+        for size in sizes or [default]:
+            base = baseline_at(source, size)
+            if base is not None and size != default:
+                base = _with(base, name=f"{base.name} at {size[0]}x{size[1]}")
+            if base is not None:
+                rows.append(base)
     return [_with(row, vs=_ratios(row, baselines, names, baseline_at)) for row in rows]
 
 

@@ -39,12 +39,14 @@ def cost_points(
     """One point per spec, then per baseline not already among the specs (the rows of `archspec flops`)."""
     from archspec.tools.flops import compare
 
-    return compare(specs, baselines=baselines, overrides=overrides, input_size=input_size)
+    return compare(specs, baselines=baselines, overrides=overrides, input_size=input_size, at_row_sizes=False)
 
 
 def plain_text(text: str) -> str:
-    """`text` as matplotlib draws it literally: a `$` would otherwise start mathtext (and a stray one fail to draw)."""
-    return printable(text).replace("$", r"\$")
+    """`text` as matplotlib draws it literally: a `$` would otherwise start mathtext (and a stray one fail to draw),
+    and a leading `_` would hide the label from the legend (matplotlib's mark of a private artist)."""
+    text = printable(text).replace("$", r"\$")
+    return "\u200b" + text if text.startswith("_") else text
 
 
 # Where a label may go, relative to its point (points, horizontal alignment): tried in order.

@@ -35,6 +35,7 @@ from archspec.tools.train.run_folder import (
     STATE_FORMAT,
     RunLock,
     SavedState,
+    check_optimizer_state,
     folder_name_problem,
     prepare_out,
     read_state,
@@ -58,6 +59,7 @@ class Options:
     device: str = "auto"
     channels_last: bool = False
     compile: bool = False
+    threads: int | None = None  # torch's CPU threads (None: torch's default, one per core)
 
 
 def is_main_process() -> bool:
@@ -222,6 +224,8 @@ def train_spec(
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(recipe.amp or "")
     start = 0
     if state is not None:
+        where = folder / STATE_FILE if folder is not None else Path(STATE_FILE)
+        check_optimizer_state(state.optimizer, [tuple(p.shape) for p in model.parameters()], where)
         try:
             model.load_state_dict(state.model)
             optimizer.load_state_dict(state.optimizer)
@@ -230,13 +234,10 @@ def train_spec(
             torch.set_rng_state(state.rng)
             if device.type == "cuda" and state.cuda_rng is not None:
                 torch.cuda.set_rng_state(state.cuda_rng, device)
-        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
-            where = folder / STATE_FILE if folder is not None else STATE_FILE
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError):
             raise SpecError(
                 Problem(
-                    Mark(str(where)),
-                    "resume",
-                    f"the saved state does not fit this run ({type(exc).__name__}); delete it to restart this spec",
+                    Mark(str(where)), "resume", "the saved state does not fit this run; delete it to restart this spec"
                 )
             ) from None
         result.history = list(state.history)
@@ -251,6 +252,7 @@ def train_spec(
         # torch.compile turns a module into a module (an OptimizedModule).
         net = cast("nn.Module", torch.compile(net))
     held = torch.arange(cluster.rank, int(data.held_y.shape[0]), cluster.world)
+    warned = False
 
     for epoch in range(start, recipe.epochs):
         lr = recipe.lr_at(epoch)
@@ -296,6 +298,15 @@ def train_spec(
             f"{row['heldout_error']:.2f}%"
             f"  lr {lr:.4g}  {row['images_per_second']:.0f} img/s  {row['seconds']:.1f} s"
         )
+        chance = math.log(spec.head.num_classes)
+        if math.isfinite(row["train_loss"]) and row["train_loss"] > 2 * chance and not warned:
+            # Worse than guessing uniformly, by far: the run is diverging (the paper warms ResNet-110 up at 0.01).
+            warned = True
+            progress.note(
+                f"archspec: warning: {spec.name}'s training loss {row['train_loss']:.3g} in epoch {epoch + 1} is "
+                f"far above chance ({chance:.3g} for {spec.head.num_classes} classes): the run is diverging; a "
+                "lower --lr may help"
+            )
         if not math.isfinite(row["train_loss"]):
             # A diverged run: keep its metrics to look at, but no state to resume from and no checkpoint.
             if folder is not None:
@@ -530,7 +541,12 @@ def train(
     out = Path(out) if out is not None else None
     plot = Path(plot) if plot is not None else None
     _check_memory(plans, source, recipe, cluster, device, force)
+    import torch
     import torch.distributed as dist
+
+    if options.threads is not None:
+        # On a shared CPU, fewer OpenMP threads than cores avoid stalls when another job takes a core.
+        torch.set_num_threads(options.threads)
 
     device = _join(cluster, device)
     lock = RunLock(out) if out is not None else None
@@ -622,10 +638,19 @@ def _check_memory(
 # --- the chart ----------------------------------------------------------------------------------
 
 
+def curves_title(results: Sequence[Result]) -> str:
+    """What the chart's line styles mean, for the kinds of net it holds."""
+    kinds = {result.residual for result in results}
+    if kinds == {True, False}:
+        return "plain nets dashed, residual nets solid"
+    return "residual nets" if kinds == {True} else "plain nets (no shortcuts)"
+
+
 def plot_curves(results: list[Result], path: Path) -> None:
     """Training loss and held-out error per epoch, one line per spec: plain nets dashed, residual solid
-    (the paper's Figure 6); nets of the same depth share a colour."""
+    (the paper's Figure 6); nets of the same depth share a colour. A run of one epoch is one marked point."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     from archspec.tools.plot import plain_text
 
@@ -639,6 +664,8 @@ def plot_curves(results: list[Result], path: Path) -> None:
             "linestyle": "-" if result.residual else "--",
             "linewidth": 1.6,
             "label": plain_text(result.name),
+            # A line needs two points: a single epoch is drawn as a marker.
+            "marker": "o" if len(epochs) == 1 else None,
         }
         loss_axes.plot(epochs, [row["train_loss"] for row in result.history], **style)
         error_axes.plot(epochs, [row["heldout_error"] for row in result.history], **style)
@@ -646,10 +673,11 @@ def plot_curves(results: list[Result], path: Path) -> None:
     error_axes.set(xlabel="epoch", ylabel="held-out error (%)", title="held-out error")
     for axes in (loss_axes, error_axes):
         axes.grid(True, alpha=0.3)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     loss_axes.legend(fontsize=8, ncols=2)
-    figure.suptitle("plain nets dashed, residual nets solid")
+    figure.suptitle(curves_title(results))
     fmt = path.suffix.lower().lstrip(".")
     atomic_write(path, lambda handle: figure.savefig(handle, format=fmt, dpi=120), force=True)
 
 
-__all__ = ["Options", "Recipe", "is_main_process", "plot_curves", "train", "train_spec"]
+__all__ = ["Options", "Recipe", "curves_title", "is_main_process", "plot_curves", "train", "train_spec"]

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import socket
+import stat
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -43,9 +44,52 @@ def folder_name_problem(name: str) -> str | None:
     """Why `name` cannot be one folder inside --out, or None."""
     if name in (".", "..") or "/" in name or os.sep in name or "\x00" in name:
         return f"{shorten(repr(name))} cannot name a folder; give the spec a name without slashes"
+    if name in (RUN_FILE, LOCK_FILE):
+        return f"{shorten(repr(name))} is the name of the run's own file in --out; give the spec another name"
     if not name.isprintable() or len(name.encode("utf-8", "surrogateescape")) > 200:
         return f"{shorten(repr(name))} cannot name a folder: keep it to one line of at most 200 bytes"
     return None
+
+
+def _entry(path: Path, out: Path) -> os.stat_result | None:
+    """`path`'s own status (a link is not followed), or None when nothing is there."""
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise out_problem(out, f"cannot use {shorten(str(path), 200)!r}: {exc.strerror or exc}") from None
+
+
+def check_entries(out: Path, names: list[str]) -> None:
+    """Refuse anything in `out` that archspec would read, replace or delete through: a symbolic link (it would
+    reach files outside the folder), and a FIFO, a device or a socket where a file or a folder of the run goes."""
+
+    def refuse(path: Path, what: str) -> SpecError:
+        return out_problem(out, f"{shorten(str(path.relative_to(out)), 200)!r} {what}; archspec leaves it alone")
+
+    link = "is a symbolic link, which a run does not follow"
+    for file in (RUN_FILE, LOCK_FILE):
+        info = _entry(out / file, out)
+        if info is not None and stat.S_ISLNK(info.st_mode):
+            raise refuse(out / file, link)
+        if info is not None and not stat.S_ISREG(info.st_mode):
+            raise refuse(out / file, "is not a regular file (a folder, device, FIFO or socket)")
+    for name in names:
+        folder = out / name
+        info = _entry(folder, out)
+        if info is None:
+            continue
+        if stat.S_ISLNK(info.st_mode):
+            raise refuse(folder, link)
+        if not stat.S_ISDIR(info.st_mode):
+            raise refuse(folder, "is not a folder, and the spec's results go into a folder of its name")
+        for file in (STATE_FILE, CHECKPOINT_FILE, *METRICS_FILES):
+            info = _entry(folder / file, out)
+            if info is not None and stat.S_ISLNK(info.st_mode):
+                raise refuse(folder / file, link)
+            if info is not None and not stat.S_ISREG(info.st_mode):
+                raise refuse(folder / file, "is not a regular file (a folder, device, FIFO or socket)")
 
 
 # --- the lock -------------------------------------------------------------------------------------
@@ -63,6 +107,16 @@ class RunLock:
         self.held = False
 
     def acquire(self, note: Any = None) -> None:
+        info = _entry(self.path, self.path.parent)
+        if info is not None and not stat.S_ISREG(info.st_mode):
+            what = "a symbolic link" if stat.S_ISLNK(info.st_mode) else "not a regular file"
+            if stat.S_ISDIR(info.st_mode):
+                what = "a folder"
+            raise out_problem(
+                self.path.parent,
+                f"the lock {LOCK_FILE} is {what}; archspec takes and removes a plain file of that name only "
+                "(remove it by hand when no run is writing here)",
+            )
         record = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
         for _ in range(2):
             try:
@@ -88,7 +142,12 @@ class RunLock:
 
     def _holder(self) -> dict[str, Any] | None:
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            # Never through a link, never blocked by a FIFO put there meanwhile; a lock is a few dozen bytes.
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            with os.fdopen(fd, "rb") as handle:
+                if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                    return None
+                data = json.loads(handle.read(4096).decode("utf-8"))
         except (OSError, ValueError):
             return None
         return data if isinstance(data, dict) else None
@@ -178,8 +237,10 @@ def prepare_out(out: Path, record: dict[str, Any], names: list[str], resume: boo
     if not out.parent.is_dir() and not out.exists():
         raise out_problem(out, f"folder {shorten(str(out.parent), 200)!r} does not exist")
     run_file = out / RUN_FILE
+    check_entries(out, names)
     if resume:
         previous = read_run(out)
+        check_entries(out, previous["specs"])
         check_recipe(previous, record, out)
         names = list(dict.fromkeys(previous["specs"] + names))
     elif out.is_dir() and any(entry.name != LOCK_FILE for entry in out.iterdir()):
@@ -236,13 +297,13 @@ def read_state(folder: Path, plan: Any, spec_data: dict[str, Any], recipe: Any) 
     """The state saved after the last finished epoch of this spec, or None; anything that does not fit is an error."""
     import torch
 
-    from archspec.nn.checkpoint import checked_tensors, mismatch_message, torch_file
+    from archspec.nn.checkpoint import check_values, checked_tensors, mismatch_message, torch_file
 
     path = folder / STATE_FILE
     if not path.is_file():
         return None
     try:
-        state = torch_file(path, "state file", "a saved training state")
+        state = torch_file(path, "state file", "a saved training state", "resume")
     except SpecError as exc:
         raise _state_problem(path, f"cannot read the saved state ({exc.problems[0].message})") from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
@@ -280,6 +341,10 @@ def read_state(folder: Path, plan: Any, spec_data: dict[str, Any], recipe: Any) 
     message = mismatch_message({k: tuple(v.shape) for k, v in model.items()}, plan)
     if message is not None:
         raise _state_problem(path, f"the saved weights {message}")
+    try:
+        check_values(model, str(path), "model")
+    except SpecError as exc:
+        raise _state_problem(path, f"the saved weights: {exc.problems[0].message}") from None
     history = state.get("history")
     if not isinstance(history, list) or len(history) != epoch or not all(_is_metrics(row) for row in history):
         raise _state_problem(path, "the saved metrics do not match the saved epoch")
@@ -293,6 +358,50 @@ def read_state(folder: Path, plan: Any, spec_data: dict[str, Any], recipe: Any) 
     if cuda_rng is not None and (not isinstance(cuda_rng, torch.Tensor) or cuda_rng.dtype != torch.uint8):
         raise _state_problem(path, "the saved CUDA random-number state is damaged")
     return SavedState(epoch, model, state["optimizer"], state["scaler"], history, rng, cuda_rng)
+
+
+def check_optimizer_state(saved: dict[str, Any], shapes: list[tuple[int, ...]], path: Path) -> None:
+    """The saved SGD state checked like the weights before torch loads it: one group over every parameter, and
+    each momentum buffer a plain floating-point tensor of its parameter's shape (torch would copy or cast
+    whatever it is given)."""
+    from archspec.nn.checkpoint import checked_tensors
+
+    groups = saved.get("param_groups")
+    if (
+        not isinstance(groups, list)
+        or len(groups) != 1
+        or not isinstance(groups[0], dict)
+        or groups[0].get("params") != list(range(len(shapes)))
+    ):
+        raise _state_problem(path, f"the saved optimizer state is not one group over the model's {len(shapes)} tensors")
+    for key in ("lr", "momentum", "weight_decay", "dampening"):
+        value = groups[0].get(key)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            raise _state_problem(path, f"the saved optimizer's `{key}` is missing or not a finite number")
+    per_tensor = saved.get("state")
+    if not isinstance(per_tensor, dict) or not set(per_tensor) <= set(range(len(shapes))):
+        raise _state_problem(path, "the saved optimizer state names tensors the model does not have")
+    buffers: dict[str, Any] = {}
+    for index, entry in per_tensor.items():
+        if not isinstance(entry, dict) or set(entry) - {"momentum_buffer"}:
+            raise _state_problem(path, f"the saved optimizer state of tensor {index} is not SGD's momentum")
+        if entry.get("momentum_buffer") is not None:
+            buffers[str(index)] = entry["momentum_buffer"]
+    if not buffers:
+        return
+    try:
+        tensors = checked_tensors(buffers, str(path), "optimizer")
+    except SpecError as exc:
+        raise _state_problem(path, f"the saved optimizer state: {exc.problems[0].message}") from None
+    for key, tensor in tensors.items():
+        if tuple(tensor.shape) != shapes[int(key)]:
+            raise _state_problem(
+                path,
+                f"the saved momentum of tensor {key} is {'x'.join(map(str, tensor.shape)) or 'a scalar'}, its weight "
+                f"{'x'.join(map(str, shapes[int(key)])) or 'a scalar'}",
+            )
+        if not tensor.is_floating_point() or not bool(tensor.isfinite().all()):
+            raise _state_problem(path, f"the saved momentum of tensor {key} is not finite floating-point numbers")
 
 
 def _as_dict(recipe: Any) -> dict[str, Any]:
