@@ -148,7 +148,7 @@ def study(
         progress=Progress(sys.stderr, prefix="archspec"),
     )
     echo_err(f"archspec: {len(records)} records in {out / 'results.jsonl'}")
-    summary = summarize(records)
+    summary = summarize(records, [population.label for population in found])
     if fmt == TableFormat.json:
         from archspec.report.render import to_json
 

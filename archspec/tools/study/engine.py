@@ -49,31 +49,35 @@ def default_workers() -> int:
 
 def plan_members(populations: Sequence[Population], data: str) -> list[tuple[str, str, str, int, int]]:
     """(population, name, spec, params, flops) of every member, each spec planned for the data's shape first:
-    a spec that cannot be trained on this data is reported, located, before anything starts."""
+    a spec that cannot be trained on this data is reported, located, before anything starts.
+
+    The populations take turns (the first member of each, then the second, ...), so that a study stopped
+    half-way has records from every population, not only from the first."""
     from archspec.counting.analytic import complexity
     from archspec.plan import load_plan
     from archspec.tools.train.data import describe, parse_data, shape_overrides
 
     source = parse_data(data)
     planned = []
-    for population in populations:
-        for member in population.members:
-            try:
-                plan = load_plan(member.spec, overrides=shape_overrides(source))
-            except SpecError as exc:
-                load_plan(member.spec)  # a mistake of the spec itself is reported as it is
-                raise SpecError(
-                    [
-                        Problem(p.mark, p.path, f"{p.message} (--data {source.text}: {describe(source)})", p.via)
-                        for p in exc.problems
-                    ]
-                ) from None
-            if plan.taps is not None:
-                raise SpecError(
-                    Problem(Mark(member.spec), "head.features", "returns feature maps; a study needs a classifier head")
-                )
-            c = complexity(plan)
-            planned.append((member.population, member.name, member.spec, c.params, c.flops))
+    longest = max((len(population.members) for population in populations), default=0)
+    turns = [p.members[i] for i in range(longest) for p in populations if i < len(p.members)]
+    for member in turns:
+        try:
+            plan = load_plan(member.spec, overrides=shape_overrides(source))
+        except SpecError as exc:
+            load_plan(member.spec)  # a mistake of the spec itself is reported as it is
+            raise SpecError(
+                [
+                    Problem(p.mark, p.path, f"{p.message} (--data {source.text}: {describe(source)})", p.via)
+                    for p in exc.problems
+                ]
+            ) from None
+        if plan.taps is not None:
+            raise SpecError(
+                Problem(Mark(member.spec), "head.features", "returns feature maps; a study needs a classifier head")
+            )
+        c = complexity(plan)
+        planned.append((member.population, member.name, member.spec, c.params, c.flops))
     return planned
 
 

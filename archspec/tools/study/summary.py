@@ -91,8 +91,10 @@ def median_interval(a: Sequence[float], b: Sequence[float]) -> tuple[float, floa
     return low, high
 
 
-def summarize(records: Sequence[MemberRecord]) -> StudySummary:
-    names = list(dict.fromkeys(record.population for record in records))
+def summarize(records: Sequence[MemberRecord], order: Sequence[str] = ()) -> StudySummary:
+    """The summary, populations in `order` (those with records), then any others in the order of their records."""
+    present = {record.population for record in records}
+    names = list(dict.fromkeys([name for name in order if name in present] + [r.population for r in records]))
     errors = errors_by_population(records)
     populations = []
     for name in names:
