@@ -373,3 +373,36 @@ def test_records_survive_a_write_cut_short(tmp_path):
     assert [r.name for r in read_records(path, repair=True)] == ["a"]
     assert path.read_bytes() == whole
     os.truncate(path, len(whole))
+
+
+# --- the stock spaces of the reproduced experiment --------------------------------------------
+
+
+def test_the_vanilla_and_resnet_spaces_differ_only_by_the_shortcut():
+    import yaml
+
+    vanilla = yaml.safe_load((ROOT / "specs/spaces/vanilla.yaml").read_text())
+    resnet = yaml.safe_load((ROOT / "specs/spaces/resnet.yaml").read_text())
+    assert (vanilla.pop("block"), resnet.pop("block")) == ("plain", "basic")
+    assert resnet.pop("shortcut") == "B"
+    for space in (vanilla, resnet):
+        del space["name"], space["description"]
+    assert vanilla == resnet
+    assert resnet["input"] == {"channels": 1, "size": 8} and len(resnet["stages"]) == 3
+
+
+def test_a_draw_of_each_space_is_the_same_network_but_for_the_shortcut(cli, tmp_path):
+    for name in ("vanilla", "resnet"):
+        result = cli("sample", ROOT / f"specs/spaces/{name}.yaml", "-n", "20", "--seed", "0", "--out", tmp_path / name)
+        assert result.exit_code == 0, result.output
+    vanilla = json.loads((tmp_path / "vanilla" / "samples.json").read_text())["samples"]
+    resnet = json.loads((tmp_path / "resnet" / "samples.json").read_text())["samples"]
+    assert [s["fields"] for s in vanilla] == [s["fields"] for s in resnet]
+    # Projection shortcuts add parameters where a stage changes width or stride; never fewer.
+    assert all(r["params"] >= v["params"] for v, r in zip(vanilla, resnet, strict=True))
+
+
+def test_studies_md_shows_the_resnet_space_as_it_is():
+    text = (ROOT / "docs" / "studies.md").read_text()
+    shown = re.search(r"<!-- file: specs/spaces/resnet.yaml -->\n```yaml\n(.*?)```", text, re.S)
+    assert shown is not None and shown.group(1) == (ROOT / "specs/spaces/resnet.yaml").read_text()
