@@ -237,6 +237,10 @@ def test_sigterm_mid_study_then_resume_trains_each_member_once_and_keeps_the_rec
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 143, stderr[-3000:]
+    assert stderr.strip().splitlines()[-2:] == [
+        f"archspec: the finished members are recorded in {results}; add --resume to continue",
+        "archspec: terminated",
+    ]
     _assert_no_new_ray_process(before)
     first = results.read_bytes()
     assert 1 <= len(first.splitlines()) < 4

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from archspec.cli.common import Amp, TableFormat, echo_err, guarded, require
+from archspec.cli.common import Amp, TableFormat, Terminated, echo_err, guarded, require
 from archspec.cli.train import Schedule
 
 
@@ -134,19 +134,25 @@ def study(
 
     recipe = Recipe(epochs, batch, lr, momentum, weight_decay, schedule.value, seed, amp.value if amp else None)
     found = populations(samples, labels or ())
-    records = run_study(
-        found,
-        out,
-        data=data,
-        recipe=recipe,
-        workers=workers,
-        threads=threads,
-        address=address,
-        gpus_per_member=gpus_per_member,
-        resume=resume,
-        force=force,
-        progress=Progress(sys.stderr, prefix="archspec"),
-    )
+    try:
+        records = run_study(
+            found,
+            out,
+            data=data,
+            recipe=recipe,
+            workers=workers,
+            threads=threads,
+            address=address,
+            gpus_per_member=gpus_per_member,
+            resume=resume,
+            force=force,
+            progress=Progress(sys.stderr, prefix="archspec"),
+        )
+    except (KeyboardInterrupt, Terminated):
+        results = out / "results.jsonl"
+        if results.is_file():
+            echo_err(f"archspec: the finished members are recorded in {results}; add --resume to continue")
+        raise
     echo_err(f"archspec: {len(records)} records in {out / 'results.jsonl'}")
     summary = summarize(records, [population.label for population in found])
     if fmt == TableFormat.json:
