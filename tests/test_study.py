@@ -410,3 +410,35 @@ def test_studies_md_shows_the_resnet_space_as_it_is():
     text = (ROOT / "docs" / "studies.md").read_text()
     shown = re.search(r"<!-- file: specs/spaces/resnet.yaml -->\n```yaml\n(.*?)```", text, re.S)
     assert shown is not None and shown.group(1) == (ROOT / "specs/spaces/resnet.yaml").read_text()
+
+
+# --- populations --------------------------------------------------------------------------------
+
+
+def test_populations_are_sample_folders_spec_files_globs_and_stock_names(specs, tmp_path, cli):
+    from archspec.tools.study.members import populations
+
+    result = cli("sample", ROOT / "specs/spaces/resnet.yaml", "-n", "3", "--seed", "1", "--out", tmp_path / "drawn")
+    assert result.exit_code == 0, result.output
+    found = populations([str(tmp_path / "drawn"), str(specs / "wide" / "*.yaml"), "resnet20"], ["mine"])
+    assert [(p.label, [m.name for m in p.members]) for p in found] == [
+        ("mine", ["resnet-0001", "resnet-0002", "resnet-0003"]),
+        ("wide", ["c", "d"]),
+        ("resnet20", ["resnet20"]),
+    ]
+    assert found[0].members[0].spec == str((tmp_path / "drawn" / "resnet-0001.yaml").resolve())
+    # A glob the shell expanded: the files of one folder are one population.
+    (expanded,) = populations([str(specs / "wide" / "c.yaml"), str(specs / "wide" / "d.yaml")])
+    assert (expanded.label, [m.name for m in expanded.members]) == ("wide", ["c", "d"])
+
+
+def test_two_populations_with_one_label_and_the_same_member_names_are_refused(specs):
+    from archspec.errors import SpecError
+    from archspec.tools.study.members import populations
+
+    with pytest.raises(SpecError) as caught:
+        populations([str(specs / "small"), str(specs / "again")], ["x", "x"])
+    assert "two members named a" in str(caught.value) and "--label" in str(caught.value)
+    with pytest.raises(SpecError) as caught:
+        populations([str(specs / "small")], ["no/slash"])
+    assert caught.value.code == 2 and "--label" in str(caught.value)

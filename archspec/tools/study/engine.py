@@ -110,7 +110,15 @@ def run_study(
     lock = RunLock(out) if out.is_dir() else None
     if lock is not None:
         lock.path = out / LOCK_FILE
-        lock.acquire(progress.note)
+        try:
+            lock.acquire(progress.note)
+        except SpecError as exc:  # the run folder's lock speaks of archspec train
+            raise SpecError(
+                [
+                    Problem(p.mark, p.path, p.message.replace("archspec train", "archspec study"), p.via)
+                    for p in exc.problems
+                ]
+            ) from None
     try:
         prepare_folder(out, study_record(source.text, recipe, threads), resume=resume, force=force)
         results = out / RESULTS_FILE

@@ -2,7 +2,8 @@
 
 An argument is a folder written by `archspec sample` (or its samples.json), a spec file, a glob of spec
 files, or a stock spec name. Each argument is one population, labelled by the folder's name (a sample
-folder, or the folder the spec files lie in) unless `--label` names it.
+folder, or the folder the spec files lie in) unless `--label` names it; arguments with the same label
+make one population (the files of one folder, as a shell expands a glob).
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def populations(arguments: Sequence[str], labels: Sequence[str] = ()) -> list[Po
                 ),
                 code=2,
             )
-    found: list[Population] = []
+    found: dict[str, Population] = {}
     for index, argument in enumerate(arguments):
         label = labels[index] if index < len(labels) else None
         if is_samples_file(argument):
@@ -102,15 +103,25 @@ def populations(arguments: Sequence[str], labels: Sequence[str] = ()) -> list[Po
             name, files = _from_files(argument, label)
         if not LABEL.fullmatch(name):
             raise _problem(argument, f"the label {shorten(name)!r} cannot name a folder; give one with --label")
-        if any(p.label == name for p in found):
-            raise _problem(argument, f"two populations are labelled {name}; tell them apart with --label", code=2)
-        members = tuple(Member(name, _member_name(spec), spec) for spec in files)
+        # Arguments with one label are one population: spec files of one folder (a glob the shell expanded).
+        previous = found.get(name)
+        members = (previous.members if previous else ()) + tuple(
+            Member(name, _member_name(spec), spec) for spec in files if previous is None or spec not in _specs(previous)
+        )
         names = [m.name for m in members]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
-            raise _problem(argument, f"two members are named {twice[0]}; each member's results are kept under its name")
-        found.append(Population(name, argument, members))
-    return found
+            raise _problem(
+                argument,
+                f"population {name} has two members named {twice[0]}; each member's results are kept under its "
+                "name (give the populations their own --label)",
+            )
+        found[name] = Population(name, previous.source if previous else argument, members)
+    return list(found.values())
+
+
+def _specs(population: Population) -> set[str]:
+    return {member.spec for member in population.members}
 
 
 def _member_name(spec: str) -> str:
