@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from archspec.cli import common, inspect, measure, models, space, train
+from archspec.cli import common, inspect, measure, models, space, study, train
 from archspec.cli.common import STATE, Terminated, echo_err, fail
 from archspec.errors import SpecError, printable
 from archspec.tools.interrupt import install as install_interrupt_handler
@@ -66,7 +66,7 @@ def make_app() -> typer.Typer:
         add_completion=True, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False, help=HELP
     )
     app.callback()(_options)
-    for group in (inspect, measure, models, space, train):
+    for group in (inspect, measure, models, space, study, train):
         group.register(app)
     return app
 

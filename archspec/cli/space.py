@@ -239,14 +239,60 @@ def plot_samples(
             show_default=False,
         ),
     ] = None,
+    normalize: Annotated[
+        str | None,
+        typer.Option(
+            "--normalize",
+            help="With a study's results and --edf: weight each population so that its flops (or params) "
+            "distribution matches the others'.",
+            metavar="QUANTITY",
+            show_default=False,
+        ),
+    ] = None,
     title: TitleOpt = None,
     force: ForceFileOpt = False,
 ) -> None:
     """Draw sample files: parameters against FLOPs, or with --edf the distribution function of one quantity.
 
     One series per samples file; stock specs among the samples (or --vs) are drawn as labelled references.
+    Given a study's results.jsonl (archspec study): one series per population, error against FLOPs (--vs
+    params: against parameters), or with --edf error the error EDF (--normalize flops: complexity-normalised).
     """
+    from archspec.tools.study.plot import is_results_file
+
+    if any(is_results_file(path) for path in samples):
+        draw_results_files(samples, out, edf=edf, normalize=normalize, vs=vs, title=title, force=force)
+        return
+    if normalize is not None:
+        raise usage_error("--normalize", normalize, "weights a study's error EDF; give a results.jsonl")
     draw_sample_files(samples, out, edf=edf, references=vs, title=title, force=force)
+
+
+def draw_results_files(
+    paths: list[str],
+    out: Path,
+    *,
+    edf: str | None,
+    normalize: str | None,
+    vs: list[str] | None,
+    title: str | None,
+    force: bool,
+) -> None:
+    """plot-samples given a study's results: the members' errors, one series per population."""
+    from archspec.files import check_output
+    from archspec.tools.plot import image_format
+    from archspec.tools.study.plot import check_options, draw_results, is_results_file, read_results
+
+    others = [path for path in paths if not is_results_file(path)]
+    if others:
+        raise usage_error("SAMPLES", others[0], "draw a study's results.jsonl files alone, without sample files")
+    x_axis = check_options(edf, normalize, vs)
+    image_format(out)
+    check_output(out, force=force)
+    records = read_results(paths)
+    require(["matplotlib"], "pip install 'archspec[plot]'", "archspec plot-samples")
+    drawn = draw_results(records, out=out, edf=edf, normalize=normalize, vs=x_axis, title=title, force=force)
+    echo_err(f"wrote {out}: {drawn}")
 
 
 def draw_sample_files(

@@ -1,0 +1,1 @@
+"""Population studies: train the members of design spaces on Ray and compare their error distributions."""

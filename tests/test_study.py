@@ -1,0 +1,444 @@
+"""`archspec study`: populations trained as Ray tasks through the embedded Ray, results appended per member,
+resumed after SIGTERM, a diverging member failed with its reason, results drawn by plot-samples.
+
+Ray starts in seconds here, so the members are tiny (digits, two-stage specs, one epoch) and one study is
+shared by the assertions that only read it.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import json
+import math
+import os
+import random
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from archspec.tools.study.records import MemberRecord
+from archspec.tools.study.summary import complexity_weights, ks_distance, median_interval, summarize
+
+TINY = """\
+name: {name}
+input: {{channels: 1, size: 8}}
+stem: {{type: cifar, width: {width}}}
+block: {block}
+stages:
+  - {{depth: 1, width: {width}}}
+  - {{depth: 1, width: {wide}}}
+head: {{num_classes: 10}}
+"""
+# Residual blocks without normalisation add up their branches' variance: 32 of them overflow within the first
+# epoch at the default learning rate, while the same recipe trains the normalised members.
+DIVERGING = """\
+name: blowup
+input: {channels: 1, size: 8}
+stem: {type: cifar, width: 4}
+block: basic
+norm: none
+stages:
+  - {depth: 16, width: 4}
+  - {depth: 16, width: 4}
+head: {num_classes: 10}
+"""
+RECORD_KEYS = {"population", "name", "spec", "status", "error", "loss", "params", "flops", "epochs", "seconds"}
+RAY_PROCESS = re.compile(r"raylet|gcs_server|ray::|ray/_private|default_worker\.py")
+
+
+def _write_tiny(folder: Path, name: str, block: str, width: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.yaml").write_text(TINY.format(name=name, block=block, width=width, wide=2 * width))
+
+
+def _ray_processes() -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        if RAY_PROCESS.search(command):
+            found.add(int(entry.name))
+    return found
+
+
+def _assert_no_new_ray_process(before: set[int]) -> None:
+    deadline = time.monotonic() + 20
+    while (left := _ray_processes() - before) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not left, f"Ray processes left behind: {sorted(left)}"
+
+
+def _archspec(*args: object, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "archspec", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        **kwargs,  # type: ignore[call-overload]
+    )
+
+
+def _records(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def specs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("populations")
+    for name, block, width in (("a", "basic", 8), ("b", "plain", 8)):
+        _write_tiny(root / "small", name, block, width)
+        _write_tiny(root / "again", name, block, width)  # the same members, without the diverging one
+    for name, block, width in (("c", "basic", 12), ("d", "plain", 12)):
+        _write_tiny(root / "wide", name, block, width)
+    (root / "small" / "blowup.yaml").write_text(DIVERGING)
+    return root
+
+
+@pytest.fixture(scope="module")
+def study(specs, tmp_path_factory):
+    """One study of two populations (small: a, b and the diverging blowup; wide: c, d) on two workers."""
+    out = tmp_path_factory.mktemp("study") / "run"
+    before = _ray_processes()
+    result = _archspec(
+        "study", specs / "small", specs / "wide", "--out", out, "--epochs", "1", "--workers", "2", "--format", "json"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return {"out": out, "result": result, "ray_before": before}
+
+
+def test_every_member_has_one_record_with_the_documented_fields(study, specs):
+    records = _records(study["out"] / "results.jsonl")
+    assert sorted((r["population"], r["name"]) for r in records) == [
+        ("small", "a"),
+        ("small", "b"),
+        ("small", "blowup"),
+        ("wide", "c"),
+        ("wide", "d"),
+    ]
+    for record in records:
+        assert set(record) >= RECORD_KEYS
+        assert Path(str(record["spec"])) == (specs / str(record["population"]) / f"{record['name']}.yaml").resolve()
+        assert record["epochs"] == 1
+        assert isinstance(record["seconds"], float) and record["seconds"] > 0
+        if record["status"] == "ok":
+            # The held-out fifth of the 1,797 digits is 359 images: an error is a count of them.
+            assert 0 <= float(record["error"]) <= 1  # type: ignore[arg-type]
+            assert round(float(record["error"]) * 359, 6).is_integer()  # type: ignore[arg-type]
+            assert math.isfinite(float(record["loss"]))  # type: ignore[arg-type]
+
+
+def test_params_and_flops_are_the_counts_of_the_trained_shape(study, specs):
+    from archspec.api import count
+
+    for record in _records(study["out"] / "results.jsonl"):
+        counted = count(str(record["spec"]), overrides=["input.channels=1", "input.size=[8, 8]"])
+        assert (record["params"], record["flops"]) == (counted.params, counted.flops)
+
+
+def test_a_diverging_member_is_failed_with_its_reason_and_the_others_finish(study):
+    records = {r["name"]: r for r in _records(study["out"] / "results.jsonl")}
+    failed = records.pop("blowup")
+    assert failed["status"] == "failed"
+    assert failed["error"] is None and failed["loss"] is None
+    assert "loss became nan" in str(failed["reason"])
+    assert all(r["status"] == "ok" and r["reason"] is None for r in records.values())
+
+
+def test_the_csv_holds_the_same_records(study):
+    records = _records(study["out"] / "results.jsonl")
+    with open(study["out"] / "results.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["population"], r["name"], r["status"]) for r in rows] == [
+        (r["population"], r["name"], r["status"]) for r in records
+    ]
+    for row, record in zip(rows, records, strict=True):
+        assert (float(row["error"]) if row["error"] else None) == record["error"]
+
+
+def test_each_members_curves_are_where_archspec_train_puts_them(study):
+    folder = study["out"] / "members" / "wide" / "c"
+    metrics = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    record = next(r for r in _records(study["out"] / "results.jsonl") if r["name"] == "c")
+    assert len(metrics) == 1 and metrics[0]["heldout_error"] / 100 == pytest.approx(record["error"], abs=1e-12)
+    assert (folder / "model.pt").is_file()
+
+
+def test_the_summary_gives_each_populations_spread_and_the_pairs_ks_distance(study):
+    summary = json.loads(study["result"].stdout)
+    records = _records(study["out"] / "results.jsonl")
+    by_name = {p["name"]: p for p in summary["populations"]}
+    for name in ("small", "wide"):
+        errors = [float(r["error"]) for r in records if r["population"] == name and r["status"] == "ok"]  # type: ignore[arg-type]
+        own = [r for r in records if r["population"] == name]
+        assert by_name[name] == {
+            "name": name,
+            "members": len(own),
+            "ok": len(errors),
+            "failed": len(own) - len(errors),
+            "min_error": min(errors),
+            "median_error": statistics.median(errors),
+            "max_error": max(errors),
+        }
+    (pair,) = summary["pairs"]
+    assert (pair["first"], pair["second"]) == ("small", "wide")
+    assert 0 <= pair["ks"] <= 1 and pair["left"] in ("small", "wide")
+    assert "study: 5/5 finished (1 failed)" in study["result"].stderr
+
+
+def test_the_study_leaves_no_ray_process(study):
+    _assert_no_new_ray_process(study["ray_before"])
+
+
+def test_plot_samples_draws_the_results(study, cli, tmp_path):
+    from PIL import Image
+
+    results = study["out"] / "results.jsonl"
+    result = cli("plot-samples", results, "--edf", "error", "--out", tmp_path / "edf.png")
+    assert result.exit_code == 0, result.output
+    assert "small (3 members, 1 failed)" in result.stderr and "wide (2 members)" in result.stderr
+    assert Image.open(tmp_path / "edf.png").size == (960, 660)
+    result = cli("plot-samples", study["out"], "--vs", "params", "--out", tmp_path / "scatter.svg")
+    assert result.exit_code == 0, result.output
+    svg = (tmp_path / "scatter.svg").read_text()
+    assert "Error against params" in svg and "parameters" in svg
+    result = cli("plot-samples", results, "--edf", "depth", "--out", tmp_path / "bad.png")
+    assert result.exit_code == 2 and "--edf depth" in result.stderr and not (tmp_path / "bad.png").exists()
+
+
+def test_sigterm_mid_study_then_resume_trains_each_member_once_and_keeps_the_records(study, specs, tmp_path):
+    out = tmp_path / "run"
+    args = ["study", specs / "again", specs / "wide", "--label", "small", "--out", out, "--epochs", "1"]
+    before = _ray_processes()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "archspec", *map(str, args), "--workers", "1"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    results = out / "results.jsonl"
+    deadline = time.monotonic() + 120
+    while not (results.is_file() and results.read_bytes().endswith(b"\n")) and time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr[-3000:]
+    assert stderr.strip().splitlines()[-2:] == [
+        f"archspec: the finished members are recorded in {results}; add --resume to continue",
+        "archspec: terminated",
+    ]
+    _assert_no_new_ray_process(before)
+    first = results.read_bytes()
+    assert 1 <= len(first.splitlines()) < 4
+
+    result = _archspec(*args, "--workers", "2", "--resume")
+    assert result.returncode == 0, result.stderr[-3000:]
+    _assert_no_new_ray_process(before)
+    final = results.read_bytes()
+    assert final.startswith(first)
+    records = _records(results)
+    assert sorted((r["population"], r["name"]) for r in records) == [
+        ("small", "a"),
+        ("small", "b"),
+        ("wide", "c"),
+        ("wide", "d"),
+    ]
+    # Same seed, data and recipe on the CPU: the same errors, with one worker or two, resumed or not.
+    shared = {(r["population"], r["name"]): r["error"] for r in _records(study["out"] / "results.jsonl")}
+    assert {(r["population"], r["name"]): r["error"] for r in records} == {
+        key: shared[key] for key in [(r["population"], r["name"]) for r in records]
+    }
+
+
+def test_a_new_study_never_writes_over_a_previous_one(study, specs, cli):
+    before = (study["out"] / "results.jsonl").read_bytes()
+    result = cli("study", specs / "wide", "--out", study["out"], "--epochs", "1")
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and "pass --resume to continue it" in result.stderr
+    result = cli("study", specs / "wide", "--out", study["out"], "--epochs", "2", "--resume")
+    assert result.exit_code == 1 and "epochs" in result.stderr and "resume with the same options" in result.stderr
+    assert (study["out"] / "results.jsonl").read_bytes() == before
+
+
+def test_resume_needs_a_study(specs, cli, tmp_path):
+    result = cli("study", specs / "wide", "--out", tmp_path, "--resume")
+    assert result.exit_code == 1 and "holds no study to resume" in result.stderr
+
+
+def test_without_ray_the_command_says_how_to_install_it(specs, tmp_path):
+    probe = (
+        "import sys\nsys.modules['ray'] = None\nfrom archspec.cli.application import run\n"
+        f"run(['study', {str(specs / 'wide')!r}, '--out', {str(tmp_path / 'out')!r}])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "archspec: archspec study needs ray, which is not installed; install it with: pip install 'archspec[study]'"
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+def test_only_the_study_engine_imports_ray():
+    importers = []
+    for path in (ROOT / "archspec").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            if any(name == "ray" or name.startswith("ray.") for name in names):
+                importers.append(path.relative_to(ROOT).as_posix())
+    assert sorted(set(importers)) == ["archspec/tools/study/engine.py"]
+
+
+# --- the statistics, against scipy -------------------------------------------------------------
+
+
+def test_ks_distance_is_scipys_two_sample_statistic():
+    from scipy.stats import ks_2samp
+
+    rng = random.Random(3)
+    for size_a, size_b in ((5, 7), (40, 40), (100, 63)):
+        a = [rng.gauss(0.3, 0.05) for _ in range(size_a)]
+        b = [rng.gauss(0.32, 0.07) for _ in range(size_b)]
+        distance, sign = ks_distance(a, b)
+        assert distance == pytest.approx(ks_2samp(a, b).statistic, abs=1e-12)
+        assert sign in (-1, 1)
+
+
+def _record(population: str, name: str, error: float | None, flops: int = 1000) -> MemberRecord:
+    status = "ok" if error is not None else "failed"
+    return MemberRecord(population, name, f"{name}.yaml", status, error, 1.0, 10, flops, 1, 1.0)
+
+
+def test_the_population_with_lower_errors_lies_left_and_the_interval_holds_the_gap():
+    rng = random.Random(5)
+    records = [_record("low", f"l{i}", rng.uniform(0.1, 0.2)) for i in range(60)]
+    records += [_record("high", f"h{i}", rng.uniform(0.3, 0.4)) for i in range(60)]
+    records.append(_record("high", "diverged", None))
+    (pair,) = summarize(records).pairs
+    assert (pair.first, pair.second, pair.left, pair.ks) == ("low", "high", "low", 1.0)
+    low, high = median_interval([r.error for r in records[:60]], [r.error for r in records[60:120]])
+    assert low <= pair.median_difference <= high < 0
+    assert summarize(records).populations[1].failed == 1
+
+
+def test_complexity_weights_give_every_population_the_same_complexity_distribution():
+    rng = random.Random(7)
+    # Population "big" holds mostly large models, "small" mostly small ones, over the same range.
+    records = [_record("big", f"b{i}", 0.2, int(10 ** rng.triangular(3, 6, 6))) for i in range(300)]
+    records += [_record("small", f"s{i}", 0.2, int(10 ** rng.triangular(3, 6, 3))) for i in range(300)]
+    weights = complexity_weights(records, "flops")
+    for population in ("big", "small"):
+        assert sum(w for (p, _), w in weights.items() if p == population) == pytest.approx(1.0)
+
+    def share_below(population: str, limit: float) -> float:
+        own = [r for r in records if r.population == population]
+        return sum(weights[(r.population, r.name)] for r in own if r.flops < limit)
+
+    logs = [math.log(r.flops) for r in records]
+    edges = [math.exp(min(logs) + k * (max(logs) - min(logs)) / 10) for k in range(1, 10)]  # ten bins on a log scale
+    unweighted = [
+        [sum(r.flops < e for r in records if r.population == p) / 300 for e in edges] for p in ("big", "small")
+    ]
+    assert (
+        max(abs(x - y) for x, y in zip(*unweighted, strict=True)) > 0.2
+    )  # the populations differ before weighting ...
+    for edge in edges:
+        assert share_below("big", edge) == pytest.approx(share_below("small", edge), abs=1e-9)  # ... not after
+
+
+def test_records_survive_a_write_cut_short(tmp_path):
+    from archspec.tools.study.records import append_record, read_records
+
+    path = tmp_path / "results.jsonl"
+    append_record(path, _record("p", "a", 0.25))
+    whole = path.read_bytes()
+    with open(path, "ab") as handle:
+        handle.write(b'{"population": "p", "na')  # a write interrupted halfway
+    assert [r.name for r in read_records(path)] == ["a"]
+    assert [r.name for r in read_records(path, repair=True)] == ["a"]
+    assert path.read_bytes() == whole
+    os.truncate(path, len(whole))
+
+
+# --- the stock spaces of the reproduced experiment --------------------------------------------
+
+
+def test_the_vanilla_and_resnet_spaces_differ_only_by_the_shortcut():
+    import yaml
+
+    vanilla = yaml.safe_load((ROOT / "specs/spaces/vanilla.yaml").read_text())
+    resnet = yaml.safe_load((ROOT / "specs/spaces/resnet.yaml").read_text())
+    assert (vanilla.pop("block"), resnet.pop("block")) == ("plain", "basic")
+    assert resnet.pop("shortcut") == "B"
+    for space in (vanilla, resnet):
+        del space["name"], space["description"]
+    assert vanilla == resnet
+    assert resnet["input"] == {"channels": 1, "size": 8} and len(resnet["stages"]) == 3
+
+
+def test_a_draw_of_each_space_is_the_same_network_but_for_the_shortcut(cli, tmp_path):
+    for name in ("vanilla", "resnet"):
+        result = cli("sample", ROOT / f"specs/spaces/{name}.yaml", "-n", "20", "--seed", "0", "--out", tmp_path / name)
+        assert result.exit_code == 0, result.output
+    vanilla = json.loads((tmp_path / "vanilla" / "samples.json").read_text())["samples"]
+    resnet = json.loads((tmp_path / "resnet" / "samples.json").read_text())["samples"]
+    assert [s["fields"] for s in vanilla] == [s["fields"] for s in resnet]
+    # Projection shortcuts add parameters where a stage changes width or stride; never fewer.
+    assert all(r["params"] >= v["params"] for v, r in zip(vanilla, resnet, strict=True))
+
+
+def test_studies_md_shows_the_resnet_space_as_it_is():
+    text = (ROOT / "docs" / "studies.md").read_text()
+    shown = re.search(r"<!-- file: specs/spaces/resnet.yaml -->\n```yaml\n(.*?)```", text, re.S)
+    assert shown is not None and shown.group(1) == (ROOT / "specs/spaces/resnet.yaml").read_text()
+
+
+# --- populations --------------------------------------------------------------------------------
+
+
+def test_populations_are_sample_folders_spec_files_globs_and_stock_names(specs, tmp_path, cli):
+    from archspec.tools.study.members import populations
+
+    result = cli("sample", ROOT / "specs/spaces/resnet.yaml", "-n", "3", "--seed", "1", "--out", tmp_path / "drawn")
+    assert result.exit_code == 0, result.output
+    found = populations([str(tmp_path / "drawn"), str(specs / "wide" / "*.yaml"), "resnet20"], ["mine"])
+    assert [(p.label, [m.name for m in p.members]) for p in found] == [
+        ("mine", ["resnet-0001", "resnet-0002", "resnet-0003"]),
+        ("wide", ["c", "d"]),
+        ("resnet20", ["resnet20"]),
+    ]
+    assert found[0].members[0].spec == str((tmp_path / "drawn" / "resnet-0001.yaml").resolve())
+    # A glob the shell expanded: the files of one folder are one population.
+    (expanded,) = populations([str(specs / "wide" / "c.yaml"), str(specs / "wide" / "d.yaml")])
+    assert (expanded.label, [m.name for m in expanded.members]) == ("wide", ["c", "d"])
+
+
+def test_two_populations_with_one_label_and_the_same_member_names_are_refused(specs):
+    from archspec.errors import SpecError
+    from archspec.tools.study.members import populations
+
+    with pytest.raises(SpecError) as caught:
+        populations([str(specs / "small"), str(specs / "again")], ["x", "x"])
+    assert "two members named a" in str(caught.value) and "--label" in str(caught.value)
+    with pytest.raises(SpecError) as caught:
+        populations([str(specs / "small")], ["no/slash"])
+    assert caught.value.code == 2 and "--label" in str(caught.value)
