@@ -50,13 +50,6 @@ def _modules(path: str, op: p.Op, rows: list[list[Any]]) -> None:
         fields["order"] = [[name for name, _ in part] for part in (op.pre, op.body, op.post)]
         rows.append([path, "Residual", fields])
     elif isinstance(op, p.SqueezeExcite):
-        # Squeeze-excite's modules, as archspec.nn.layers.SqueezeExcite registers them.
-        children = (
-            ("pool", p.AdaptivePool("avg", op.channels, op.size, (1, 1))),
-            ("fc1", op.fc1),
-            ("act", p.Act("relu")),
-            ("fc2", op.fc2),
-        )
         rows.append([path, "SqueezeExcite", {"channels": op.channels, "reduced": op.reduced}])
     elif children:
         rows.append([path, type(op).__name__, {}])

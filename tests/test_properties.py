@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 
 import archspec
 from archspec.counting.analytic import complexity
+from archspec.lang.schema import KNOBS
 from archspec.nn.fvcore_count import fvcore_complexity
 from archspec.plan import load_plan
+from archspec.plan.blocks import BLOCKS
 
 # Random specs per run: a sample in the fast tier, many more in the slow one; ARCHSPEC_PROPERTY_EXAMPLES
 # sets both (a long hunt: ARCHSPEC_PROPERTY_EXAMPLES=5000 pytest -m slow -k random_specs).
@@ -24,24 +26,8 @@ SLOW_EXAMPLES = int(os.environ.get("ARCHSPEC_PROPERTY_EXAMPLES", "600"))
 widths = st.sampled_from([4, 8, 12, 16])
 
 
-STAGE_KNOBS = {
-    "basic": ["shortcut", "expansion", "avg_down", "se", "preact", "activation"],
-    "bottleneck": [
-        "shortcut",
-        "groups",
-        "group_width",
-        "width_per_group",
-        "expansion",
-        "stride_in",
-        "avg_down",
-        "se",
-        "preact",
-        "activation",
-    ],
-    "plain": ["expansion", "se", "activation"],
-    "vgg": ["activation"],
-    "regnet": ["shortcut", "groups", "group_width", "bottleneck_ratio", "stride_in", "avg_down", "se", "activation"],
-}
+# The knobs each kind takes that a stage may set flat, read off the registry.
+STAGE_KNOBS = {name: [knob for knob in kind.params.knobs() if knob in KNOBS] for name, kind in BLOCKS.items()}
 KNOB_VALUES = {
     "shortcut": st.sampled_from(["A", "B", "C"]),
     "groups": st.sampled_from([1, 2, 4]),
@@ -65,21 +51,27 @@ KNOB_VALUES = {
     "preact": st.booleans(),
     "activation": st.sampled_from(["relu", "silu", "gelu"]),
 }
-FAMILIES = {"resnet": ["basic", "bottleneck", "plain"], "vgg": ["vgg"], "regnet": ["regnet"]}
+# Each layout family with the kinds its networks may hold, read off the registry.
+FAMILIES = {
+    family: [name for name, kind in BLOCKS.items() if kind.family == family or family in kind.joins]
+    for family in dict.fromkeys(kind.family for kind in BLOCKS.values())
+}
 
 
 @st.composite
 def stage_overrides(draw, kind: str) -> dict:
     """Some of the knobs that shape `kind`, set on one stage."""
+    if not STAGE_KNOBS[kind]:
+        return {}
     names = draw(st.lists(st.sampled_from(STAGE_KNOBS[kind]), max_size=3, unique=True))
     return {name: draw(KNOB_VALUES[name]) for name in names if not (name == "group_width" and "groups" in names)}
 
 
 @st.composite
 def specs(draw):
-    family = draw(st.sampled_from(["resnet", "resnet", "vgg", "regnet"]))
+    family = draw(st.sampled_from(["resnet", *FAMILIES]))
     block = draw(st.sampled_from(FAMILIES[family]))
-    residual = block in ("basic", "bottleneck", "regnet")
+    residual = BLOCKS[block].residual
     stages = []
     for _ in range(draw(st.integers(1, 3))):
         stage = {"depth": draw(st.integers(1, 2)), "width": draw(widths), "stride": draw(st.sampled_from([None, 1, 2]))}
@@ -88,7 +80,11 @@ def specs(draw):
             kind = draw(st.sampled_from(FAMILIES[family]))
             stage["block"] = kind
         if draw(st.booleans()):
-            stage.update(draw(stage_overrides(kind)))
+            overrides = draw(stage_overrides(kind))
+            if "block" in stage and draw(st.booleans()):
+                stage["block"] = {"type": kind, **overrides}  # the same knobs in the kind's own mapping
+            else:
+                stage.update(overrides)
         stages.append({k: v for k, v in stage.items() if v is not None})
     spec = {
         "input": {

@@ -4,30 +4,35 @@ Every field has a description (they become the JSON Schema that editors use),
 closed choices are Literals, unknown keys are errors, and values are strict:
 YAML's `yes`/`on` never turns into 1 and `64.0` never into 64.
 
-The knobs that shape a block (`KNOBS`) are written once for the network and
-may be overridden on any stage; a stage's value wins, the network's is the
-default. Rules that span fields (which block kinds a knob shapes, what a stem
-takes) belong to the plan's registry of blocks and stems (`archspec.plan`), where
-adding a block kind adds its rules.
+`block:` is a block kind's name or its parameters mapping (`archspec.lang.blocks`). The
+knobs several kinds share (`KNOBS`) may also be written flat on the network and overridden on
+any stage; a stage's value wins, the network's is the default. Rules that span fields (which
+block kinds a knob shapes, what a stem takes) belong to the plan's registry of blocks and stems
+(`archspec.plan`), where adding a block kind adds its rules.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, PlainValidator, Tag, WithJsonSchema
+from pydantic import Discriminator, Field, PlainValidator, Tag, WithJsonSchema
 
-BlockType = Literal["basic", "bottleneck", "plain", "vgg", "regnet"]
+from archspec.lang.blocks import BLOCK_NAMES as BLOCK_NAMES
+from archspec.lang.blocks import BLOCK_PARAMS, SHARED_KNOBS, BlockField
+from archspec.lang.blocks import BlockParams as BlockParams
+from archspec.lang.blocks import BlockType as BlockType
+from archspec.lang.fields import MAX_SIZE as MAX_SIZE
+from archspec.lang.fields import MAX_WIDTH as MAX_WIDTH
+from archspec.lang.fields import Activation as Activation
+from archspec.lang.fields import Model as Model
+from archspec.lang.fields import PositiveInt, Ratio, SEField
+from archspec.lang.fields import ShortcutOption as ShortcutOption
+from archspec.lang.fields import SqueezeExcite as SqueezeExcite
+from archspec.lang.fields import StrideIn as StrideIn
+
+# The knobs written flat on the network and on a stage (a kind's own knobs go in its `block:` mapping).
+KNOBS = SHARED_KNOBS
 StemType = Literal["imagenet", "cifar", "deep", "simple", "none"]
-ShortcutOption = Literal["A", "B", "C"]
-Activation = Literal["relu", "silu", "gelu"]
-StrideIn = Literal["1x1", "3x3"]
-# Widths, channels and classes far beyond any real network (2**24) are typos; bounding them keeps every
-# later multiplication in range and every message short.
-MAX_WIDTH = 1 << 24
-MAX_SIZE = 1 << 16
-PositiveInt = Annotated[int, Field(ge=1, le=MAX_WIDTH)]
-Ratio = Annotated[float, Field(gt=0, le=64)]
 # The stage generators `stages:` may name instead of a list; see `archspec.plan.generators`.
 GENERATORS = ("regnet",)
 
@@ -70,12 +75,6 @@ Size = Annotated[
 ]
 
 
-class Model(BaseModel):
-    """Policy shared by every part of a spec."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
 class Input(Model):
     """The input image the network is designed for."""
 
@@ -108,40 +107,6 @@ class Stem(Model):
     )
 
 
-class SqueezeExcite(Model):
-    """Squeeze-and-excitation: global pool, 1x1 reduce, ReLU, 1x1 expand, sigmoid gate on the block's features."""
-
-    reduction: PositiveInt = Field(
-        default=16, description="Reduced width = the reference width / reduction, rounded to `divisor`."
-    )
-    divisor: PositiveInt = Field(
-        default=8, description="With `reduction`: the reduced width is rounded to a multiple of this (at least this)."
-    )
-    ratio: Annotated[float, Field(gt=0, le=1)] | None = Field(
-        default=None,
-        description="Instead of `reduction`: reduced width = round(ratio x the reference width), at least 1 "
-        "(RegNetY: 0.25 of the input width).",
-    )
-    of: Literal["output", "input"] = Field(
-        default="output",
-        description="The reference width: the block's output width (SE-ResNet) or its input width (RegNetY).",
-    )
-
-
-def _se_tag(value: Any) -> str:
-    return "off" if value is False else "on"
-
-
-# `false` turns squeeze-and-excitation off (on a stage: where the network has it).
-SEField = (
-    Annotated[
-        Annotated[SqueezeExcite, Tag("on")] | Annotated[Literal[False], Tag("off")],
-        Discriminator(_se_tag),
-    ]
-    | None
-)
-
-
 class Stage(Model):
     """A run of blocks at one resolution (the paper's conv2_x ... conv5_x).
 
@@ -157,7 +122,11 @@ class Stage(Model):
         description="Stride of the stage's first block (default 1 for the first stage, 2 after; vgg: the closing "
         "max pool, default 2).",
     )
-    block: BlockType | None = Field(None, description="This stage's block type (default: the network's `block`).")
+    block: BlockField | None = Field(
+        None,
+        description="This stage's block kind: its name, or a mapping of its `type` and parameters (default: the "
+        "network's `block`).",
+    )
     shortcut: ShortcutOption | None = Field(None, description="This stage's shortcut option (default: the network's).")
     groups: PositiveInt | None = Field(None, description="This stage's `groups` (default: the network's).")
     group_width: PositiveInt | None = Field(None, description="This stage's `group_width` (default: the network's).")
@@ -270,15 +239,10 @@ class Spec(Model):
     )
     input: Input = Field(default_factory=Input, description="The input the network is designed for.")
     stem: Stem = Field(default_factory=Stem, description="Layers before the first stage.")
-    block: BlockType = Field(
+    block: BlockField = Field(
         "basic",
-        description=(
-            "basic: 3x3, 3x3 with a shortcut. bottleneck: 1x1, 3x3, 1x1 with a shortcut. plain: basic without "
-            "shortcut. "
-            "vgg: 3x3 convs with bias, closed by a 2x2 max pool. regnet: RegNet's residual bottleneck (1x1, "
-            "grouped 3x3, "
-            "[SE], 1x1; stride in the 3x3), shaped by group_width and bottleneck_ratio."
-        ),
+        description="The block kind: its name (`bottleneck`) or a mapping of its `type` and parameters "
+        "(`{type: bottleneck, groups: 32}`). " + " ".join(model.__doc__ or "" for model in BLOCK_PARAMS.values()),
     )
     preact: bool = Field(False, description="Pre-activation residual blocks (norm, activation, conv; He et al. 2016).")
     shortcut: ShortcutOption = Field(
@@ -332,10 +296,3 @@ class Spec(Model):
             "so every block begins as the identity (Goyal et al. 2017)."
         ),
     )
-
-
-# The fields that shape a block: set on the network, overridden per stage.
-KNOBS = (
-    "shortcut", "groups", "group_width", "width_per_group", "bottleneck_ratio", "expansion",
-    "stride_in", "avg_down", "se", "preact", "activation",
-)  # fmt: skip

@@ -85,7 +85,7 @@ HANDLERS: dict[type, Callable[..., nn.Module]] = {
     p.Linear: lambda op: nn.Linear(op.in_features, op.out_features, op.bias),
     p.Dropout: lambda op: nn.Dropout(op.p),
     p.ZeroPadShortcut: lambda op: ZeroPadShortcut(op.stride, op.in_channels, op.out_channels),
-    p.SqueezeExcite: lambda op: SqueezeExcite(op.channels, op.reduced),
+    p.SqueezeExcite: lambda op: SqueezeExcite(_modules(op.items), op.gate),
     p.Sequence: lambda op: nn.Sequential(_modules(op.items)),
     p.Residual: _residual,
 }

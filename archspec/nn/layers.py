@@ -27,19 +27,28 @@ class ZeroPadShortcut(nn.Module):
         return f"stride={self.stride}, zero_channels={self.extra}"
 
 
-class SqueezeExcite(nn.Module):
-    """Squeeze-and-excitation: global pool, 1x1 reduce, ReLU, 1x1 expand, sigmoid gate."""
+_GATES = {"sigmoid": torch.sigmoid}
 
-    def __init__(self, channels: int, reduced: int):
+
+class SqueezeExcite(nn.Module):
+    """A gate on its input: `x * gate(squeeze(x))`, where `squeeze` is its named children run in order (squeeze-
+    and-excitation: global pool, 1x1 reduce, activation, 1x1 expand) and `gate` a function, not a module."""
+
+    def __init__(self, squeeze: dict[str, nn.Module], gate: str = "sigmoid"):
         super().__init__()
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc1 = nn.Conv2d(channels, reduced, 1, bias=True)
-        self.act = nn.ReLU(inplace=True)
-        self.fc2 = nn.Conv2d(reduced, channels, 1, bias=True)
+        for name, module in squeeze.items():
+            self.add_module(name, module)
+        self.gate = gate
+        self._gate = _GATES[gate]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scale: torch.Tensor = self.fc2(self.act(self.fc1(self.pool(x))))
-        return x * scale.sigmoid()
+        scale = x
+        for module in self.children():
+            scale = module(scale)
+        return x * self._gate(scale)
+
+    def extra_repr(self) -> str:
+        return f"gate={self.gate}"
 
 
 class SamePadAvgPool(nn.Module):

@@ -112,13 +112,19 @@ class ZeroPadShortcut:
 
 @dataclass(frozen=True)
 class SqueezeExcite:
-    """Global average pool, 1x1 conv to `reduced`, ReLU, 1x1 conv back, sigmoid gate."""
+    """A gate on `channels` maps of `size`: `x * gate(squeeze(x))`, where `squeeze` is its named primitive ops run
+    in order (global average pool, 1x1 conv to the reduced width, activation, 1x1 conv back) and `gate` the
+    activation that turns their output into per-channel scales (sigmoid)."""
 
     channels: int
-    reduced: int
     size: Size2
-    fc1: Conv
-    fc2: Conv
+    items: Items
+    gate: str = "sigmoid"
+
+    @property
+    def reduced(self) -> int:
+        """The width inside the squeeze path: the output width of its first conv."""
+        return next(op.out_channels for _, op in self.items if isinstance(op, Conv))
 
 
 @dataclass(frozen=True)
@@ -180,7 +186,7 @@ OP_TYPES: tuple[type, ...] = Op.__args__
 
 def children(op: Op) -> Items:
     """The named sub-ops of `op`, in the order the built module registers them."""
-    if isinstance(op, Sequence):
+    if isinstance(op, Sequence | SqueezeExcite):
         return op.items
     if isinstance(op, Residual):
         shortcut: Items = ((op.shortcut_name, op.shortcut),) if op.shortcut is not None else ()

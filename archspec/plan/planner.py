@@ -28,7 +28,7 @@ def make_plan(spec: Spec) -> Plan:
     if problems:
         raise PlanError(problems)
     knobs = [stage_knobs(spec, stage) for stage in stages]
-    kinds = [BLOCKS[k.block] for k in knobs]
+    kinds = [BLOCKS[k.type] for k in knobs]
     layout = LAYOUTS[kinds[0].family]
     features = spec.head.features
     for index in features or ():
@@ -42,7 +42,7 @@ def make_plan(spec: Spec) -> Plan:
     walker = Walker(
         spec, total_blocks=sum(stage.depth for stage, kind in zip(stages, kinds, strict=True) if kind.family != "vgg")
     )
-    stem = plan_stem(walker, preact_first=knobs[0].preact)
+    stem = plan_stem(walker, preact_first=bool(getattr(knobs[0], "preact", False)))
     sections = (
         [
             Section(
@@ -63,18 +63,18 @@ def make_plan(spec: Spec) -> Plan:
     rows = []
     for i in range(kept):
         cin = walker.channels
-        stage_plan = kinds[i].plan_stage(walker, i, stages[i], knobs[i])
+        stage_plan = kinds[i].plan_stage(walker, i, stages[i], knobs[i], kinds[i].stage_stride(i, stages[i]))
         planned.append(stage_plan)
         rows.append((cin, walker.channels, stage_plan.stride, walker.size))
     assembly = layout.assemble(stem, planned)
     for i, (cin, cout, stride, size) in enumerate(rows):
-        shortcut = knobs[i].shortcut if kinds[i].residual else "-"
+        shortcut = str(getattr(knobs[i], "shortcut", "-")) if kinds[i].residual else "-"
         sections.append(
             Section(
                 f"stage{i + 1}",
                 assembly.stage_ops[i],
                 stages[i].depth,
-                knobs[i].block,
+                knobs[i].type,
                 shortcut,
                 cin,
                 cout,
@@ -115,7 +115,7 @@ def make_plan(spec: Spec) -> Plan:
             section = sections[index - (0 if stem else 1)] if index else sections[0]
             shapes.append((section.out_channels, *section.out_size))
         return plan(tuple(assembly.children), tuple(taps), tuple(shapes))
-    head = plan_head(walker, preact_last=knobs[-1].preact, single_fc_name=layout.fc_name)
+    head = plan_head(walker, preact_last=bool(getattr(knobs[-1], "preact", False)), single_fc_name=layout.fc_name)
     sections.append(Section("head", tuple(head), in_channels=walker.channels, out_channels=spec.head.num_classes))
     children = tuple(assembly.children) + tuple(head)
     return plan(children, None, ((spec.head.num_classes,),))
