@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 ShortcutOption = Literal["A", "B", "C"]
-Activation = Literal["relu", "silu", "gelu"]
+Activation = Literal["relu", "relu6", "silu", "gelu"]
 StrideIn = Literal["1x1", "3x3"]
 # Widths, channels and classes far beyond any real network (2**24) are typos; bounding them keeps every
 # later multiplication in range and every message short.

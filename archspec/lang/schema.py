@@ -215,6 +215,11 @@ class Head(Model):
             "with no hidden layer, before the classifier."
         ),
     )
+    conv: PositiveInt | None = Field(
+        default=None,
+        description="Width of a 1x1 conv, norm and activation before the pool (MobileNetV2 and EfficientNet: 1280); "
+        "none by default.",
+    )
     pool: Literal["avg", "max", "none"] = Field(
         default="avg",
         description="Adaptive pooling before the fully connected layers; none flattens the feature map as it is.",
@@ -225,6 +230,20 @@ class Head(Model):
         description="Features-only backbone: return the outputs of these stages (1 = first stage, 0 = stem) "
         "instead of class scores.",
     )
+
+
+class Scale(Model):
+    """Width and depth multipliers over the stages as written (MobileNet's width multiplier, EfficientNet's compound
+    scaling, Tan and Le 2019).
+
+    Every width (the stem's, each stage's, and the head's conv, which only grows) is multiplied by `width` and
+    rounded to the nearest multiple of `divisor`, never more than 10% below the product (torchvision's
+    `_make_divisible`); each stage's depth is multiplied by `depth` and rounded up.
+    """
+
+    width: Annotated[float, Field(gt=0, le=64)] = Field(1.0, description="Width multiplier.")
+    depth: Annotated[float, Field(gt=0, le=64)] = Field(1.0, description="Depth multiplier.")
+    divisor: PositiveInt = Field(8, description="Scaled widths are rounded to a multiple of this (at least this).")
 
 
 class Spec(Model):
@@ -288,6 +307,11 @@ class Spec(Model):
     norm_groups: PositiveInt = Field(32, description="Groups of group normalization.")
     activation: Activation = Field("relu", description="Activation function.")
     stages: StagesField = Field(description="The stages, in order: a list, or a generator such as `{regnet: {...}}`.")
+    scale: Scale | None = Field(
+        None,
+        description="Width and depth multipliers applied to the stem, the stages and the head's conv "
+        "(`{width: 1.1, depth: 1.2}`: EfficientNet-B2 over B0).",
+    )
     head: Head = Field(default_factory=Head, description="Pooling and fully connected layers after the last stage.")
     zero_init_residual: bool = Field(
         False,

@@ -19,6 +19,7 @@ from archspec.plan.layouts import LAYOUTS
 
 _ACTIVATIONS: dict[str, Callable[[bool], nn.Module]] = {
     "relu": lambda inplace: nn.ReLU(inplace=inplace),
+    "relu6": lambda inplace: nn.ReLU6(inplace=inplace),
     "silu": lambda inplace: nn.SiLU(inplace=inplace),
     "gelu": lambda inplace: nn.GELU(),
 }

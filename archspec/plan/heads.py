@@ -7,6 +7,17 @@ from archspec.plan.shapes import as_size
 from archspec.plan.walker import Walker
 
 
+def plan_head_conv(walker: Walker) -> list[tuple[str, Op]]:
+    """The head's 1x1 conv, norm and activation before the pool (MobileNetV2, EfficientNet); [] without one."""
+    width = walker.spec.head.conv
+    if width is None:
+        return []
+    walker.path = ("head", "conv")
+    conv = walker.conv(walker.channels, width, 1, walker.size)
+    walker.channels = width
+    return [("conv", walker.conv_norm_act(conv, walker.spec.activation))]
+
+
 def plan_head(walker: Walker, *, preact_last: bool, single_fc_name: str | None) -> list[tuple[str, Op]]:
     """Pool, flatten and the fully connected layers.
 

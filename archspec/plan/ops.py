@@ -39,7 +39,7 @@ class Norm:
 
 @dataclass(frozen=True)
 class Act:
-    kind: str  # "relu" | "silu" | "gelu"
+    kind: str  # "relu" | "relu6" | "silu" | "gelu"
     # False where the activation would otherwise overwrite a tensor its caller still needs
     # (a pre-activation block without a norm reads its own input first).
     inplace: bool = True

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from archspec.lang.schema import Spec
 from archspec.plan.blocks import BLOCKS, StagePlan, stage_knobs
-from archspec.plan.generators import expand_stages
-from archspec.plan.heads import plan_head
+from archspec.plan.generators import expand_stages, scale_spec
+from archspec.plan.heads import plan_head, plan_head_conv
 from archspec.plan.layouts import LAYOUTS
 from archspec.plan.ops import Op, Plan, Section
 from archspec.plan.rules import rule_problems
@@ -23,7 +23,7 @@ from archspec.plan.walker import PlanError, PlanProblem, Walker
 
 def make_plan(spec: Spec) -> Plan:
     """Resolve a validated spec into its plan; raise PlanError for an impossible network."""
-    stages = expand_stages(spec.stages)
+    spec, stages = scale_spec(spec, expand_stages(spec.stages))
     problems = rule_problems(spec, stages)
     if problems:
         raise PlanError(problems)
@@ -66,7 +66,10 @@ def make_plan(spec: Spec) -> Plan:
         stage_plan = kinds[i].plan_stage(walker, i, stages[i], knobs[i], kinds[i].stage_stride(i, stages[i]))
         planned.append(stage_plan)
         rows.append((cin, walker.channels, stage_plan.stride, walker.size))
-    assembly = layout.assemble(stem, planned)
+    # The head's conv, where it has one, sits among the stages in some layouts (MobileNetV2's `features`).
+    head_in = walker.channels
+    tail = plan_head_conv(walker) if features is None else []
+    assembly = layout.assemble(stem, planned, tail)
     for i, (cin, cout, stride, size) in enumerate(rows):
         shortcut = str(getattr(knobs[i], "shortcut", "-")) if kinds[i].residual else "-"
         sections.append(
@@ -116,6 +119,6 @@ def make_plan(spec: Spec) -> Plan:
             shapes.append((section.out_channels, *section.out_size))
         return plan(tuple(assembly.children), tuple(taps), tuple(shapes))
     head = plan_head(walker, preact_last=bool(getattr(knobs[-1], "preact", False)), single_fc_name=layout.fc_name)
-    sections.append(Section("head", tuple(head), in_channels=walker.channels, out_channels=spec.head.num_classes))
+    sections.append(Section("head", tuple(tail) + tuple(head), in_channels=head_in, out_channels=spec.head.num_classes))
     children = tuple(assembly.children) + tuple(head)
     return plan(children, None, ((spec.head.num_classes,),))
