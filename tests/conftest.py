@@ -32,6 +32,7 @@ TORCHVISION_ARCHS = [
     "vgg13_bn",
     "vgg16_bn",
     "vgg19_bn",
+    "mobilenet_v2",
 ]
 TIMM_ARCHS = ["resnet18d", "resnet26d", "resnet50d", "seresnet50", "resnext50d_32x4d"]
 STOCK = stock_names()

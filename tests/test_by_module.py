@@ -34,6 +34,7 @@ FAMILIES = [
     "preact_resnet110",  # pre-activation blocks
     "regnet_x_400mf",  # grouped bottlenecks, RegNet stem and names
     "regnet_y_400mf",  # RegNet with squeeze-and-excitation
+    "mobilenet_v2",  # inverted residuals, depthwise convs, the head's conv in `features`
 ]
 DEPTHS = (1, 2, 3)
 # (params, FLOPs, MACs, activations) of a module, by its name in model.named_modules()

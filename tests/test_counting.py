@@ -52,6 +52,7 @@ REPRESENTATIVE = [
     "vgg11_bn",
     "regnet_x_400mf",
     "regnet_y_400mf",
+    "mobilenet_v2",
 ]
 
 

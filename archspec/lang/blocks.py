@@ -121,9 +121,28 @@ class RegNetParams(BlockParams):
     activation: Activation = _ACTIVATION
 
 
+class InvertedResidualParams(BlockParams):
+    """inverted_residual: 1x1 expand, depthwise k x k, linear 1x1, identity where the shape keeps (MobileNetV2)."""
+
+    type: Literal["inverted_residual"] = "inverted_residual"
+    expand_ratio: Ratio = Field(
+        6.0, description="The expansion factor t: inner width = round(input width x t); 1 drops the 1x1 expansion."
+    )
+    kernel: Literal[3, 5, 7] = Field(3, description="Kernel size of the depthwise conv.")
+    activation: Activation = _ACTIVATION
+
+
 # Every block kind's parameters, in registry order (the order messages and docs list them in).
 BLOCK_PARAMS: dict[str, type[BlockParams]] = {
-    model.kind_name(): model for model in (BasicParams, BottleneckParams, PlainParams, VGGParams, RegNetParams)
+    model.kind_name(): model
+    for model in (
+        BasicParams,
+        BottleneckParams,
+        PlainParams,
+        VGGParams,
+        RegNetParams,
+        InvertedResidualParams,
+    )
 }
 BLOCK_NAMES = tuple(BLOCK_PARAMS)
 # Knobs several kinds take: written flat on the network (`Spec`) and on a stage (`Stage`) as well.

@@ -1,0 +1,62 @@
+"""MobileNetV2's inverted residuals and EfficientNet's MBConv blocks, and the scaling rule that widens and deepens
+them, are torchvision's: state_dict layout at every multiplier, shortcuts where torchvision has them, the head's conv
+in `features`."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+
+import archspec
+from archspec.plan.ops import Residual
+
+
+def _same_layout(ours: torch.nn.Module, reference: torch.nn.Module) -> None:
+    got, want = ours.state_dict(), reference.state_dict()
+    assert list(got) == list(want)
+    assert all(got[k].shape == want[k].shape for k in want)
+
+
+@pytest.mark.parametrize("width", [0.35, 0.5, 0.75, 1.4])
+def test_mobilenet_v2_width_multiplier_is_torchvisions(width):
+    ours = archspec.build("mobilenet_v2", device="meta", overrides=[f"scale.width={width}"])
+    with torch.device("meta"):
+        reference = torchvision.models.mobilenet_v2(width_mult=width)
+    _same_layout(ours, reference)
+
+
+def test_an_inverted_residual_adds_its_input_only_where_stride_and_width_keep():
+    plan = archspec.load_plan("mobilenet_v2")
+    blocks = [op for _, op in plan.children[0][1].items if isinstance(op, Residual)]  # type: ignore[union-attr]
+    assert len(blocks) == 17
+    for block in blocks:
+        keeps = block.stride == 1 and block.in_channels == block.out_channels
+        assert block.shortcut_kind == ("identity" if keeps else "none")
+    # torchvision's use_res_connect: 10 of MobileNetV2's 17 blocks.
+    assert sum(block.shortcut_kind == "identity" for block in blocks) == 10
+
+
+def test_an_expansion_of_one_drops_the_expanding_conv():
+    model = archspec.build("mobilenet_v2", device="meta")
+    first, second = model.features[1].conv, model.features[2].conv
+    assert [type(m).__name__ for m in first] == ["Sequential", "Conv2d", "BatchNorm2d"]
+    assert [type(m).__name__ for m in second] == ["Sequential", "Sequential", "Conv2d", "BatchNorm2d"]
+    assert second[1][0].groups == second[1][0].in_channels == 96  # depthwise: 16 x 6 channels, one group each
+
+
+def test_the_scale_rule_rounds_widths_to_the_divisor_and_depths_up():
+    spec = {
+        "stem": {"type": "simple", "width": 32},
+        "block": "inverted_residual",
+        "stages": [{"depth": 3, "width": 20}, {"depth": 1, "width": 100}],
+        "head": {"conv": 1000},
+        "scale": {"width": 0.5, "depth": 1.5, "divisor": 8},
+    }
+    plan = archspec.load_plan(spec)
+    # 20 x 0.5 = 10 -> 16 (at least the divisor); 100 x 0.5 = 50 -> 48; depths 3 x 1.5 -> 5, 1 x 1.5 -> 2;
+    # the stem 32 x 0.5 = 16; the head's conv only grows, so it keeps 1000.
+    assert [(s.depth, s.width) for s in plan.stages] == [(5, 16), (2, 48)]
+    assert plan.sections[0].out_channels == 16
+    assert plan.sections[-1].in_channels == 48
+    assert archspec.build(spec, device="meta").features[-1][0].out_channels == 1000
