@@ -33,6 +33,10 @@ TORCHVISION_ARCHS = [
     "vgg16_bn",
     "vgg19_bn",
     "mobilenet_v2",
+    "efficientnet_b0",
+    "efficientnet_b1",
+    "efficientnet_b2",
+    "efficientnet_b3",
 ]
 TIMM_ARCHS = ["resnet18d", "resnet26d", "resnet50d", "seresnet50", "resnext50d_32x4d"]
 STOCK = stock_names()

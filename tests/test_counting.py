@@ -30,10 +30,12 @@ def _check(name: str, size) -> None:
     assert analytic.macs == analytic.flops_by_op["conv"] + analytic.flops_by_op["linear"]
 
 
-# The native size of every stock spec (regnet_y_128gf, 645M parameters at 384x384, in the slow tier).
-@pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=pytest.mark.slow) if n == "regnet_y_128gf" else n for n in STOCK]
-)
+# The native size of every stock spec (regnet_y_128gf, 645M parameters at 384x384, and the EfficientNets that
+# scale B0, in the slow tier).
+_SLOW_NATIVE = {"regnet_y_128gf", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in _SLOW_NATIVE else n for n in STOCK])
 def test_analytic_counts_equal_fvcore_and_the_module_at_the_native_size(name):
     _check(name, None)
 
@@ -53,6 +55,7 @@ REPRESENTATIVE = [
     "regnet_x_400mf",
     "regnet_y_400mf",
     "mobilenet_v2",
+    "efficientnet_b0",
 ]
 
 

@@ -9,6 +9,8 @@ import torch
 import torchvision
 
 import archspec
+from archspec.counting.analytic import complexity
+from archspec.nn.fvcore_count import fvcore_complexity
 from archspec.plan.ops import Residual
 
 
@@ -43,6 +45,43 @@ def test_an_expansion_of_one_drops_the_expanding_conv():
     assert [type(m).__name__ for m in first] == ["Sequential", "Conv2d", "BatchNorm2d"]
     assert [type(m).__name__ for m in second] == ["Sequential", "Sequential", "Conv2d", "BatchNorm2d"]
     assert second[1][0].groups == second[1][0].in_channels == 96  # depthwise: 16 x 6 channels, one group each
+
+
+@pytest.mark.parametrize(
+    "name,width,depth", [("efficientnet_b4", 1.4, 1.8), ("efficientnet_b5", 1.6, 2.2), ("efficientnet_b7", 2.0, 3.1)]
+)
+def test_compound_scaling_of_b0_gives_torchvisions_larger_efficientnets(name, width, depth):
+    """B4 to B7 have no stock spec: B0 with their multipliers has their layout all the same."""
+    ours = archspec.build("efficientnet_b0", device="meta", overrides=[f"scale={{width: {width}, depth: {depth}}}"])
+    with torch.device("meta"):
+        reference = getattr(torchvision.models, name)()
+    _same_layout(ours, reference)
+
+
+def test_mbconv_squeezes_from_the_block_input_and_drops_with_torchvisions_rates():
+    model = archspec.build("efficientnet_b0", device="meta")
+    # Stage 2's second block: input 24, expanded to 144, squeezed to 24 // 4 = 6.
+    se = model.features[2][1].block[2]
+    assert (se.fc1.in_channels, se.fc1.out_channels) == (144, 6)
+    plan = archspec.load_plan("efficientnet_b0")
+    blocks = [b for _, stage in plan.children[0][1].items[1:-1] for _, b in stage.items]  # type: ignore[union-attr]
+    assert len(blocks) == 16
+    # torchvision: block i of 16 drops its branch with 0.2 x i / 16, where it has a shortcut at all.
+    assert [b.drop_path for b in blocks] == [
+        0.2 * i / 16 if b.shortcut_kind == "identity" else 0.0 for i, b in enumerate(blocks)
+    ]
+    assert sum(b.shortcut_kind == "identity" for b in blocks) == 9
+
+
+def test_a_stage_of_mbconv_blocks_in_a_resnet_builds_counts_and_names_its_blocks_as_resnet_does():
+    spec = {"extends": "resnet50", "input": {"size": 64}, "stages": {2: {"block": "mbconv", "width": 128}}}
+    plan = archspec.load_plan(spec)
+    model = archspec.build(spec, device="cpu").eval()
+    assert "layer3.0.block.2.fc1.weight" in model.state_dict()
+    analytic = complexity(plan)
+    assert analytic.params == sum(p.numel() for p in model.parameters())
+    assert analytic.flops_by_op == fvcore_complexity(plan).flops_by_op
+    assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 1000)
 
 
 def test_the_scale_rule_rounds_widths_to_the_divisor_and_depths_up():

@@ -49,8 +49,15 @@ KNOB_VALUES = {
         st.fixed_dictionaries({"ratio": st.sampled_from([0.25, 0.5]), "of": st.sampled_from(["output", "input"])}),
     ),
     "preact": st.booleans(),
-    "activation": st.sampled_from(["relu", "silu", "gelu"]),
+    "activation": st.sampled_from(["relu", "relu6", "silu", "gelu"]),
 }
+# Values for the knobs a kind takes only in its own `block:` mapping (those not in KNOBS).
+OWN_KNOB_VALUES = {
+    "expand_ratio": st.sampled_from([1.0, 2.0, 6.0]),
+    "kernel": st.sampled_from([3, 5]),
+    "se_ratio": st.sampled_from([0.0, 0.25, 0.5]),
+}
+OWN_KNOBS = {name: [knob for knob in kind.params.knobs() if knob not in KNOBS] for name, kind in BLOCKS.items()}
 # Each layout family with the kinds its networks may hold, read off the registry.
 FAMILIES = {
     family: [name for name, kind in BLOCKS.items() if kind.family == family or family in kind.joins]
@@ -85,6 +92,10 @@ def specs(draw):
                 stage["block"] = {"type": kind, **overrides}  # the same knobs in the kind's own mapping
             else:
                 stage.update(overrides)
+        if OWN_KNOBS[kind] and draw(st.booleans()):
+            own = draw(st.lists(st.sampled_from(OWN_KNOBS[kind]), min_size=1, max_size=2, unique=True))
+            mapping = stage["block"] if isinstance(stage.get("block"), dict) else {"type": kind}
+            stage["block"] = {**mapping, **{name: draw(OWN_KNOB_VALUES[name]) for name in own}}
         stages.append({k: v for k, v in stage.items() if v is not None})
     spec = {
         "input": {
@@ -102,7 +113,7 @@ def specs(draw):
         "stages": [{k: v for k, v in s.items() if v is not None} for s in stages],
         "norm": draw(st.sampled_from(["batch", "group", "none"])),
         "norm_groups": draw(st.sampled_from([1, 2, 4])),
-        "activation": draw(st.sampled_from(["relu", "silu", "gelu"])),
+        "activation": draw(st.sampled_from(["relu", "relu6", "silu", "gelu"])),
         "head": {
             "num_classes": draw(st.integers(1, 12)),
             "hidden": draw(st.lists(st.integers(1, 16), max_size=2)),
@@ -112,6 +123,11 @@ def specs(draw):
     if spec["stem"]["type"] != "none":
         spec["stem"]["width"] = draw(widths)
         spec["stem"]["pool"] = draw(st.booleans())
+    if draw(st.booleans()):
+        spec["head"]["conv"] = draw(widths)
+    if draw(st.booleans()):
+        spec["scale"] = {"width": draw(st.sampled_from([0.5, 1.0, 1.3])), "depth": draw(st.sampled_from([1.0, 1.5]))}
+        spec["scale"]["divisor"] = draw(st.sampled_from([1, 4, 8]))
     if spec["head"]["pool"] == "none":
         spec["head"]["pool"] = "avg"
         spec["head"]["pool_size"] = draw(st.sampled_from([1, 2, [1, 2]]))

@@ -132,6 +132,24 @@ class InvertedResidualParams(BlockParams):
     activation: Activation = _ACTIVATION
 
 
+class MBConvParams(BlockParams):
+    """mbconv: inverted residual with squeeze-excite from the input width and stochastic depth (EfficientNet)."""
+
+    type: Literal["mbconv"] = "mbconv"
+    expand_ratio: Ratio = Field(
+        6.0,
+        description="The expansion factor: inner width = input width x expand_ratio, rounded to a multiple of 8; "
+        "where that is the input width, there is no 1x1 expansion.",
+    )
+    kernel: Literal[3, 5, 7] = Field(3, description="Kernel size of the depthwise conv.")
+    se_ratio: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.25,
+        description="Squeeze-and-excitation inside the block, reduced to floor(se_ratio x the block's input width) "
+        "(at least 1); 0 for none.",
+    )
+    activation: Activation = _ACTIVATION
+
+
 # Every block kind's parameters, in registry order (the order messages and docs list them in).
 BLOCK_PARAMS: dict[str, type[BlockParams]] = {
     model.kind_name(): model
@@ -142,6 +160,7 @@ BLOCK_PARAMS: dict[str, type[BlockParams]] = {
         VGGParams,
         RegNetParams,
         InvertedResidualParams,
+        MBConvParams,
     )
 }
 BLOCK_NAMES = tuple(BLOCK_PARAMS)
