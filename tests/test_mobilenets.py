@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
+from test_by_module import assert_equal_to_fvcore, fvcore_by_module
 
 import archspec
 from archspec.counting.analytic import complexity
@@ -99,3 +100,24 @@ def test_the_scale_rule_rounds_widths_to_the_divisor_and_depths_up():
     assert plan.sections[0].out_channels == 16
     assert plan.sections[-1].in_channels == 48
     assert archspec.build(spec, device="meta").features[-1][0].out_channels == 1000
+
+
+NEW_SPECS = ["mobilenet_v2", "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NEW_SPECS)
+@pytest.mark.parametrize("size", [None, 96, (97, 130)], ids=["native", "96", "97x130"])
+def test_every_module_equals_fvcore_at_three_sizes(name, size):
+    """Total, by operator and by module at depths 1 to 3, at the native size, a small square and an odd,
+    non-square size."""
+    plan = archspec.load_plan(name, input_size=size)
+    analytic, reference = complexity(plan), fvcore_complexity(plan)
+    assert (analytic.params, analytic.flops_by_op, analytic.activations) == (
+        reference.params,
+        reference.flops_by_op,
+        reference.activations,
+    )
+    expected = fvcore_by_module(plan)
+    for depth in (1, 2, 3):
+        assert_equal_to_fvcore(name, expected, depth, input_size=size)
