@@ -6,7 +6,7 @@ import re
 
 import pytest
 import torch
-from conftest import REGNETS, STOCK
+from conftest import CONVNEXTS, REGNETS, STOCK
 
 import archspec
 
@@ -44,7 +44,7 @@ def test_preact_resnet164_has_about_the_papers_parameter_count():
 _DEEP_STEM = {"resnet18d", "resnet26d", "resnet50d", "resnext50d_32x4d"}
 
 
-@pytest.mark.parametrize("name", [name for name in STOCK if name not in REGNETS])
+@pytest.mark.parametrize("name", [name for name in STOCK if name not in REGNETS + CONVNEXTS])
 def test_weighted_layer_count_matches_the_name(name):
     depth = int(re.search(r"(\d+)", name).group(1))
     expected = depth + 2 if name in _DEEP_STEM else depth

@@ -121,9 +121,23 @@ class RegNetParams(BlockParams):
     activation: Activation = _ACTIVATION
 
 
+class ConvNeXtParams(BlockParams):
+    """convnext: depthwise kxk, layer norm, 1x1 up by the expansion, GELU, 1x1 down, layer scale (ConvNeXt)."""
+
+    type: Literal["convnext"] = "convnext"
+    kernel: Annotated[int, Field(ge=1, le=63)] = Field(7, description="Kernel size of the depthwise conv (odd).")
+    expansion: PositiveInt | None = Field(
+        None, description="Inner width of the per-pixel MLP / the block's width (default 4)."
+    )
+    layer_scale: Annotated[float, Field(gt=0, le=1)] = Field(
+        1e-6, description="Initial value of the learned per-channel scale on the block's output."
+    )
+
+
 # Every block kind's parameters, in registry order (the order messages and docs list them in).
 BLOCK_PARAMS: dict[str, type[BlockParams]] = {
-    model.kind_name(): model for model in (BasicParams, BottleneckParams, PlainParams, VGGParams, RegNetParams)
+    model.kind_name(): model
+    for model in (BasicParams, BottleneckParams, PlainParams, VGGParams, RegNetParams, ConvNeXtParams)
 }
 BLOCK_NAMES = tuple(BLOCK_PARAMS)
 # Knobs several kinds take: written flat on the network (`Spec`) and on a stage (`Stage`) as well.

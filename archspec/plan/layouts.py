@@ -32,6 +32,7 @@ class Layout:
     linear_init: str  # "default" (torch's) or "normal" (N(0, 0.01), zero bias)
     assemble: Callable[[list[tuple[str, Op]], list[StagePlan]], Assembly]
     place: Callable[[Plan, str], str]  # where a state_dict key lives, in words
+    head_norm: bool = False  # a layer norm over the pooled features opens the classifier (ConvNeXt)
 
 
 def _stage_block(stage: str, block: str) -> str:
@@ -67,7 +68,8 @@ def _resnet(stem: list[tuple[str, Op]], stages: list[StagePlan]) -> Assembly:
     taps: list[tuple[str, ...]] = []
     ops: list[Items] = []
     for i, stage in enumerate(stages, 1):
-        seq = Sequence(tuple((str(j), block) for j, block in enumerate(stage.ops)))
+        ops_in_order = ((stage.transition,) if stage.transition is not None else ()) + stage.ops
+        seq = Sequence(tuple((str(j), block) for j, block in enumerate(ops_in_order)))
         children.append((f"layer{i}", seq))
         taps.append((f"layer{i}",))
         ops.append(((f"layer{i}", seq),))
@@ -114,6 +116,38 @@ def _regnet(stem: list[tuple[str, Op]], stages: list[StagePlan]) -> Assembly:
     return Assembly(children, ("stem",) if stem else None, taps, ops)
 
 
+def _convnext(stem: list[tuple[str, Op]], stages: list[StagePlan]) -> Assembly:
+    """torchvision's ConvNeXt: `features` numbers the stem, each downsampling layer and each stage's blocks."""
+    features: list[tuple[str, Op]] = []
+    if stem:
+        features.append(("0", Sequence(tuple((str(i), op) for i, (_, op) in enumerate(stem)))))
+    taps: list[tuple[str, ...]] = []
+    ops: list[Items] = []
+    for stage in stages:
+        rows: list[tuple[str, Op]] = []
+        if stage.transition is not None:
+            rows.append((str(len(features)), stage.transition))
+            features.append(rows[-1])
+        blocks = Sequence(tuple((str(j), block) for j, block in enumerate(stage.ops)))
+        rows.append((str(len(features)), blocks))
+        features.append(rows[-1])
+        taps.append(("features", rows[-1][0]))
+        ops.append(tuple(rows))
+    return Assembly([("features", Sequence(tuple(features)))], ("features", "0") if stem else None, taps, ops)
+
+
+def _convnext_place(plan: Plan, key: str) -> str:
+    parts = key.split(".")
+    if parts[0] == "features" and len(parts) > 1:
+        for section in plan.sections:
+            if any(name == parts[1] for name, _ in section.ops):
+                if not section.name.startswith("stage"):
+                    return f"the {section.name}"
+                blocks = section.ops[-1][0] == parts[1] and len(parts) > 2
+                return _stage_block(section.name[5:], parts[2] if blocks else "")
+    return "the head"
+
+
 LAYOUTS: dict[str, Layout] = {
     layout.name: layout
     for layout in (
@@ -133,6 +167,15 @@ LAYOUTS: dict[str, Layout] = {
             "normal",
             _regnet,
             _regnet_place,
+        ),
+        Layout(
+            "convnext",
+            "torchvision's ConvNeXt: features.N (stem, stages, downsampling layers), avgpool, classifier.N",
+            None,
+            "default",
+            _convnext,
+            _convnext_place,
+            head_norm=True,
         ),
     )
 }

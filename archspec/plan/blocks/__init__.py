@@ -9,11 +9,12 @@ stock spec with its tests (docs/adding-a-block.md); the schema's `BlockType` fol
 from __future__ import annotations
 
 from archspec.plan.blocks.base import BlockArgs, BlockKind, StagePlan, se_reduced_width, stage_knobs
+from archspec.plan.blocks.convnext import CONVNEXT
 from archspec.plan.blocks.regnet import REGNET
 from archspec.plan.blocks.residual import BASIC, BOTTLENECK, PLAIN
 from archspec.plan.blocks.vgg import VGG
 
-BLOCKS: dict[str, BlockKind] = {kind.name: kind for kind in (BASIC, BOTTLENECK, PLAIN, VGG, REGNET)}
+BLOCKS: dict[str, BlockKind] = {kind.name: kind for kind in (BASIC, BOTTLENECK, PLAIN, VGG, REGNET, CONVNEXT)}
 
 
 def block_kind(name: str) -> BlockKind:
