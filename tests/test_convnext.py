@@ -153,3 +153,14 @@ def test_convnext_mistakes_are_located_messages(write, cli, text, message):
     result = cli("validate", str(path))
     assert result.exit_code == 1, result.output
     assert message in result.stderr, result.stderr
+
+
+def test_flops_diff_and_fit_take_the_hybrid_and_the_stock_convnexts(write, cli, tmp_path):
+    path = write("hybrid.yaml", HYBRID)
+    result = cli("flops", "convnext_tiny", str(path), "--by-op")
+    assert result.exit_code == 0, result.output
+    assert "layer_norm" in result.stdout.splitlines()[0]
+    assert cli("diff", "resnet50", str(path)).exit_code == 0
+    result = cli("fit", "convnext_tiny", "--flops", "2G")
+    assert result.exit_code == 0, result.output
+    assert "extends: convnext_tiny" in result.stdout
