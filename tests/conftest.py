@@ -42,6 +42,8 @@ TIMM_ARCHS = ["resnet18d", "resnet26d", "resnet50d", "seresnet50", "resnext50d_3
 STOCK = stock_names()
 # torchvision's RegNets, named by compute regime rather than depth.
 REGNETS = [name for name in STOCK if name.startswith("regnet_")]
+# torchvision's ConvNeXts, named by size (tiny ... large).
+CONVNEXTS = [name for name in STOCK if name.startswith("convnext_")]
 # A training run small enough for a test on the CPU: two batches of synthetic images per epoch.
 SMALL_TRAIN = ("--data", "synthetic:64", "--batch", "32", "--device", "cpu")
 

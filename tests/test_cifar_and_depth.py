@@ -6,7 +6,7 @@ import re
 
 import pytest
 import torch
-from conftest import REGNETS, STOCK
+from conftest import CONVNEXTS, REGNETS, STOCK
 
 import archspec
 
@@ -48,7 +48,7 @@ _DEEP_STEM = {"resnet18d", "resnet26d", "resnet50d", "resnext50d_32x4d"}
 _NOT_BY_DEPTH = [name for name in STOCK if name.startswith(("mobilenet", "efficientnet"))]
 
 
-@pytest.mark.parametrize("name", [name for name in STOCK if name not in REGNETS + _NOT_BY_DEPTH])
+@pytest.mark.parametrize("name", [name for name in STOCK if name not in REGNETS + CONVNEXTS + _NOT_BY_DEPTH])
 def test_weighted_layer_count_matches_the_name(name):
     depth = int(re.search(r"(\d+)", name).group(1))
     expected = depth + 2 if name in _DEEP_STEM else depth

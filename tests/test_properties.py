@@ -56,6 +56,7 @@ OWN_KNOB_VALUES = {
     "expand_ratio": st.sampled_from([1.0, 2.0, 6.0]),
     "kernel": st.sampled_from([3, 5]),
     "se_ratio": st.sampled_from([0.0, 0.25, 0.5]),
+    "layer_scale": st.sampled_from([1e-6, 0.5]),
 }
 OWN_KNOBS = {name: [knob for knob in kind.params.knobs() if knob not in KNOBS] for name, kind in BLOCKS.items()}
 # Each layout family with the kinds its networks may hold, read off the registry.
@@ -80,12 +81,14 @@ def specs(draw):
     block = draw(st.sampled_from(FAMILIES[family]))
     residual = BLOCKS[block].residual
     stages = []
+    present = [BLOCKS[block]]  # the kinds the network holds: its network-wide knobs must suit them all
     for _ in range(draw(st.integers(1, 3))):
         stage = {"depth": draw(st.integers(1, 2)), "width": draw(widths), "stride": draw(st.sampled_from([None, 1, 2]))}
         kind = block
         if draw(st.booleans()):
             kind = draw(st.sampled_from(FAMILIES[family]))
             stage["block"] = kind
+            present.append(BLOCKS[kind])
         if draw(st.booleans()):
             overrides = draw(stage_overrides(kind))
             if "block" in stage and draw(st.booleans()):
@@ -105,7 +108,7 @@ def specs(draw):
         "stem": {
             "type": draw(
                 st.sampled_from(
-                    ["imagenet", "cifar", "deep", "simple", "none"] if block != "vgg" else ["cifar", "none"]
+                    ["imagenet", "cifar", "deep", "simple", "patchify", "none"] if block != "vgg" else ["cifar", "none"]
                 )
             )
         },
@@ -137,22 +140,29 @@ def specs(draw):
                 draw(st.sets(st.integers(0 if spec["stem"]["type"] != "none" else 1, len(stages)), min_size=1))
             )
         }
+
+    def takes(knob: str) -> bool:
+        return all(knob in kind.knobs | kind.tolerates for kind in present)
+
     if residual:
-        spec["shortcut"] = draw(st.sampled_from(["A", "B", "C"]))
-        spec["preact"] = draw(st.booleans()) and block != "regnet"
-        spec["avg_down"] = draw(st.booleans())
+        if takes("shortcut"):
+            spec["shortcut"] = draw(st.sampled_from(["A", "B", "C"]))
+        if takes("preact"):
+            spec["preact"] = draw(st.booleans())
+        if takes("avg_down"):
+            spec["avg_down"] = draw(st.booleans())
         spec["drop_path"] = draw(st.sampled_from([0.0, 0.2]))
         spec["zero_init_residual"] = draw(st.booleans())
-        if draw(st.booleans()):
+        if takes("se") and draw(st.booleans()):
             spec["se"] = {"reduction": draw(st.sampled_from([2, 4, 16])), "divisor": draw(st.sampled_from([1, 4, 8]))}
         if draw(st.booleans()):
             spec["output_stride"] = draw(st.sampled_from([8, 16]))
-    if block == "bottleneck":
+    if block == "bottleneck" and takes("groups"):
         spec["stride_in"] = draw(st.sampled_from(["1x1", "3x3"]))
         spec["groups"] = draw(st.sampled_from([1, 2, 4]))
         spec["width_per_group"] = draw(st.sampled_from([16, 64, 128]))
         spec["expansion"] = draw(st.sampled_from([1, 2, 4]))
-    if block == "regnet":
+    if block == "regnet" and takes("group_width"):
         spec["group_width"] = draw(st.sampled_from([1, 2, 4, 8]))
         spec["bottleneck_ratio"] = draw(st.sampled_from([1.0, 2.0]))
         if draw(st.booleans()):

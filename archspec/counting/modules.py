@@ -23,6 +23,9 @@ def _walk(name: str, op: p.Op, main_path: bool, rows: list[ModuleRow]) -> Counts
         total = Counts()
         side = record(op).side_path(op)
         for child_name, child in children:
+            if record(child).own_parameter:  # a parameter of this module, not a module of its own
+                total.add(count_op(child, main_path))
+                continue
             total.add(_walk(f"{name}.{child_name}", child, main_path and child_name not in side, rows))
         if isinstance(op, p.Residual) and op.drop_path > 0:
             rows.append(ModuleRow(f"{name}.drop_path", name.count(".") + 2, 0, 0, 0, 0))

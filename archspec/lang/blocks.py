@@ -121,6 +121,19 @@ class RegNetParams(BlockParams):
     activation: Activation = _ACTIVATION
 
 
+class ConvNeXtParams(BlockParams):
+    """convnext: depthwise kxk, layer norm, 1x1 up by the expansion, GELU, 1x1 down, layer scale (ConvNeXt)."""
+
+    type: Literal["convnext"] = "convnext"
+    kernel: Annotated[int, Field(ge=1, le=63)] = Field(7, description="Kernel size of the depthwise conv (odd).")
+    expansion: PositiveInt | None = Field(
+        None, description="Inner width of the per-pixel MLP / the block's width (default 4)."
+    )
+    layer_scale: Annotated[float, Field(gt=0, le=1)] = Field(
+        1e-6, description="Initial value of the learned per-channel scale on the block's output."
+    )
+
+
 class InvertedResidualParams(BlockParams):
     """inverted_residual: 1x1 expand, depthwise k x k, linear 1x1, identity where the shape keeps (MobileNetV2)."""
 
@@ -159,6 +172,7 @@ BLOCK_PARAMS: dict[str, type[BlockParams]] = {
         PlainParams,
         VGGParams,
         RegNetParams,
+        ConvNeXtParams,
         InvertedResidualParams,
         MBConvParams,
     )

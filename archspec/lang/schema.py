@@ -32,7 +32,7 @@ from archspec.lang.fields import StrideIn as StrideIn
 
 # The knobs written flat on the network and on a stage (a kind's own knobs go in its `block:` mapping).
 KNOBS = SHARED_KNOBS
-StemType = Literal["imagenet", "cifar", "deep", "simple", "none"]
+StemType = Literal["imagenet", "cifar", "deep", "simple", "patchify", "none"]
 # The stage generators `stages:` may name instead of a list; see `archspec.plan.generators`.
 GENERATORS = ("regnet",)
 
@@ -90,7 +90,8 @@ class Stem(Model):
         description=(
             "imagenet: 7x7/2 conv, norm, activation, 3x3/2 max pool. cifar: 3x3/1 conv, norm, activation. "
             "deep: three 3x3 convs, the first with stride 2 (ResNet-C), then norm, activation, 3x3/2 max pool. "
-            "simple: 3x3/2 conv, norm, activation (RegNet's stem). none: no stem."
+            "simple: 3x3/2 conv, norm, activation (RegNet's stem). patchify: a patch x patch conv with stride "
+            "patch and bias, then a layer norm over channels (ConvNeXt's stem). none: no stem."
         ),
     )
     width: PositiveInt | None = Field(
@@ -104,6 +105,9 @@ class Stem(Model):
         description=(
             "Close the stem with a 3x3/2 max pool (default: true for imagenet and deep, false for cifar and simple)."
         ),
+    )
+    patch: Annotated[int, Field(ge=1, le=64)] | None = Field(
+        default=None, description="Kernel and stride of a patchify stem's conv (default 4)."
     )
 
 

@@ -13,7 +13,17 @@ import torch
 from torch import nn
 
 from archspec.errors import Mark, Problem, SpecError
-from archspec.nn.layers import DropPath, Network, ResidualBlock, SamePadAvgPool, SqueezeExcite, ZeroPadShortcut
+from archspec.nn.layers import (
+    DropPath,
+    LayerNorm2d,
+    LayerScale,
+    Network,
+    Permute,
+    ResidualBlock,
+    SamePadAvgPool,
+    SqueezeExcite,
+    ZeroPadShortcut,
+)
 from archspec.plan import ops as p
 from archspec.plan.layouts import LAYOUTS
 
@@ -87,6 +97,10 @@ HANDLERS: dict[type, Callable[..., nn.Module]] = {
     p.Dropout: lambda op: nn.Dropout(op.p),
     p.ZeroPadShortcut: lambda op: ZeroPadShortcut(op.stride, op.in_channels, op.out_channels),
     p.SqueezeExcite: lambda op: SqueezeExcite(_modules(op.items), op.gate),
+    p.LayerNorm: lambda op: nn.LayerNorm(op.channels, op.eps) if op.channels_last else LayerNorm2d(op.channels, op.eps),
+    p.Permute: lambda op: Permute(op.dims),
+    p.PixelLinear: lambda op: nn.Linear(op.in_features, op.out_features, op.bias),
+    p.LayerScale: lambda op: LayerScale(op.channels, op.init),
     p.Sequence: lambda op: nn.Sequential(_modules(op.items)),
     p.Residual: _residual,
 }

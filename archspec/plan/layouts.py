@@ -36,6 +36,7 @@ class Layout:
     # (stem ops, planned stages, the head's conv or []) -> the arrangement
     assemble: Callable[[list[tuple[str, Op]], list[StagePlan], list[tuple[str, Op]]], Assembly]
     place: Callable[[Plan, str], str]  # where a state_dict key lives, in words
+    head_norm: bool = False  # a layer norm over the pooled features opens the classifier (ConvNeXt)
 
 
 def _stage_block(stage: str, block: str) -> str:
@@ -71,7 +72,8 @@ def _resnet(stem: list[tuple[str, Op]], stages: list[StagePlan], tail: list[tupl
     taps: list[tuple[str, ...]] = []
     ops: list[Items] = []
     for i, stage in enumerate(stages, 1):
-        seq = Sequence(tuple((str(j), block) for j, block in enumerate(stage.ops)))
+        ops_in_order = ((stage.transition,) if stage.transition is not None else ()) + stage.ops
+        seq = Sequence(tuple((str(j), block) for j, block in enumerate(ops_in_order)))
         children.append((f"layer{i}", seq))
         taps.append((f"layer{i}",))
         ops.append(((f"layer{i}", seq),))
@@ -132,10 +134,14 @@ def _features(by_stage: bool) -> Callable[[list[tuple[str, Op]], list[StagePlan]
         taps: list[tuple[str, ...]] = []
         ops: list[Items] = []
         for stage in stages:
+            # A stage's own downsampling layer (ConvNeXt's) leads its blocks.
+            ops_in_order = ((stage.transition,) if stage.transition is not None else ()) + stage.ops
             if by_stage:
-                placed: Items = ((str(len(features)), Sequence(tuple((str(j), op) for j, op in enumerate(stage.ops)))),)
+                placed: Items = (
+                    (str(len(features)), Sequence(tuple((str(j), op) for j, op in enumerate(ops_in_order)))),
+                )
             else:
-                placed = tuple((str(len(features) + j), op) for j, op in enumerate(stage.ops))
+                placed = tuple((str(len(features) + j), op) for j, op in enumerate(ops_in_order))
             features += placed
             taps.append(("features", placed[-1][0]))
             ops.append(placed)
@@ -143,6 +149,39 @@ def _features(by_stage: bool) -> Callable[[list[tuple[str, Op]], list[StagePlan]
         return Assembly([("features", Sequence(tuple(features)))], ("features", "0") if stem else None, taps, ops)
 
     return assemble
+
+
+def _convnext(stem: list[tuple[str, Op]], stages: list[StagePlan], tail: list[tuple[str, Op]]) -> Assembly:
+    """torchvision's ConvNeXt: `features` numbers the stem, each downsampling layer and each stage's blocks."""
+    features: list[tuple[str, Op]] = []
+    if stem:
+        features.append(("0", Sequence(tuple((str(i), op) for i, (_, op) in enumerate(stem)))))
+    taps: list[tuple[str, ...]] = []
+    ops: list[Items] = []
+    for stage in stages:
+        rows: list[tuple[str, Op]] = []
+        if stage.transition is not None:
+            rows.append((str(len(features)), stage.transition))
+            features.append(rows[-1])
+        blocks = Sequence(tuple((str(j), block) for j, block in enumerate(stage.ops)))
+        rows.append((str(len(features)), blocks))
+        features.append(rows[-1])
+        taps.append(("features", rows[-1][0]))
+        ops.append(tuple(rows))
+    features += [(str(len(features)), op) for _, op in tail]
+    return Assembly([("features", Sequence(tuple(features)))], ("features", "0") if stem else None, taps, ops)
+
+
+def _convnext_place(plan: Plan, key: str) -> str:
+    parts = key.split(".")
+    if parts[0] == "features" and len(parts) > 1:
+        for section in plan.sections:
+            if any(name == parts[1] for name, _ in section.ops):
+                if not section.name.startswith("stage"):
+                    return f"the {section.name}"
+                blocks = section.ops[-1][0] == parts[1] and len(parts) > 2
+                return _stage_block(section.name[5:], parts[2] if blocks else "")
+    return "the head"
 
 
 LAYOUTS: dict[str, Layout] = {
@@ -164,6 +203,15 @@ LAYOUTS: dict[str, Layout] = {
             "normal",
             _regnet,
             _regnet_place,
+        ),
+        Layout(
+            "convnext",
+            "torchvision's ConvNeXt: features.N (stem, stages, downsampling layers), avgpool, classifier.N",
+            None,
+            "default",
+            _convnext,
+            _convnext_place,
+            head_norm=True,
         ),
         Layout(
             "mobilenet",

@@ -128,6 +128,44 @@ class SqueezeExcite:
 
 
 @dataclass(frozen=True)
+class LayerNorm:
+    """Layer norm over the channels of `channels` maps of `size`: channels-first (a permute on each side, as
+    torchvision's LayerNorm2d) or on a channels-last map (after a `Permute`), with an affine scale and shift."""
+
+    channels: int
+    size: Size2
+    channels_last: bool = False
+    eps: float = 1e-6
+
+
+@dataclass(frozen=True)
+class Permute:
+    """Reorder a map's dimensions (`(0, 2, 3, 1)`: channels last; `(0, 3, 1, 2)`: channels first)."""
+
+    dims: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class PixelLinear:
+    """A fully connected layer applied at every pixel of a channels-last map of `size` (a 1x1 conv as a linear)."""
+
+    in_features: int
+    out_features: int
+    size: Size2
+    bias: bool = True
+
+
+@dataclass(frozen=True)
+class LayerScale:
+    """A learned per-channel scale (CaiT, ConvNeXt), initialised to `init`; the block that holds it owns the
+    parameter itself (its state_dict key is the block's path and the name it is registered under)."""
+
+    channels: int
+    size: Size2
+    init: float
+
+
+@dataclass(frozen=True)
 class Sequence:
     """Named ops run in order (an `nn.Sequential`)."""
 
@@ -177,6 +215,10 @@ Op = (
     | Dropout
     | ZeroPadShortcut
     | SqueezeExcite
+    | LayerNorm
+    | Permute
+    | PixelLinear
+    | LayerScale
     | Sequence
     | Residual
 )

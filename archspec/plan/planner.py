@@ -118,7 +118,12 @@ def make_plan(spec: Spec) -> Plan:
             section = sections[index - (0 if stem else 1)] if index else sections[0]
             shapes.append((section.out_channels, *section.out_size))
         return plan(tuple(assembly.children), tuple(taps), tuple(shapes))
-    head = plan_head(walker, preact_last=bool(getattr(knobs[-1], "preact", False)), single_fc_name=layout.fc_name)
+    head = plan_head(
+        walker,
+        preact_last=bool(getattr(knobs[-1], "preact", False)),
+        single_fc_name=layout.fc_name,
+        norm=layout.head_norm,
+    )
     sections.append(Section("head", tuple(tail) + tuple(head), in_channels=head_in, out_channels=spec.head.num_classes))
     children = tuple(assembly.children) + tuple(head)
     return plan(children, None, ((spec.head.num_classes,),))

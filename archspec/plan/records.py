@@ -48,6 +48,9 @@ class OpRecord:
     state: Callable[..., Entries]  # (key relative to the op, shape) of every tensor its module registers
     # A composite's children that are off the main path (their convs are not counted as the network's layers).
     side_path: Callable[..., frozenset[str]] = lambda op: frozenset()
+    # A parameter its parent module owns itself (a layer scale): no module of its own, its one state_dict key
+    # the name it is registered under, listed before the parent's submodules (torch's order).
+    own_parameter: bool = False
 
 
 def elements(channels: int, size: p.Size2) -> int:
@@ -76,9 +79,14 @@ def nested_feature_maps(items: p.Items) -> tuple[int, int]:
 
 
 def _children_state(op: p.Op) -> Entries:
-    for name, child in p.children(op):
-        for key, shape in record(child).state(child):
-            yield f"{name}.{key}", shape
+    items = p.children(op)
+    # A module lists its own parameters first, then its submodules' entries.
+    for own in (True, False):
+        for name, child in items:
+            entry = record(child)
+            if entry.own_parameter is own:
+                for key, shape in entry.state(child):
+                    yield (f"{name}.{key}" if key else name), shape
 
 
 # Conv: multiply-adds per output element times outputs; a weighted layer on the main path.
@@ -155,6 +163,48 @@ def _free(op: p.Op) -> Cost:
     return FREE
 
 
+# Layer norm: fvcore counts 5 flops per element with an affine (its norm rule), as for group norm.
+def _layer_norm_cost(op: p.LayerNorm) -> Cost:
+    return Cost(2 * op.channels, 0, NO_LAYER, "layer_norm", 5 * elements(op.channels, op.size))
+
+
+def _layer_norm_maps(op: p.LayerNorm) -> tuple[int, int]:
+    n = elements(op.channels, op.size)
+    return n, n
+
+
+def _affine_state(op: p.LayerNorm) -> Entries:
+    yield "weight", (op.channels,)
+    yield "bias", (op.channels,)
+
+
+def _pixel_linear_cost(op: p.PixelLinear) -> Cost:
+    params = op.in_features * op.out_features + (op.out_features if op.bias else 0)
+    pixels = op.size[0] * op.size[1]
+    flops = op.in_features * op.out_features * pixels
+    return Cost(params, op.out_features * pixels, MAIN_PATH_LAYER, "linear", flops)
+
+
+def _pixel_linear_maps(op: p.PixelLinear) -> tuple[int, int]:
+    out = elements(op.out_features, op.size)
+    return max(out, elements(op.in_features, op.size)), out
+
+
+def _pixel_linear_state(op: p.PixelLinear) -> Entries:
+    yield "weight", (op.out_features, op.in_features)
+    if op.bias:
+        yield "bias", (op.out_features,)
+
+
+def _layer_scale_maps(op: p.LayerScale) -> tuple[int, int]:
+    n = elements(op.channels, op.size)
+    return n, n
+
+
+def _layer_scale_state(op: p.LayerScale) -> Entries:
+    yield "", (op.channels, 1, 1)
+
+
 RECORDS: dict[type, OpRecord] = {
     p.Conv: OpRecord(("conv",), _conv_cost, _conv_maps, _conv_state),
     p.Norm: OpRecord(("batch_norm", "group_norm"), _norm_cost, _norm_maps, _norm_state),
@@ -183,6 +233,12 @@ RECORDS: dict[type, OpRecord] = {
         _gate_maps,
         _children_state,
         side_path=lambda op: frozenset(name for name, _ in p.children(op)),
+    ),
+    p.LayerNorm: OpRecord(("layer_norm",), _layer_norm_cost, _layer_norm_maps, _affine_state),
+    p.Permute: OpRecord((), _free, _in_place, _none),
+    p.PixelLinear: OpRecord(("linear",), _pixel_linear_cost, _pixel_linear_maps, _pixel_linear_state),
+    p.LayerScale: OpRecord(
+        (), lambda op: Cost(params=op.channels), _layer_scale_maps, _layer_scale_state, own_parameter=True
     ),
     p.Sequence: OpRecord((), None, _nested, _children_state),
     p.Residual: OpRecord(

@@ -9,6 +9,7 @@ stock spec with its tests (docs/adding-a-block.md); the schema's `BlockType` fol
 from __future__ import annotations
 
 from archspec.plan.blocks.base import BlockArgs, BlockKind, StagePlan, se_reduced_width, stage_knobs
+from archspec.plan.blocks.convnext import CONVNEXT
 from archspec.plan.blocks.mbconv import MBCONV
 from archspec.plan.blocks.mobilenet import INVERTED_RESIDUAL
 from archspec.plan.blocks.regnet import REGNET
@@ -16,7 +17,7 @@ from archspec.plan.blocks.residual import BASIC, BOTTLENECK, PLAIN
 from archspec.plan.blocks.vgg import VGG
 
 BLOCKS: dict[str, BlockKind] = {
-    kind.name: kind for kind in (BASIC, BOTTLENECK, PLAIN, VGG, REGNET, INVERTED_RESIDUAL, MBCONV)
+    kind.name: kind for kind in (BASIC, BOTTLENECK, PLAIN, VGG, REGNET, CONVNEXT, INVERTED_RESIDUAL, MBCONV)
 }
 
 

@@ -53,10 +53,13 @@ class BlockArgs:
 
 @dataclass(frozen=True)
 class StagePlan:
-    """One planned stage: its ops (blocks, or VGG's flat convs), and the stride it applied."""
+    """One planned stage: its ops (blocks, or VGG's flat convs), the stride it applied, and the layer that
+    brings the previous stage's output to its width and resolution, where it has one of its own (ConvNeXt's
+    downsampling layer)."""
 
     ops: tuple[Op, ...]
     stride: int
+    transition: Op | None = None
 
 
 @dataclass(frozen=True)
