@@ -121,3 +121,14 @@ def test_every_module_equals_fvcore_at_three_sizes(name, size):
     expected = fvcore_by_module(plan)
     for depth in (1, 2, 3):
         assert_equal_to_fvcore(name, expected, depth, input_size=size)
+
+
+def test_show_prints_a_scaled_network_that_validates_back_to_the_same_network(cli, tmp_path):
+    """The scale is applied once (the printed widths are the scaled ones, with no `scale:` left to apply again),
+    and a stage's `block:` mapping keeps only what it set, so the network's SiLU is not overridden."""
+    result = cli("show", "efficientnet_b2")
+    assert result.exit_code == 0, result.output
+    assert "scale: null" in result.stdout and "activation: relu" not in result.stdout
+    path = tmp_path / "b2.yaml"
+    path.write_text(result.stdout)
+    assert archspec.count(str(path)).params == archspec.count("efficientnet_b2").params == 9109994
