@@ -144,7 +144,7 @@ def test_a_convnext_has_three_weighted_layers_per_block_and_five_more():
         ),
         (
             "extends: resnet50\nstages:\n  0: {block: regnet}\n",
-            "block: bottleneck stages cannot be mixed with regnet stages in one network",
+            "block: bottleneck stages cannot be mixed with regnet",
         ),
     ],
 )
