@@ -140,6 +140,9 @@ def _composite(op: p.Op, entry: OpRecord, main_path: bool, t: Tally) -> None:
     # its first walk. Its side-path children (a shortcut, a squeeze path) are counted off the main path.
     key = memo_key(op, main_path)
     sums = t.memo.get(key)
+    if sums is None and type(op) is p.Sequence:
+        _walk(op.items, main_path, t)  # a plain sequence met once adds straight into the running tally
+        return
     if sums is None:
         inner = Tally(t.memo)
         side = entry.side_path(op)
@@ -147,14 +150,22 @@ def _composite(op: p.Op, entry: OpRecord, main_path: bool, t: Tally) -> None:
             _walk(p.children(op), main_path, inner)
         else:
             for name, child in p.children(op):
-                _walk(((name, child),), name not in side, inner)
+                add_op(child, main_path and name not in side, inner)
         sums = t.memo[key] = inner.sums()
     t.add_sums(sums)
 
 
 def add_op(op: p.Op, main_path: bool, t: Tally) -> None:
     """Add one op of the plan (and everything inside it) to a running tally."""
-    _walk((("", op),), main_path, t)
+    entry = RECORDS.get(type(op))
+    if entry is None:
+        raise _no_handler(op)
+    if entry.cost is None:
+        _composite(op, entry, main_path, t)
+        return
+    cost = entry.cost(op)
+    if cost is not FREE:
+        t.add_cost(cost, main_path)
 
 
 def _no_handler(op: object) -> TypeError:

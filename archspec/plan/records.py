@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from archspec.plan import ops as p
 
@@ -22,10 +23,9 @@ Entries = Iterator[tuple[str, Shape]]
 NO_LAYER, MAIN_PATH_LAYER, ALWAYS_LAYER = 0, 1, 2
 
 
-@dataclass(frozen=True)
-class Cost:
+class Cost(NamedTuple):
     """One leaf op's share of the counts: fvcore's operator name and its FLOPs ("" and 0 where fvcore counts
-    nothing)."""
+    nothing). A tuple, since the counter makes one per leaf op it meets."""
 
     params: int = 0
     activations: int = 0
