@@ -32,11 +32,18 @@ TORCHVISION_ARCHS = [
     "vgg13_bn",
     "vgg16_bn",
     "vgg19_bn",
+    "mobilenet_v2",
+    "efficientnet_b0",
+    "efficientnet_b1",
+    "efficientnet_b2",
+    "efficientnet_b3",
 ]
 TIMM_ARCHS = ["resnet18d", "resnet26d", "resnet50d", "seresnet50", "resnext50d_32x4d"]
 STOCK = stock_names()
 # torchvision's RegNets, named by compute regime rather than depth.
 REGNETS = [name for name in STOCK if name.startswith("regnet_")]
+# torchvision's ConvNeXts, named by size (tiny ... large).
+CONVNEXTS = [name for name in STOCK if name.startswith("convnext_")]
 # A training run small enough for a test on the CPU: two batches of synthetic images per epoch.
 SMALL_TRAIN = ("--data", "synthetic:64", "--batch", "32", "--device", "cpu")
 

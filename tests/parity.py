@@ -21,7 +21,8 @@ TOLERANCE = 1e-5
 
 
 def randomize_norms(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Random affine parameters and running statistics for every norm layer of `model` (in place)."""
+    """Random affine parameters and running statistics for every norm layer of `model`, and random layer scales
+    (in place)."""
     generator = torch.Generator().manual_seed(seed)
 
     def uniform(shape: torch.Size) -> torch.Tensor:
@@ -32,6 +33,10 @@ def randomize_norms(model: nn.Module, seed: int = 0) -> nn.Module:
 
     with torch.no_grad():
         for module in model.modules():
+            # A learned per-channel scale on a block's output (ConvNeXt's layer_scale, 1e-6 when fresh).
+            scale = module._parameters.get("layer_scale")
+            if scale is not None:
+                scale.copy_(uniform(scale.shape))
             if not isinstance(module, _NORMS):
                 continue
             if getattr(module, "weight", None) is not None:
@@ -113,13 +118,23 @@ def assert_same_outputs(
 
 
 def perturb_one_block_conv(model: nn.Module, factor: float = 1.01) -> str:
-    """Scale one 3x3 conv inside one block (the middle one of the network's 3x3 convs) by `factor`; its name."""
+    """Scale one 3x3 conv inside one block (the middle one of the network's 3x3 convs) by `factor`; its name.
+
+    In a network without 3x3 convs, the middle depthwise conv's first channel is scaled instead: a layer
+    norm over channels after it would undo a scaling of all of them alike (ConvNeXt)."""
     convs = [
         (name, module)
         for name, module in model.named_modules()
         if isinstance(module, nn.Conv2d) and module.kernel_size == (3, 3)
+    ] or [
+        (name, module)
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Conv2d) and module.groups == module.in_channels > 1
     ]
     name, conv = convs[len(convs) // 2]
     with torch.no_grad():
-        conv.weight.mul_(factor)
+        if conv.kernel_size == (3, 3):
+            conv.weight.mul_(factor)
+        else:
+            conv.weight[:1].mul_(factor)
     return name

@@ -34,6 +34,8 @@ FAMILIES = [
     "preact_resnet110",  # pre-activation blocks
     "regnet_x_400mf",  # grouped bottlenecks, RegNet stem and names
     "regnet_y_400mf",  # RegNet with squeeze-and-excitation
+    "convnext_tiny",  # patchify stem, depthwise convs, per-pixel linear layers, layer norms and layer scales
+    "mobilenet_v2",  # inverted residuals, depthwise convs, the head's conv in `features`
 ]
 DEPTHS = (1, 2, 3)
 # (params, FLOPs, MACs, activations) of a module, by its name in model.named_modules()
@@ -112,7 +114,12 @@ def test_variants_at_other_sizes_equal_fvcore_by_module(name, overrides, size):
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_the_model_row_is_the_specs_total_and_each_module_the_sum_of_its_children(name):
+    """Each module's counts are its children's, and the parameters it holds itself (ConvNeXt's layer_scale)."""
     rows = module_counts(load_plan(name))
+    own = {
+        module_name: sum(p.numel() for p in module.parameters(recurse=False))
+        for module_name, module in archspec.build(name, device="meta").named_modules()
+    }
     total = archspec.count(name)
     assert (rows[0].module, rows[0].params, rows[0].flops, rows[0].macs, rows[0].activations) == (
         "",
@@ -125,7 +132,8 @@ def test_the_model_row_is_the_specs_total_and_each_module_the_sum_of_its_childre
         children = [row for row in rows if row.depth == parent.depth + 1 and row.module.startswith(parent.module)]
         children = [row for row in children if parent.module == "" or row.module.startswith(parent.module + ".")]
         if children:
-            for field in ("params", "flops", "macs", "activations"):
+            assert parent.params == own[parent.module] + sum(row.params for row in children), parent.module
+            for field in ("flops", "macs", "activations"):
                 assert getattr(parent, field) == sum(getattr(row, field) for row in children), (parent.module, field)
 
 

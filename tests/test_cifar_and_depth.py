@@ -6,7 +6,7 @@ import re
 
 import pytest
 import torch
-from conftest import REGNETS, STOCK
+from conftest import CONVNEXTS, REGNETS, STOCK
 
 import archspec
 
@@ -46,7 +46,11 @@ def test_preact_resnet164_has_about_the_papers_parameter_count():
 _DEEP_STEM = {"resnet18d", "resnet26d", "resnet50d", "resnext50d_32x4d"}
 
 
-@pytest.mark.parametrize("name", [name for name in STOCK if name not in REGNETS])
+# MobileNets and EfficientNets carry a version or a scale in their names, not a depth.
+_NOT_BY_DEPTH = [name for name in STOCK if name.startswith(("mobilenet", "efficientnet"))]
+
+
+@pytest.mark.parametrize("name", [name for name in STOCK if name not in REGNETS + CONVNEXTS + _NOT_BY_DEPTH])
 def test_weighted_layer_count_matches_the_name(name):
     depth = int(re.search(r"(\d+)", name).group(1))
     expected = depth + 2 if name in _DEEP_STEM else depth
@@ -58,3 +62,8 @@ def test_a_regnet_has_three_weighted_layers_per_block_plus_stem_and_classifier(n
     # RegNets are named by compute regime (400MF ... 128GF), not by depth.
     blocks = sum(stage.depth for stage in archspec.load_plan(name).stages)
     assert archspec.count(name).layers == 3 * blocks + 2
+
+
+def test_mobilenet_v2_is_53_weighted_layers_deep():
+    # The count Keras and MATLAB publish for MobileNetV2: 52 convs and the classifier.
+    assert archspec.count("mobilenet_v2").layers == 53

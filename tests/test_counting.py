@@ -44,6 +44,8 @@ REPRESENTATIVE = [
     "vgg11_bn",
     "regnet_x_400mf",
     "regnet_y_400mf",
+    "mobilenet_v2",
+    "efficientnet_b0",
 ]
 # Further kinds checked at the native size in the fast tier: ResNet v1 (stride in the 1x1), a wide ResNet,
 # timm's deep-stem ResNeXt and ResNet-26-D, a plain VGG, and the CIFAR plain and residual nets.

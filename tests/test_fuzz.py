@@ -591,6 +591,8 @@ def test_random_space_and_sample_command_lines_end_in_a_message(argv):
     assert "Traceback" not in result.output and "internal error" not in result.output, (argv, result.output[-500:])
     if result.exit_code:
         assert result.stderr.strip(), argv
+
+
 # --- weights files -----------------------------------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ FAMILIES = [
     ("timm", "resnext50d_32x4d", 64),
     ("torchvision", "regnet_x_400mf", 64),
     ("torchvision", "regnet_y_400mf", 64),
+    ("torchvision", "convnext_tiny", 64),  # depthwise 7x7 convs, layer norms, layer scales
 ]
 
 

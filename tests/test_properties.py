@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 
 import archspec
 from archspec.counting.analytic import complexity
+from archspec.lang.schema import KNOBS
 from archspec.nn.fvcore_count import fvcore_complexity
 from archspec.plan import load_plan
+from archspec.plan.blocks import BLOCKS
 
 # Random specs per run: a sample in the fast tier, many more in the slow one; ARCHSPEC_PROPERTY_EXAMPLES
 # sets both (a long hunt: ARCHSPEC_PROPERTY_EXAMPLES=5000 pytest -m slow -k random_specs).
@@ -24,24 +26,8 @@ SLOW_EXAMPLES = int(os.environ.get("ARCHSPEC_PROPERTY_EXAMPLES", "600"))
 widths = st.sampled_from([4, 8, 12, 16])
 
 
-STAGE_KNOBS = {
-    "basic": ["shortcut", "expansion", "avg_down", "se", "preact", "activation"],
-    "bottleneck": [
-        "shortcut",
-        "groups",
-        "group_width",
-        "width_per_group",
-        "expansion",
-        "stride_in",
-        "avg_down",
-        "se",
-        "preact",
-        "activation",
-    ],
-    "plain": ["expansion", "se", "activation"],
-    "vgg": ["activation"],
-    "regnet": ["shortcut", "groups", "group_width", "bottleneck_ratio", "stride_in", "avg_down", "se", "activation"],
-}
+# The knobs each kind takes that a stage may set flat, read off the registry.
+STAGE_KNOBS = {name: [knob for knob in kind.params.knobs() if knob in KNOBS] for name, kind in BLOCKS.items()}
 KNOB_VALUES = {
     "shortcut": st.sampled_from(["A", "B", "C"]),
     "groups": st.sampled_from([1, 2, 4]),
@@ -63,32 +49,56 @@ KNOB_VALUES = {
         st.fixed_dictionaries({"ratio": st.sampled_from([0.25, 0.5]), "of": st.sampled_from(["output", "input"])}),
     ),
     "preact": st.booleans(),
-    "activation": st.sampled_from(["relu", "silu", "gelu"]),
+    "activation": st.sampled_from(["relu", "relu6", "silu", "gelu"]),
 }
-FAMILIES = {"resnet": ["basic", "bottleneck", "plain"], "vgg": ["vgg"], "regnet": ["regnet"]}
+# Values for the knobs a kind takes only in its own `block:` mapping (those not in KNOBS).
+OWN_KNOB_VALUES = {
+    "expand_ratio": st.sampled_from([1.0, 2.0, 6.0]),
+    "kernel": st.sampled_from([3, 5]),
+    "se_ratio": st.sampled_from([0.0, 0.25, 0.5]),
+    "layer_scale": st.sampled_from([1e-6, 0.5]),
+}
+OWN_KNOBS = {name: [knob for knob in kind.params.knobs() if knob not in KNOBS] for name, kind in BLOCKS.items()}
+# Each layout family with the kinds its networks may hold, read off the registry.
+FAMILIES = {
+    family: [name for name, kind in BLOCKS.items() if kind.family == family or family in kind.joins]
+    for family in dict.fromkeys(kind.family for kind in BLOCKS.values())
+}
 
 
 @st.composite
 def stage_overrides(draw, kind: str) -> dict:
     """Some of the knobs that shape `kind`, set on one stage."""
+    if not STAGE_KNOBS[kind]:
+        return {}
     names = draw(st.lists(st.sampled_from(STAGE_KNOBS[kind]), max_size=3, unique=True))
     return {name: draw(KNOB_VALUES[name]) for name in names if not (name == "group_width" and "groups" in names)}
 
 
 @st.composite
 def specs(draw):
-    family = draw(st.sampled_from(["resnet", "resnet", "vgg", "regnet"]))
+    family = draw(st.sampled_from(["resnet", *FAMILIES]))
     block = draw(st.sampled_from(FAMILIES[family]))
-    residual = block in ("basic", "bottleneck", "regnet")
+    residual = BLOCKS[block].residual
     stages = []
+    present = [BLOCKS[block]]  # the kinds the network holds: its network-wide knobs must suit them all
     for _ in range(draw(st.integers(1, 3))):
         stage = {"depth": draw(st.integers(1, 2)), "width": draw(widths), "stride": draw(st.sampled_from([None, 1, 2]))}
         kind = block
         if draw(st.booleans()):
             kind = draw(st.sampled_from(FAMILIES[family]))
             stage["block"] = kind
+            present.append(BLOCKS[kind])
         if draw(st.booleans()):
-            stage.update(draw(stage_overrides(kind)))
+            overrides = draw(stage_overrides(kind))
+            if "block" in stage and draw(st.booleans()):
+                stage["block"] = {"type": kind, **overrides}  # the same knobs in the kind's own mapping
+            else:
+                stage.update(overrides)
+        if OWN_KNOBS[kind] and draw(st.booleans()):
+            own = draw(st.lists(st.sampled_from(OWN_KNOBS[kind]), min_size=1, max_size=2, unique=True))
+            mapping = stage["block"] if isinstance(stage.get("block"), dict) else {"type": kind}
+            stage["block"] = {**mapping, **{name: draw(OWN_KNOB_VALUES[name]) for name in own}}
         stages.append({k: v for k, v in stage.items() if v is not None})
     spec = {
         "input": {
@@ -98,7 +108,7 @@ def specs(draw):
         "stem": {
             "type": draw(
                 st.sampled_from(
-                    ["imagenet", "cifar", "deep", "simple", "none"] if block != "vgg" else ["cifar", "none"]
+                    ["imagenet", "cifar", "deep", "simple", "patchify", "none"] if block != "vgg" else ["cifar", "none"]
                 )
             )
         },
@@ -106,7 +116,7 @@ def specs(draw):
         "stages": [{k: v for k, v in s.items() if v is not None} for s in stages],
         "norm": draw(st.sampled_from(["batch", "group", "none"])),
         "norm_groups": draw(st.sampled_from([1, 2, 4])),
-        "activation": draw(st.sampled_from(["relu", "silu", "gelu"])),
+        "activation": draw(st.sampled_from(["relu", "relu6", "silu", "gelu"])),
         "head": {
             "num_classes": draw(st.integers(1, 12)),
             "hidden": draw(st.lists(st.integers(1, 16), max_size=2)),
@@ -116,6 +126,11 @@ def specs(draw):
     if spec["stem"]["type"] != "none":
         spec["stem"]["width"] = draw(widths)
         spec["stem"]["pool"] = draw(st.booleans())
+    if draw(st.booleans()):
+        spec["head"]["conv"] = draw(widths)
+    if draw(st.booleans()):
+        spec["scale"] = {"width": draw(st.sampled_from([0.5, 1.0, 1.3])), "depth": draw(st.sampled_from([1.0, 1.5]))}
+        spec["scale"]["divisor"] = draw(st.sampled_from([1, 4, 8]))
     if spec["head"]["pool"] == "none":
         spec["head"]["pool"] = "avg"
         spec["head"]["pool_size"] = draw(st.sampled_from([1, 2, [1, 2]]))
@@ -125,22 +140,29 @@ def specs(draw):
                 draw(st.sets(st.integers(0 if spec["stem"]["type"] != "none" else 1, len(stages)), min_size=1))
             )
         }
+
+    def takes(knob: str) -> bool:
+        return all(knob in kind.knobs | kind.tolerates for kind in present)
+
     if residual:
-        spec["shortcut"] = draw(st.sampled_from(["A", "B", "C"]))
-        spec["preact"] = draw(st.booleans()) and block != "regnet"
-        spec["avg_down"] = draw(st.booleans()) and spec["shortcut"] != "A"  # option A has no projection to pool for
+        if takes("shortcut"):
+            spec["shortcut"] = draw(st.sampled_from(["A", "B", "C"]))
+        if takes("preact"):
+            spec["preact"] = draw(st.booleans())
+        if takes("avg_down"):
+            spec["avg_down"] = draw(st.booleans()) and spec.get("shortcut") != "A"  # A has no projection to pool for
         spec["drop_path"] = draw(st.sampled_from([0.0, 0.2]))
         spec["zero_init_residual"] = draw(st.booleans())
-        if draw(st.booleans()):
+        if takes("se") and draw(st.booleans()):
             spec["se"] = {"reduction": draw(st.sampled_from([2, 4, 16])), "divisor": draw(st.sampled_from([1, 4, 8]))}
         if draw(st.booleans()):
             spec["output_stride"] = draw(st.sampled_from([8, 16]))
-    if block == "bottleneck":
+    if block == "bottleneck" and takes("groups"):
         spec["stride_in"] = draw(st.sampled_from(["1x1", "3x3"]))
         spec["groups"] = draw(st.sampled_from([1, 2, 4]))
         spec["width_per_group"] = draw(st.sampled_from([16, 64, 128]))
         spec["expansion"] = draw(st.sampled_from([1, 2, 4]))
-    if block == "regnet":
+    if block == "regnet" and takes("group_width"):
         spec["group_width"] = draw(st.sampled_from([1, 2, 4, 8]))
         spec["bottleneck_ratio"] = draw(st.sampled_from([1.0, 2.0]))
         if draw(st.booleans()):

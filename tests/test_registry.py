@@ -1,4 +1,4 @@
-"""The planner's registries and the three dispatchers over plan ops agree with each other and with the schema."""
+"""The planner's registries and the dispatchers over plan ops agree with each other and with the schema."""
 
 from __future__ import annotations
 
@@ -8,17 +8,20 @@ from dataclasses import dataclass
 import pytest
 
 from archspec.counting import analytic, memory
-from archspec.lang import schema
+from archspec.lang import blocks, schema
 from archspec.nn import builder
+from archspec.plan import tensors
 from archspec.plan.blocks import BLOCKS
 from archspec.plan.generators import GENERATORS
 from archspec.plan.layouts import LAYOUTS
 from archspec.plan.ops import OP_TYPES
 from archspec.plan.stems import NO_STEM, STEMS
+from archspec.tools import reference
 
 DISPATCHERS = {
     "counter": (analytic.HANDLERS, lambda op: analytic.count_op(op)),
     "memory estimate": (memory.HANDLERS, lambda op: memory.feature_maps(op)),
+    "state_dict layout": (tensors.HANDLERS, lambda op: list(tensors.tensor_entries(op))),
     "builder": (builder.HANDLERS, lambda op: builder.make_module(op)),
 }
 
@@ -42,17 +45,45 @@ def test_an_op_without_a_handler_is_an_error_not_a_silent_zero(name):
 
 
 def test_the_schema_names_every_registered_block_stem_and_generator():
-    assert set(typing.get_args(schema.BlockType)) == set(BLOCKS)
+    assert set(typing.get_args(schema.BlockType)) == set(BLOCKS) == set(blocks.BLOCK_PARAMS)
     assert set(typing.get_args(schema.StemType)) == set(STEMS) | {NO_STEM}
     assert set(schema.GENERATORS) == set(GENERATORS) == set(schema.StageGenerators.model_fields)
 
 
-def test_every_block_kind_has_a_layout_and_known_knobs():
-    for kind in BLOCKS.values():
-        assert kind.family in LAYOUTS
-        assert kind.knobs | kind.tolerates <= set(schema.KNOBS), kind.name
-        assert not kind.knobs & kind.tolerates, kind.name
+def test_every_block_kind_pairs_its_own_parameters_model_with_a_layout():
+    for name, kind in BLOCKS.items():
+        assert kind.params is blocks.BLOCK_PARAMS[name], name
+        assert kind.name == name
+        assert kind.family in LAYOUTS, name
+        assert set(kind.joins) <= set(LAYOUTS), name
+        assert kind.tolerates <= set(schema.KNOBS), name
+        assert not kind.knobs & kind.tolerates, name
 
 
-def test_every_knob_is_a_field_of_the_network_and_of_a_stage():
+def test_every_shared_knob_is_a_field_of_the_network_of_a_stage_and_of_some_kind():
     assert set(schema.KNOBS) <= set(schema.Spec.model_fields) & set(schema.Stage.model_fields)
+    for knob in schema.KNOBS:
+        assert any(knob in kind.knobs for kind in BLOCKS.values()), knob
+
+
+def test_a_shared_knob_means_the_same_on_the_network_and_in_every_kind_that_takes_it():
+    """Its default in a kind's model is the network's default, so a mapping that leaves it out inherits nothing
+    different from a network that never wrote it."""
+    for kind in BLOCKS.values():
+        for knob, field in kind.params.model_fields.items():
+            if knob in schema.KNOBS:
+                assert field.default == schema.Spec.model_fields[knob].default, (kind.name, knob)
+
+
+def test_the_schema_and_the_reference_list_every_kind_and_its_parameters():
+    json_schema = schema.Spec.model_json_schema()
+    definitions = json_schema["$defs"]
+    text = reference.spec_reference()
+    for name, kind in BLOCKS.items():
+        model = definitions[kind.params.__name__]
+        assert model["properties"]["type"]["const"] == name
+        assert set(model["properties"]) == {"type", *kind.knobs}
+        assert f"## `block: {{type: {name}}}`" in text
+        for knob in kind.knobs:
+            assert f"| `block.{knob}` |" in text, (name, knob)
+        assert f"| `{name}` | {kind.family} |" in text

@@ -191,7 +191,8 @@ BAD_SPACES = [
     ),
     (
         "block: {choice: [basic, bottlenek]}\nstages: [{depth: 1, width: 8}]\n",
-        "1:25: block: got the text 'bottlenek'; expected one of 'basic', 'bottleneck', 'plain', 'vgg' or 'regnet'",
+        "1:25: block: got the text 'bottlenek'; expected one of "
+        "'basic', 'bottleneck', 'plain', 'vgg', 'regnet', 'convnext', 'inverted_residual' or 'mbconv'",
     ),
     (
         "stages: [{depth: 1, width: {log_range: [8, 64], multiple_of: 100}}]\n",

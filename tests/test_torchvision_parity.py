@@ -16,7 +16,16 @@ import archspec
 
 # One of each family in the fast tier (basic, bottleneck, grouped, wide, VGG with and without batch
 # norm); every architecture in the slow tier. The state_dict test below covers all of them everywhere.
-FAST_OUTPUTS = {"resnet18", "resnet50", "resnext50_32x4d", "wide_resnet50_2", "vgg11", "vgg11_bn"}
+FAST_OUTPUTS = {
+    "resnet18",
+    "resnet50",
+    "resnext50_32x4d",
+    "wide_resnet50_2",
+    "vgg11",
+    "vgg11_bn",
+    "mobilenet_v2",
+    "efficientnet_b0",
+}
 
 
 @pytest.mark.parametrize("name", fast_subset(TORCHVISION_ARCHS, FAST_OUTPUTS))

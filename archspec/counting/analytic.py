@@ -13,8 +13,8 @@ Conventions (stated in every report):
 - `layers` are the weighted layers on the main path: convs and fully connected
   layers, not shortcut projections or SE units (resnet152 -> 152, vgg19 -> 19).
 
-One handler per op type (`HANDLERS`), as fvcore keeps one per operator; an op
-type without a handler is an error at its first use, never a silent zero.
+Each op type's cost is its record in `archspec.plan.records` (as fvcore keeps one handler per
+operator); an op type without one is an error at its first use, never a silent zero.
 
 Counting is the inner loop of design-space sampling (`archspec sample`), so the handlers add
 plain integers into one running `Tally` instead of building a counter per op, and an op that
@@ -25,13 +25,17 @@ section and again for the total) is walked once and its sums reused.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from archspec.plan import ops as p
+from archspec.plan.records import ALWAYS_LAYER, FREE, MAIN_PATH_LAYER, OPERATORS, RECORDS, Cost, OpRecord
 
-# fvcore's operator names, in the order `flops_by_op` lists them.
-OPERATORS = ("adaptive_avg_pool2d", "batch_norm", "conv", "group_norm", "linear")
+# The operators whose FLOPs are multiply-adds: the convention of the ResNet paper and of torchvision.
+MAC_OPERATORS = ("conv", "linear")
+_OPERATOR_INDEX = {name: index for index, name in enumerate(OPERATORS)}
+# The counter's table: one record per op type (tests/test_registry.py checks it covers every op).
+HANDLERS = RECORDS
 
 
 @dataclass
@@ -61,78 +65,42 @@ class Tally:
     `sums` and `add_sums` list the fields in one order: params, activations, layers, then `OPERATORS`.
     """
 
-    __slots__ = ("memo", "params", "activations", "layers", *OPERATORS)
+    __slots__ = ("activations", "by_op", "layers", "memo", "params")
 
     def __init__(self, memo: dict[int, tuple[int, ...]] | None = None):
         self.params = self.activations = self.layers = 0
-        self.adaptive_avg_pool2d = self.batch_norm = self.conv = self.group_norm = self.linear = 0
+        self.by_op = [0] * len(OPERATORS)
         self.memo = {} if memo is None else memo
 
     def sums(self) -> tuple[int, ...]:
-        return (
-            self.params,
-            self.activations,
-            self.layers,
-            self.adaptive_avg_pool2d,
-            self.batch_norm,
-            self.conv,
-            self.group_norm,
-            self.linear,
-        )
+        return (self.params, self.activations, self.layers, *self.by_op)
 
     def add_sums(self, sums: tuple[int, ...], times: int = 1) -> None:
         self.params += sums[0] * times
         self.activations += sums[1] * times
         self.layers += sums[2] * times
-        self.adaptive_avg_pool2d += sums[3] * times
-        self.batch_norm += sums[4] * times
-        self.conv += sums[5] * times
-        self.group_norm += sums[6] * times
-        self.linear += sums[7] * times
+        by_op = self.by_op
+        for index, value in enumerate(sums[3:]):
+            by_op[index] += value * times
+
+    def add_cost(self, cost: Cost, main_path: bool) -> None:
+        self.params += cost.params
+        self.activations += cost.activations
+        if cost.layer == ALWAYS_LAYER or (cost.layer == MAIN_PATH_LAYER and main_path):
+            self.layers += 1
+        if cost.flops:
+            self.by_op[_OPERATOR_INDEX[cost.operator]] += cost.flops
 
     def flops_by_op(self) -> dict[str, int]:
-        # Every handler adds a positive amount, so an operator is present exactly when its sum is.
-        return {name: getattr(self, name) for name in OPERATORS if getattr(self, name)}
+        # Every record adds a positive amount, so an operator is present exactly when its sum is.
+        return {name: value for name, value in zip(OPERATORS, self.by_op, strict=True) if value}
+
+    @property
+    def macs(self) -> int:
+        return sum(self.by_op[_OPERATOR_INDEX[name]] for name in MAC_OPERATORS)
 
     def counts(self) -> Counts:
-        return Counts(self.params, Counter(self.flops_by_op()), self.conv + self.linear, self.activations, self.layers)
-
-
-def _conv(op: p.Conv, main_path: bool, t: Tally) -> None:
-    per_output = (op.in_channels // op.groups) * op.kernel * op.kernel
-    outputs = op.out_channels * op.out_size[0] * op.out_size[1]
-    t.params += op.out_channels * per_output + (op.out_channels if op.bias else 0)
-    t.conv += outputs * per_output
-    t.activations += outputs
-    if main_path:
-        t.layers += 1
-
-
-def _norm(op: p.Norm, main_path: bool, t: Tally) -> None:
-    elements = op.channels * op.size[0] * op.size[1]
-    t.params += 2 * op.channels
-    if op.kind == "batch":
-        t.batch_norm += 2 * elements
-    else:
-        t.group_norm += 5 * elements
-
-
-def _linear(op: p.Linear, main_path: bool, t: Tally) -> None:
-    t.params += op.in_features * op.out_features + (op.out_features if op.bias else 0)
-    t.linear += op.in_features * op.out_features
-    t.activations += op.out_features
-    t.layers += 1
-
-
-def _adaptive_pool(op: p.AdaptivePool, main_path: bool, t: Tally) -> None:
-    if op.kind == "avg":
-        t.adaptive_avg_pool2d += op.channels * op.in_size[0] * op.in_size[1]
-
-
-def _squeeze_excite(op: p.SqueezeExcite, main_path: bool, t: Tally) -> None:
-    t.adaptive_avg_pool2d += op.channels * op.size[0] * op.size[1]
-    _conv(op.fc1, False, t)
-    _conv(op.fc2, False, t)
+        return Counts(self.params, Counter(self.flops_by_op()), self.macs, self.activations, self.layers)
 
 
 def memo_key(op: object, main_path: bool) -> int:
@@ -141,8 +109,8 @@ def memo_key(op: object, main_path: bool) -> int:
 
 
 def _walk(items: Iterable[tuple[str, p.Op]], main_path: bool, t: Tally) -> None:
-    # `add_op` inlined: this loop runs for every op of every plan counted. A stage's repeated blocks are
-    # one object standing in a row (the planner reuses it): its sums are added once per run, times its length.
+    # This loop runs for every op of every plan counted. A stage's repeated blocks are one object standing
+    # in a row (the planner reuses it): its sums are added once per run, times its length.
     previous: p.Op | None = None
     repeats = 0
     for _, op in items:
@@ -152,68 +120,52 @@ def _walk(items: Iterable[tuple[str, p.Op]], main_path: bool, t: Tally) -> None:
         if repeats:
             t.add_sums(t.memo[memo_key(previous, main_path)], repeats)
             repeats = 0
-        handler = HANDLERS.get(type(op))
-        if handler is None:
+        entry = RECORDS.get(type(op))
+        if entry is None:
             raise _no_handler(op)
-        if handler is not _free:
-            handler(op, main_path, t)
-        previous = op if handler is _residual else None
+        if entry.cost is not None:
+            cost = entry.cost(op)
+            if cost is not FREE:
+                t.add_cost(cost, main_path)
+            previous = None
+        else:
+            _composite(op, entry, main_path, t)
+            previous = op if type(op) is p.Residual else None
     if repeats:
         t.add_sums(t.memo[memo_key(previous, main_path)], repeats)
 
 
-def _sequence(op: p.Sequence, main_path: bool, t: Tally) -> None:
-    sums = t.memo.get(id(op) if main_path else -1 - id(op))
-    if sums is None:
-        _walk(op.items, main_path, t)
-    else:
-        t.add_sums(sums)
-
-
-def _residual(op: p.Residual, main_path: bool, t: Tally) -> None:
-    # A block met again in the same walk (ops are immutable, so it is the same block) adds the sums
-    # of its first walk.
-    key = id(op) if main_path else -1 - id(op)
+def _composite(op: p.Op, entry: OpRecord, main_path: bool, t: Tally) -> None:
+    # A composite met again in the same walk (ops are immutable, so it is the same one) adds the sums of
+    # its first walk. Its side-path children (a shortcut, a squeeze path) are counted off the main path.
+    key = memo_key(op, main_path)
     sums = t.memo.get(key)
+    if sums is None and type(op) is p.Sequence:
+        _walk(op.items, main_path, t)  # a plain sequence met once adds straight into the running tally
+        return
     if sums is None:
-        block = Tally(t.memo)
-        _walk(op.pre, main_path, block)
-        _walk(op.body, main_path, block)
-        _walk(op.post, main_path, block)
-        if op.shortcut is not None:
-            add_op(op.shortcut, False, block)
-        sums = t.memo[key] = block.sums()
+        inner = Tally(t.memo)
+        side = entry.side_path(op)
+        if not side or not main_path:
+            _walk(p.children(op), main_path, inner)
+        else:
+            for name, child in p.children(op):
+                add_op(child, main_path and name not in side, inner)
+        sums = t.memo[key] = inner.sums()
     t.add_sums(sums)
-
-
-def _free(op: p.Op, main_path: bool, t: Tally) -> None:
-    """Ops that fvcore counts as zero: activations, max and average pooling, flatten, dropout, option A's padding."""
-
-
-HANDLERS: dict[type, Callable[..., None]] = {
-    p.Conv: _conv,
-    p.Norm: _norm,
-    p.Linear: _linear,
-    p.AdaptivePool: _adaptive_pool,
-    p.SqueezeExcite: _squeeze_excite,
-    p.Sequence: _sequence,
-    p.Residual: _residual,
-    p.Act: _free,
-    p.MaxPool: _free,
-    p.AvgPool: _free,
-    p.Identity: _free,
-    p.Flatten: _free,
-    p.Dropout: _free,
-    p.ZeroPadShortcut: _free,
-}
 
 
 def add_op(op: p.Op, main_path: bool, t: Tally) -> None:
     """Add one op of the plan (and everything inside it) to a running tally."""
-    handler = HANDLERS.get(type(op))
-    if handler is None:
+    entry = RECORDS.get(type(op))
+    if entry is None:
         raise _no_handler(op)
-    handler(op, main_path, t)
+    if entry.cost is None:
+        _composite(op, entry, main_path, t)
+        return
+    cost = entry.cost(op)
+    if cost is not FREE:
+        t.add_cost(cost, main_path)
 
 
 def _no_handler(op: object) -> TypeError:
@@ -276,7 +228,7 @@ def complexity(plan: p.Plan) -> Complexity:
         params=total.params,
         flops=sum(flops_by_op.values()),
         flops_by_op=flops_by_op,
-        macs=total.conv + total.linear,
+        macs=total.macs,
         activations=total.activations,
         params_by_section={k: v.params for k, v in sections.items()},
         flops_by_section={k: sum(v.flops_by_op().values()) for k, v in sections.items()},

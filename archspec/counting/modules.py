@@ -9,40 +9,24 @@ from __future__ import annotations
 
 from archspec.counting.analytic import Counts, count_op
 from archspec.plan import ops as p
+from archspec.plan.records import record
 from archspec.report.results import ModuleRow
-
-
-def _submodules(op: p.Op) -> p.Items:
-    """The named children a built op's module registers, in order (beyond the plan's own `children`)."""
-    if isinstance(op, p.SqueezeExcite):
-        # archspec.nn.layers.SqueezeExcite: pool, fc1, act, fc2.
-        return (
-            ("pool", p.AdaptivePool("avg", op.channels, op.size, (1, 1))),
-            ("fc1", op.fc1),
-            ("act", p.Act("relu")),
-            ("fc2", op.fc2),
-        )
-    return p.children(op)
 
 
 def _walk(name: str, op: p.Op, main_path: bool, rows: list[ModuleRow]) -> Counts:
     index = len(rows)
     rows.append(ModuleRow(name, name.count(".") + 1, 0, 0, 0, 0))
-    children = _submodules(op)
+    children = p.children(op)
     if not children:
         total = count_op(op, main_path)
     else:
         total = Counts()
-        shortcut = op.shortcut_name if isinstance(op, p.Residual) else None
+        side = record(op).side_path(op)
         for child_name, child in children:
-            total.add(
-                _walk(
-                    f"{name}.{child_name}",
-                    child,
-                    main_path and child_name != shortcut and not isinstance(op, p.SqueezeExcite),
-                    rows,
-                )
-            )
+            if record(child).own_parameter:  # a parameter of this module, not a module of its own
+                total.add(count_op(child, main_path))
+                continue
+            total.add(_walk(f"{name}.{child_name}", child, main_path and child_name not in side, rows))
         if isinstance(op, p.Residual) and op.drop_path > 0:
             rows.append(ModuleRow(f"{name}.drop_path", name.count(".") + 2, 0, 0, 0, 0))
     rows[index] = ModuleRow(name, rows[index].depth, total.params, total.flops, total.macs, total.activations)

@@ -4,30 +4,35 @@ Every field has a description (they become the JSON Schema that editors use),
 closed choices are Literals, unknown keys are errors, and values are strict:
 YAML's `yes`/`on` never turns into 1 and `64.0` never into 64.
 
-The knobs that shape a block (`KNOBS`) are written once for the network and
-may be overridden on any stage; a stage's value wins, the network's is the
-default. Rules that span fields (which block kinds a knob shapes, what a stem
-takes) belong to the plan's registry of blocks and stems (`archspec.plan`), where
-adding a block kind adds its rules.
+`block:` is a block kind's name or its parameters mapping (`archspec.lang.blocks`). The
+knobs several kinds share (`KNOBS`) may also be written flat on the network and overridden on
+any stage; a stage's value wins, the network's is the default. Rules that span fields (which
+block kinds a knob shapes, what a stem takes) belong to the plan's registry of blocks and stems
+(`archspec.plan`), where adding a block kind adds its rules.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, PlainValidator, Tag, WithJsonSchema
+from pydantic import Discriminator, Field, PlainValidator, Tag, WithJsonSchema
 
-BlockType = Literal["basic", "bottleneck", "plain", "vgg", "regnet"]
-StemType = Literal["imagenet", "cifar", "deep", "simple", "none"]
-ShortcutOption = Literal["A", "B", "C"]
-Activation = Literal["relu", "silu", "gelu"]
-StrideIn = Literal["1x1", "3x3"]
-# Widths, channels and classes far beyond any real network (2**24) are typos; bounding them keeps every
-# later multiplication in range and every message short.
-MAX_WIDTH = 1 << 24
-MAX_SIZE = 1 << 16
-PositiveInt = Annotated[int, Field(ge=1, le=MAX_WIDTH)]
-Ratio = Annotated[float, Field(gt=0, le=64)]
+from archspec.lang.blocks import BLOCK_NAMES as BLOCK_NAMES
+from archspec.lang.blocks import BLOCK_PARAMS, SHARED_KNOBS, BlockField
+from archspec.lang.blocks import BlockParams as BlockParams
+from archspec.lang.blocks import BlockType as BlockType
+from archspec.lang.fields import MAX_SIZE as MAX_SIZE
+from archspec.lang.fields import MAX_WIDTH as MAX_WIDTH
+from archspec.lang.fields import Activation as Activation
+from archspec.lang.fields import Model as Model
+from archspec.lang.fields import PositiveInt, Ratio, SEField
+from archspec.lang.fields import ShortcutOption as ShortcutOption
+from archspec.lang.fields import SqueezeExcite as SqueezeExcite
+from archspec.lang.fields import StrideIn as StrideIn
+
+# The knobs written flat on the network and on a stage (a kind's own knobs go in its `block:` mapping).
+KNOBS = SHARED_KNOBS
+StemType = Literal["imagenet", "cifar", "deep", "simple", "patchify", "none"]
 # The stage generators `stages:` may name instead of a list; see `archspec.plan.generators`.
 GENERATORS = ("regnet",)
 
@@ -70,12 +75,6 @@ Size = Annotated[
 ]
 
 
-class Model(BaseModel):
-    """Policy shared by every part of a spec."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
 class Input(Model):
     """The input image the network is designed for."""
 
@@ -91,7 +90,8 @@ class Stem(Model):
         description=(
             "imagenet: 7x7/2 conv, norm, activation, 3x3/2 max pool. cifar: 3x3/1 conv, norm, activation. "
             "deep: three 3x3 convs, the first with stride 2 (ResNet-C), then norm, activation, 3x3/2 max pool. "
-            "simple: 3x3/2 conv, norm, activation (RegNet's stem). none: no stem."
+            "simple: 3x3/2 conv, norm, activation (RegNet's stem). patchify: a patch x patch conv with stride "
+            "patch and bias, then a layer norm over channels (ConvNeXt's stem). none: no stem."
         ),
     )
     width: PositiveInt | None = Field(
@@ -106,40 +106,9 @@ class Stem(Model):
             "Close the stem with a 3x3/2 max pool (default: true for imagenet and deep, false for cifar and simple)."
         ),
     )
-
-
-class SqueezeExcite(Model):
-    """Squeeze-and-excitation: global pool, 1x1 reduce, ReLU, 1x1 expand, sigmoid gate on the block's features."""
-
-    reduction: PositiveInt = Field(
-        default=16, description="Reduced width = the reference width / reduction, rounded to `divisor`."
+    patch: Annotated[int, Field(ge=1, le=64)] | None = Field(
+        default=None, description="Kernel and stride of a patchify stem's conv (default 4)."
     )
-    divisor: PositiveInt = Field(
-        default=8, description="With `reduction`: the reduced width is rounded to a multiple of this (at least this)."
-    )
-    ratio: Annotated[float, Field(gt=0, le=1)] | None = Field(
-        default=None,
-        description="Instead of `reduction`: reduced width = round(ratio x the reference width), at least 1 "
-        "(RegNetY: 0.25 of the input width).",
-    )
-    of: Literal["output", "input"] = Field(
-        default="output",
-        description="The reference width: the block's output width (SE-ResNet) or its input width (RegNetY).",
-    )
-
-
-def _se_tag(value: Any) -> str:
-    return "off" if value is False else "on"
-
-
-# `false` turns squeeze-and-excitation off (on a stage: where the network has it).
-SEField = (
-    Annotated[
-        Annotated[SqueezeExcite, Tag("on")] | Annotated[Literal[False], Tag("off")],
-        Discriminator(_se_tag),
-    ]
-    | None
-)
 
 
 class Stage(Model):
@@ -157,7 +126,11 @@ class Stage(Model):
         description="Stride of the stage's first block (default 1 for the first stage, 2 after; vgg: the closing "
         "max pool, default 2).",
     )
-    block: BlockType | None = Field(None, description="This stage's block type (default: the network's `block`).")
+    block: BlockField | None = Field(
+        None,
+        description="This stage's block kind: its name, or a mapping of its `type` and parameters (default: the "
+        "network's `block`).",
+    )
     shortcut: ShortcutOption | None = Field(None, description="This stage's shortcut option (default: the network's).")
     groups: PositiveInt | None = Field(None, description="This stage's `groups` (default: the network's).")
     group_width: PositiveInt | None = Field(None, description="This stage's `group_width` (default: the network's).")
@@ -246,6 +219,11 @@ class Head(Model):
             "with no hidden layer, before the classifier."
         ),
     )
+    conv: PositiveInt | None = Field(
+        default=None,
+        description="Width of a 1x1 conv, norm and activation before the pool (MobileNetV2 and EfficientNet: 1280); "
+        "none by default.",
+    )
     pool: Literal["avg", "max", "none"] = Field(
         default="avg",
         description="Adaptive pooling before the fully connected layers; none flattens the feature map as it is.",
@@ -256,6 +234,20 @@ class Head(Model):
         description="Features-only backbone: return the outputs of these stages (1 = first stage, 0 = stem) "
         "instead of class scores.",
     )
+
+
+class Scale(Model):
+    """Width and depth multipliers over the stages as written (MobileNet's width multiplier, EfficientNet's compound
+    scaling, Tan and Le 2019).
+
+    Every width (the stem's, each stage's, and the head's conv, which only grows) is multiplied by `width` and
+    rounded to the nearest multiple of `divisor`, never more than 10% below the product (torchvision's
+    `_make_divisible`); each stage's depth is multiplied by `depth` and rounded up.
+    """
+
+    width: Annotated[float, Field(gt=0, le=64)] = Field(1.0, description="Width multiplier.")
+    depth: Annotated[float, Field(gt=0, le=64)] = Field(1.0, description="Depth multiplier.")
+    divisor: PositiveInt = Field(8, description="Scaled widths are rounded to a multiple of this (at least this).")
 
 
 class Spec(Model):
@@ -270,15 +262,10 @@ class Spec(Model):
     )
     input: Input = Field(default_factory=Input, description="The input the network is designed for.")
     stem: Stem = Field(default_factory=Stem, description="Layers before the first stage.")
-    block: BlockType = Field(
+    block: BlockField = Field(
         "basic",
-        description=(
-            "basic: 3x3, 3x3 with a shortcut. bottleneck: 1x1, 3x3, 1x1 with a shortcut. plain: basic without "
-            "shortcut. "
-            "vgg: 3x3 convs with bias, closed by a 2x2 max pool. regnet: RegNet's residual bottleneck (1x1, "
-            "grouped 3x3, "
-            "[SE], 1x1; stride in the 3x3), shaped by group_width and bottleneck_ratio."
-        ),
+        description="The block kind: its name (`bottleneck`) or a mapping of its `type` and parameters "
+        "(`{type: bottleneck, groups: 32}`). " + " ".join(model.__doc__ or "" for model in BLOCK_PARAMS.values()),
     )
     preact: bool = Field(False, description="Pre-activation residual blocks (norm, activation, conv; He et al. 2016).")
     shortcut: ShortcutOption = Field(
@@ -324,6 +311,11 @@ class Spec(Model):
     norm_groups: PositiveInt = Field(32, description="Groups of group normalization.")
     activation: Activation = Field("relu", description="Activation function.")
     stages: StagesField = Field(description="The stages, in order: a list, or a generator such as `{regnet: {...}}`.")
+    scale: Scale | None = Field(
+        None,
+        description="Width and depth multipliers applied to the stem, the stages and the head's conv "
+        "(`{width: 1.1, depth: 1.2}`: EfficientNet-B2 over B0).",
+    )
     head: Head = Field(default_factory=Head, description="Pooling and fully connected layers after the last stage.")
     zero_init_residual: bool = Field(
         False,
@@ -332,10 +324,3 @@ class Spec(Model):
             "so every block begins as the identity (Goyal et al. 2017)."
         ),
     )
-
-
-# The fields that shape a block: set on the network, overridden per stage.
-KNOBS = (
-    "shortcut", "groups", "group_width", "width_per_group", "bottleneck_ratio", "expansion",
-    "stride_in", "avg_down", "se", "preact", "activation",
-)  # fmt: skip

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from archspec.errors import Problem, SpecError, format_path, shorten
+from archspec.lang.blocks import BLOCK_NAMES, BLOCK_PARAMS, BlockParams, kinds_taking
 from archspec.lang.schema import Spec
 from archspec.lang.yamldoc import Document
 
@@ -21,7 +22,7 @@ _BOOL_WORDS = "yes/no/on/off/true/false"
 # resolving it would take minutes before any other check could speak.
 MAX_BLOCKS = 10_000
 # The tags of the schema's discriminated unions; Pydantic puts them in error locations.
-_UNION_TAGS = {"list", "generator", "on", "off"}
+_UNION_TAGS = {"list", "generator", "on", "off", "name", *BLOCK_NAMES}
 _BOUNDS = {
     "greater_than_equal": ("ge", "of at least"),
     "greater_than": ("gt", "greater than"),
@@ -127,6 +128,25 @@ def _inner_models(annotation: Any, in_list: bool) -> list[tuple[type[BaseModel],
     return found
 
 
+def _block_model(doc: Document, path: FieldPath) -> type[BlockParams] | None:
+    """The parameters model of the block mapping at `path`, if `path` is a `block:` mapping of a known kind."""
+    if not path or path[-1] != "block":
+        return None
+    node: Any = doc.data
+    for part in path:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    kind = node.get("type") if isinstance(node, dict) else None
+    return BLOCK_PARAMS.get(kind) if isinstance(kind, str) else None
+
+
+def _choices(names: tuple[str, ...]) -> str:
+    quoted = [repr(name) for name in names]
+    return ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
 def _describe(doc: Document, path: FieldPath, value: Any) -> str:
     raw = doc.raw.get(path)
     if isinstance(value, bool):
@@ -165,8 +185,23 @@ def _message(doc: Document, path: FieldPath, error: ErrorDetails) -> str:
     value = error.get("input")
     if kind == "extra_forbidden":
         key = str(path[-1]) if path else "?"
+        block = _block_model(doc, path[:-1])
+        if block is not None:
+            valid = sorted(block.model_fields)
+            takers = kinds_taking(key)
+            if takers:
+                return f"{key} shapes {takers} blocks only, not {block.kind_name()} (its keys: {', '.join(valid)})"
+            return unknown_key(key, valid)
         model = _model_at(path[:-1])
         return unknown_key(key, sorted(model.model_fields) if model else [])
+    if kind == "union_tag_invalid" and path and path[-1] == "block":
+        choices = _choices(BLOCK_NAMES)
+        if isinstance(value, dict) and "type" in value:
+            return f"got {_describe(doc, (*path, 'type'), value['type'])} for `type`; expected one of {choices}"
+        return (
+            f"expected a block kind's name or a mapping with its `type` (one of {choices}), "
+            f"got {_describe(doc, path, value)}"
+        )
     if kind == "missing":
         return "required field is missing"
     if kind in ("int_type", "int_from_float"):

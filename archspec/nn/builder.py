@@ -13,13 +13,24 @@ import torch
 from torch import nn
 
 from archspec.errors import Mark, Problem, SpecError
-from archspec.nn.layers import DropPath, Network, ResidualBlock, SamePadAvgPool, SqueezeExcite, ZeroPadShortcut
+from archspec.nn.layers import (
+    DropPath,
+    LayerNorm2d,
+    LayerScale,
+    Network,
+    Permute,
+    ResidualBlock,
+    SamePadAvgPool,
+    SqueezeExcite,
+    ZeroPadShortcut,
+)
 from archspec.nn.materialize import materialize
 from archspec.plan import ops as p
 from archspec.plan.layouts import LAYOUTS
 
 _ACTIVATIONS: dict[str, Callable[[bool], nn.Module]] = {
     "relu": lambda inplace: nn.ReLU(inplace=inplace),
+    "relu6": lambda inplace: nn.ReLU6(inplace=inplace),
     "silu": lambda inplace: nn.SiLU(inplace=inplace),
     "gelu": lambda inplace: nn.GELU(),
 }
@@ -86,7 +97,11 @@ HANDLERS: dict[type, Callable[..., nn.Module]] = {
     p.Linear: lambda op: nn.Linear(op.in_features, op.out_features, op.bias),
     p.Dropout: lambda op: nn.Dropout(op.p),
     p.ZeroPadShortcut: lambda op: ZeroPadShortcut(op.stride, op.in_channels, op.out_channels),
-    p.SqueezeExcite: lambda op: SqueezeExcite(op.channels, op.reduced),
+    p.SqueezeExcite: lambda op: SqueezeExcite(_modules(op.items), op.gate),
+    p.LayerNorm: lambda op: nn.LayerNorm(op.channels, op.eps) if op.channels_last else LayerNorm2d(op.channels, op.eps),
+    p.Permute: lambda op: Permute(op.dims),
+    p.PixelLinear: lambda op: nn.Linear(op.in_features, op.out_features, op.bias),
+    p.LayerScale: lambda op: LayerScale(op.channels, op.init),
     p.Sequence: lambda op: nn.Sequential(_modules(op.items)),
     p.Residual: _residual,
 }

@@ -27,19 +27,59 @@ class ZeroPadShortcut(nn.Module):
         return f"stride={self.stride}, zero_channels={self.extra}"
 
 
-class SqueezeExcite(nn.Module):
-    """Squeeze-and-excitation: global pool, 1x1 reduce, ReLU, 1x1 expand, sigmoid gate."""
+_GATES = {"sigmoid": torch.sigmoid}
 
-    def __init__(self, channels: int, reduced: int):
+
+class SqueezeExcite(nn.Module):
+    """A gate on its input: `x * gate(squeeze(x))`, where `squeeze` is its named children run in order (squeeze-
+    and-excitation: global pool, 1x1 reduce, activation, 1x1 expand) and `gate` a function, not a module."""
+
+    def __init__(self, squeeze: dict[str, nn.Module], gate: str = "sigmoid"):
         super().__init__()
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc1 = nn.Conv2d(channels, reduced, 1, bias=True)
-        self.act = nn.ReLU(inplace=True)
-        self.fc2 = nn.Conv2d(reduced, channels, 1, bias=True)
+        for name, module in squeeze.items():
+            self.add_module(name, module)
+        self.gate = gate
+        self._gate = _GATES[gate]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scale: torch.Tensor = self.fc2(self.act(self.fc1(self.pool(x))))
-        return x * scale.sigmoid()
+        scale = x
+        for module in self.children():
+            scale = module(scale)
+        return x * self._gate(scale)
+
+    def extra_repr(self) -> str:
+        return f"gate={self.gate}"
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """Layer norm over the channels of an NCHW map: channels last, normalize, channels first again."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class Permute(nn.Module):
+    """Reorder the dimensions of a tensor (channels last and back, around per-pixel linear layers)."""
+
+    def __init__(self, dims: tuple[int, ...]):
+        super().__init__()
+        self.dims = dims
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(*self.dims)
+
+    def extra_repr(self) -> str:
+        return f"dims={self.dims}"
+
+
+class LayerScale(nn.Module):
+    """A learned per-channel scale; the residual block that holds it registers `scale` as its own parameter."""
+
+    def __init__(self, channels: int, init: float):
+        super().__init__()
+        self.scale = nn.Parameter(torch.full((channels, 1, 1), init))
 
 
 class SamePadAvgPool(nn.Module):
@@ -100,8 +140,13 @@ class ResidualBlock(nn.Module):
         super().__init__()
         if shortcut_first:
             setattr(self, shortcut_name, shortcut)
+        self._scales: set[str] = set()
         for name, module in {**pre, **body}.items():
-            self.add_module(name, module)
+            if isinstance(module, LayerScale):
+                self.register_parameter(name, module.scale)  # the block's own parameter (ConvNeXt's layer_scale)
+                self._scales.add(name)
+            else:
+                self.add_module(name, module)
         if not shortcut_first:
             setattr(self, shortcut_name, shortcut)
         for name, module in post.items():
@@ -125,7 +170,7 @@ class ResidualBlock(nn.Module):
             pre = getattr(self, name)(pre)
         out = pre
         for name in self._body:
-            out = getattr(self, name)(out)
+            out = out * getattr(self, name) if name in self._scales else getattr(self, name)(out)
         if self.drop_path is not None:
             out = self.drop_path(out)
         if self.has_shortcut:

@@ -12,9 +12,10 @@ from collections.abc import Callable
 
 from pydantic import ValidationError
 
-from archspec.lang.schema import RegNetRule, SqueezeExcite, Stage, StageGenerators
+from archspec.lang.schema import RegNetRule, Spec, SqueezeExcite, Stage, StageGenerators
 from archspec.plan.blocks import BLOCKS
-from archspec.plan.shapes import make_divisible
+from archspec.plan.shapes import round_width
+from archspec.plan.stems import NO_STEM, STEMS
 from archspec.plan.walker import PlanError, PlanProblem
 
 _QUANT = 8  # RegNet's widths are multiples of 8
@@ -79,7 +80,7 @@ def expand_regnet(rule: RegNetRule) -> list[Stage]:
         if rule.arithmetic == "pycls":
             fitted = int(round(inner / group_width) * group_width)  # Python's round: halves to even
         else:
-            fitted = make_divisible_regnet(inner, group_width)
+            fitted = round_width(inner, group_width)
         width = int(fitted * ratio)
         fields: dict[str, object] = {"depth": depth, "width": width, "stride": 2, "block": rule.block}
         if "group_width" in kind.knobs:
@@ -105,15 +106,6 @@ def _stage_refused(exc: ValidationError) -> str:
     return f"the rule makes a stage whose {field} is not valid ({error.get('input')!r})"
 
 
-def make_divisible_regnet(value: float, divisor: int) -> int:
-    """torchvision's `_make_divisible`: the nearest multiple of `divisor` (at least `divisor`), never more than
-    10% below `value`."""
-    rounded = make_divisible(value, divisor)
-    if rounded < 0.9 * value:
-        rounded += divisor
-    return rounded
-
-
 GENERATORS: dict[str, Callable[[RegNetRule], list[Stage]]] = {"regnet": expand_regnet}
 
 
@@ -126,3 +118,26 @@ def expand_stages(stages: list[Stage] | StageGenerators) -> tuple[Stage, ...]:
         if rule is not None:
             return tuple(expand(rule))
     raise LookupError(f"no generator in {stages!r} (known: {', '.join(GENERATORS)})")
+
+
+def scale_spec(spec: Spec, stages: tuple[Stage, ...]) -> tuple[Spec, tuple[Stage, ...]]:
+    """The spec and stages that `scale:` stands for (unchanged without one), as torchvision scales MobileNetV2
+    and EfficientNet: every width times `width`, rounded by `_make_divisible` to `divisor`; every stage's depth
+    times `depth`, rounded up; the head's conv scaled only upwards (MobileNetV2's last channel)."""
+    rule = spec.scale
+    if rule is None:
+        return spec, stages
+
+    def width(value: int, factor: float = rule.width) -> int:
+        return round_width(value * factor, rule.divisor)
+
+    scaled = tuple(
+        stage.model_copy(update={"width": width(stage.width), "depth": math.ceil(stage.depth * rule.depth)})
+        for stage in stages
+    )
+    stem, head = spec.stem, spec.head
+    if stem.type != NO_STEM:
+        stem = stem.model_copy(update={"width": width(stem.width or STEMS[stem.type].width)})
+    if head.conv is not None:
+        head = head.model_copy(update={"conv": width(head.conv, max(1.0, rule.width))})
+    return spec.model_copy(update={"stem": stem, "head": head, "stages": list(scaled), "scale": None}), scaled

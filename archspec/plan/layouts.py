@@ -2,7 +2,10 @@
 
 The names are the ecosystem's state_dict keys, so published weights load:
 torchvision's ResNet (`conv1`, `layer1.0.conv1`, `fc`), VGG (`features.N`,
-`classifier.N`) and RegNet (`stem.0`, `trunk_output.block1.block1-0.f.a.0`, `fc`).
+`classifier.N`), RegNet (`stem.0`, `trunk_output.block1.block1-0.f.a.0`, `fc`), MobileNetV2
+(`features.N.conv.M`, one index per block) and EfficientNet (`features.N.J.block.M`, one index per
+stage). The head's conv, where a spec has one, is the last of `features` in the last two and
+`conv_head` elsewhere.
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ class Layout:
     summary: str
     fc_name: str | None  # the name of a lone classifier layer; None: always a `classifier` sequence
     linear_init: str  # "default" (torch's) or "normal" (N(0, 0.01), zero bias)
-    assemble: Callable[[list[tuple[str, Op]], list[StagePlan]], Assembly]
+    # (stem ops, planned stages, the head's conv or []) -> the arrangement
+    assemble: Callable[[list[tuple[str, Op]], list[StagePlan], list[tuple[str, Op]]], Assembly]
     place: Callable[[Plan, str], str]  # where a state_dict key lives, in words
+    head_norm: bool = False  # a layer norm over the pooled features opens the classifier (ConvNeXt)
 
 
 def _stage_block(stage: str, block: str) -> str:
@@ -53,7 +58,7 @@ def _regnet_place(plan: Plan, key: str) -> str:
     return "the stem" if parts[0] == "stem" else "the head"
 
 
-def _vgg_place(plan: Plan, key: str) -> str:
+def _features_place(plan: Plan, key: str) -> str:
     parts = key.split(".")
     if parts[0] == "features" and len(parts) > 1:
         for section in plan.sections:
@@ -62,15 +67,17 @@ def _vgg_place(plan: Plan, key: str) -> str:
     return "the head"
 
 
-def _resnet(stem: list[tuple[str, Op]], stages: list[StagePlan]) -> Assembly:
+def _resnet(stem: list[tuple[str, Op]], stages: list[StagePlan], tail: list[tuple[str, Op]]) -> Assembly:
     children = list(stem)
     taps: list[tuple[str, ...]] = []
     ops: list[Items] = []
     for i, stage in enumerate(stages, 1):
-        seq = Sequence(tuple((str(j), block) for j, block in enumerate(stage.ops)))
+        ops_in_order = ((stage.transition,) if stage.transition is not None else ()) + stage.ops
+        seq = Sequence(tuple((str(j), block) for j, block in enumerate(ops_in_order)))
         children.append((f"layer{i}", seq))
         taps.append((f"layer{i}",))
         ops.append(((f"layer{i}", seq),))
+    children += [("conv_head", op) for _, op in tail]
     return Assembly(children, (stem[-1][0],) if stem else None, taps, ops)
 
 
@@ -85,7 +92,7 @@ def flatten(items: Items, start: int = 0) -> list[tuple[str, Op]]:
     return flat
 
 
-def _vgg(stem: list[tuple[str, Op]], stages: list[StagePlan]) -> Assembly:
+def _vgg(stem: list[tuple[str, Op]], stages: list[StagePlan], tail: list[tuple[str, Op]]) -> Assembly:
     features = flatten(tuple(stem))
     stem_tap = ("features", features[-1][0]) if features else None
     taps: list[tuple[str, ...]] = []
@@ -95,10 +102,11 @@ def _vgg(stem: list[tuple[str, Op]], stages: list[StagePlan]) -> Assembly:
         features += flat
         taps.append(("features", flat[-1][0]))
         ops.append(tuple(flat))
+    features += flatten(tuple(tail), len(features))
     return Assembly([("features", Sequence(tuple(features)))], stem_tap, taps, ops)
 
 
-def _regnet(stem: list[tuple[str, Op]], stages: list[StagePlan]) -> Assembly:
+def _regnet(stem: list[tuple[str, Op]], stages: list[StagePlan], tail: list[tuple[str, Op]]) -> Assembly:
     children: list[tuple[str, Op]] = (
         [("stem", Sequence(tuple((str(i), op) for i, (_, op) in enumerate(stem))))] if stem else []
     )
@@ -111,7 +119,69 @@ def _regnet(stem: list[tuple[str, Op]], stages: list[StagePlan]) -> Assembly:
         taps.append(("trunk_output", f"block{i}"))
         ops.append(((f"block{i}", seq),))
     children.append(("trunk_output", Sequence(tuple(trunk))))
+    children += [("conv_head", op) for _, op in tail]
     return Assembly(children, ("stem",) if stem else None, taps, ops)
+
+
+def _features(by_stage: bool) -> Callable[[list[tuple[str, Op]], list[StagePlan], list[tuple[str, Op]]], Assembly]:
+    """torchvision's MobileNets: `features` holds the stem (conv, norm, activation numbered from 0), then each
+    block (MobileNetV2) or each stage as a sequence of blocks (EfficientNet), then the head's conv."""
+
+    def assemble(stem: list[tuple[str, Op]], stages: list[StagePlan], tail: list[tuple[str, Op]]) -> Assembly:
+        features: list[tuple[str, Op]] = []
+        if stem:
+            features.append(("0", Sequence(tuple((str(i), op) for i, (_, op) in enumerate(stem)))))
+        taps: list[tuple[str, ...]] = []
+        ops: list[Items] = []
+        for stage in stages:
+            # A stage's own downsampling layer (ConvNeXt's) leads its blocks.
+            ops_in_order = ((stage.transition,) if stage.transition is not None else ()) + stage.ops
+            if by_stage:
+                placed: Items = (
+                    (str(len(features)), Sequence(tuple((str(j), op) for j, op in enumerate(ops_in_order)))),
+                )
+            else:
+                placed = tuple((str(len(features) + j), op) for j, op in enumerate(ops_in_order))
+            features += placed
+            taps.append(("features", placed[-1][0]))
+            ops.append(placed)
+        features += [(str(len(features)), op) for _, op in tail]
+        return Assembly([("features", Sequence(tuple(features)))], ("features", "0") if stem else None, taps, ops)
+
+    return assemble
+
+
+def _convnext(stem: list[tuple[str, Op]], stages: list[StagePlan], tail: list[tuple[str, Op]]) -> Assembly:
+    """torchvision's ConvNeXt: `features` numbers the stem, each downsampling layer and each stage's blocks."""
+    features: list[tuple[str, Op]] = []
+    if stem:
+        features.append(("0", Sequence(tuple((str(i), op) for i, (_, op) in enumerate(stem)))))
+    taps: list[tuple[str, ...]] = []
+    ops: list[Items] = []
+    for stage in stages:
+        rows: list[tuple[str, Op]] = []
+        if stage.transition is not None:
+            rows.append((str(len(features)), stage.transition))
+            features.append(rows[-1])
+        blocks = Sequence(tuple((str(j), block) for j, block in enumerate(stage.ops)))
+        rows.append((str(len(features)), blocks))
+        features.append(rows[-1])
+        taps.append(("features", rows[-1][0]))
+        ops.append(tuple(rows))
+    features += [(str(len(features)), op) for _, op in tail]
+    return Assembly([("features", Sequence(tuple(features)))], ("features", "0") if stem else None, taps, ops)
+
+
+def _convnext_place(plan: Plan, key: str) -> str:
+    parts = key.split(".")
+    if parts[0] == "features" and len(parts) > 1:
+        for section in plan.sections:
+            if any(name == parts[1] for name, _ in section.ops):
+                if not section.name.startswith("stage"):
+                    return f"the {section.name}"
+                blocks = section.ops[-1][0] == parts[1] and len(parts) > 2
+                return _stage_block(section.name[5:], parts[2] if blocks else "")
+    return "the head"
 
 
 LAYOUTS: dict[str, Layout] = {
@@ -125,7 +195,7 @@ LAYOUTS: dict[str, Layout] = {
             _resnet,
             _resnet_place,
         ),
-        Layout("vgg", "torchvision's VGG: features.N, avgpool, classifier.N", None, "normal", _vgg, _vgg_place),
+        Layout("vgg", "torchvision's VGG: features.N, avgpool, classifier.N", None, "normal", _vgg, _features_place),
         Layout(
             "regnet",
             "torchvision's RegNet: stem, trunk_output.blockN.blockN-J, fc",
@@ -133,6 +203,31 @@ LAYOUTS: dict[str, Layout] = {
             "normal",
             _regnet,
             _regnet_place,
+        ),
+        Layout(
+            "convnext",
+            "torchvision's ConvNeXt: features.N (stem, stages, downsampling layers), avgpool, classifier.N",
+            None,
+            "default",
+            _convnext,
+            _convnext_place,
+            head_norm=True,
+        ),
+        Layout(
+            "mobilenet",
+            "torchvision's MobileNetV2: features.N (the stem, each block, the head's conv), classifier.N",
+            None,
+            "normal",
+            _features(by_stage=False),
+            _features_place,
+        ),
+        Layout(
+            "efficientnet",
+            "torchvision's EfficientNet: features.N (the stem, each stage, the head's conv), classifier.N",
+            None,
+            "default",
+            _features(by_stage=True),
+            _features_place,
         ),
     )
 }

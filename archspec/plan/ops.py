@@ -39,7 +39,7 @@ class Norm:
 
 @dataclass(frozen=True)
 class Act:
-    kind: str  # "relu" | "silu" | "gelu"
+    kind: str  # "relu" | "relu6" | "silu" | "gelu"
     # False where the activation would otherwise overwrite a tensor its caller still needs
     # (a pre-activation block without a norm reads its own input first).
     inplace: bool = True
@@ -112,13 +112,57 @@ class ZeroPadShortcut:
 
 @dataclass(frozen=True)
 class SqueezeExcite:
-    """Global average pool, 1x1 conv to `reduced`, ReLU, 1x1 conv back, sigmoid gate."""
+    """A gate on `channels` maps of `size`: `x * gate(squeeze(x))`, where `squeeze` is its named primitive ops run
+    in order (global average pool, 1x1 conv to the reduced width, activation, 1x1 conv back) and `gate` the
+    activation that turns their output into per-channel scales (sigmoid)."""
 
     channels: int
-    reduced: int
     size: Size2
-    fc1: Conv
-    fc2: Conv
+    items: Items
+    gate: str = "sigmoid"
+
+    @property
+    def reduced(self) -> int:
+        """The width inside the squeeze path: the output width of its first conv."""
+        return next(op.out_channels for _, op in self.items if isinstance(op, Conv))
+
+
+@dataclass(frozen=True)
+class LayerNorm:
+    """Layer norm over the channels of `channels` maps of `size`: channels-first (a permute on each side, as
+    torchvision's LayerNorm2d) or on a channels-last map (after a `Permute`), with an affine scale and shift."""
+
+    channels: int
+    size: Size2
+    channels_last: bool = False
+    eps: float = 1e-6
+
+
+@dataclass(frozen=True)
+class Permute:
+    """Reorder a map's dimensions (`(0, 2, 3, 1)`: channels last; `(0, 3, 1, 2)`: channels first)."""
+
+    dims: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class PixelLinear:
+    """A fully connected layer applied at every pixel of a channels-last map of `size` (a 1x1 conv as a linear)."""
+
+    in_features: int
+    out_features: int
+    size: Size2
+    bias: bool = True
+
+
+@dataclass(frozen=True)
+class LayerScale:
+    """A learned per-channel scale (CaiT, ConvNeXt), initialised to `init`; the block that holds it owns the
+    parameter itself (its state_dict key is the block's path and the name it is registered under)."""
+
+    channels: int
+    size: Size2
+    init: float
 
 
 @dataclass(frozen=True)
@@ -171,6 +215,10 @@ Op = (
     | Dropout
     | ZeroPadShortcut
     | SqueezeExcite
+    | LayerNorm
+    | Permute
+    | PixelLinear
+    | LayerScale
     | Sequence
     | Residual
 )
@@ -180,7 +228,7 @@ OP_TYPES: tuple[type, ...] = Op.__args__
 
 def children(op: Op) -> Items:
     """The named sub-ops of `op`, in the order the built module registers them."""
-    if isinstance(op, Sequence):
+    if isinstance(op, Sequence | SqueezeExcite):
         return op.items
     if isinstance(op, Residual):
         shortcut: Items = ((op.shortcut_name, op.shortcut),) if op.shortcut is not None else ()

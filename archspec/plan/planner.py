@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from archspec.lang.schema import Spec
 from archspec.plan.blocks import BLOCKS, StagePlan, stage_knobs
-from archspec.plan.generators import expand_stages
-from archspec.plan.heads import plan_head
+from archspec.plan.generators import expand_stages, scale_spec
+from archspec.plan.heads import plan_head, plan_head_conv
 from archspec.plan.layouts import LAYOUTS
 from archspec.plan.ops import Op, Plan, Section
 from archspec.plan.rules import rule_problems
@@ -23,12 +23,12 @@ from archspec.plan.walker import PlanError, PlanProblem, Walker
 
 def make_plan(spec: Spec) -> Plan:
     """Resolve a validated spec into its plan; raise PlanError for an impossible network."""
-    stages = expand_stages(spec.stages)
+    spec, stages = scale_spec(spec, expand_stages(spec.stages))
     problems = rule_problems(spec, stages)
     if problems:
         raise PlanError(problems)
     knobs = [stage_knobs(spec, stage) for stage in stages]
-    kinds = [BLOCKS[k.block] for k in knobs]
+    kinds = [BLOCKS[k.type] for k in knobs]
     layout = LAYOUTS[kinds[0].family]
     features = spec.head.features
     for index in features or ():
@@ -42,7 +42,7 @@ def make_plan(spec: Spec) -> Plan:
     walker = Walker(
         spec, total_blocks=sum(stage.depth for stage, kind in zip(stages, kinds, strict=True) if kind.family != "vgg")
     )
-    stem = plan_stem(walker, preact_first=knobs[0].preact)
+    stem = plan_stem(walker, preact_first=bool(getattr(knobs[0], "preact", False)))
     sections = (
         [
             Section(
@@ -63,18 +63,21 @@ def make_plan(spec: Spec) -> Plan:
     rows = []
     for i in range(kept):
         cin = walker.channels
-        stage_plan = kinds[i].plan_stage(walker, i, stages[i], knobs[i])
+        stage_plan = kinds[i].plan_stage(walker, i, stages[i], knobs[i], kinds[i].stage_stride(i, stages[i]))
         planned.append(stage_plan)
         rows.append((cin, walker.channels, stage_plan.stride, walker.size))
-    assembly = layout.assemble(stem, planned)
+    # The head's conv, where it has one, sits among the stages in some layouts (MobileNetV2's `features`).
+    head_in = walker.channels
+    tail = plan_head_conv(walker) if features is None else []
+    assembly = layout.assemble(stem, planned, tail)
     for i, (cin, cout, stride, size) in enumerate(rows):
-        shortcut = knobs[i].shortcut if kinds[i].residual else "-"
+        shortcut = str(getattr(knobs[i], "shortcut", "-")) if kinds[i].residual else "-"
         sections.append(
             Section(
                 f"stage{i + 1}",
                 assembly.stage_ops[i],
                 stages[i].depth,
-                knobs[i].block,
+                knobs[i].type,
                 shortcut,
                 cin,
                 cout,
@@ -115,7 +118,12 @@ def make_plan(spec: Spec) -> Plan:
             section = sections[index - (0 if stem else 1)] if index else sections[0]
             shapes.append((section.out_channels, *section.out_size))
         return plan(tuple(assembly.children), tuple(taps), tuple(shapes))
-    head = plan_head(walker, preact_last=knobs[-1].preact, single_fc_name=layout.fc_name)
-    sections.append(Section("head", tuple(head), in_channels=walker.channels, out_channels=spec.head.num_classes))
+    head = plan_head(
+        walker,
+        preact_last=bool(getattr(knobs[-1], "preact", False)),
+        single_fc_name=layout.fc_name,
+        norm=layout.head_norm,
+    )
+    sections.append(Section("head", tuple(tail) + tuple(head), in_channels=head_in, out_channels=spec.head.num_classes))
     children = tuple(assembly.children) + tuple(head)
     return plan(children, None, ((spec.head.num_classes,),))

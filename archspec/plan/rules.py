@@ -7,34 +7,20 @@ of blocks and stems; nothing here is specific to one kind.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
+from archspec.lang.blocks import block_name, kinds_taking
 from archspec.lang.schema import KNOBS, Spec, SqueezeExcite, Stage
-from archspec.plan.blocks import BLOCKS
-from archspec.plan.blocks.base import BlockKind
+from archspec.plan.blocks import BLOCKS, BlockKind
 from archspec.plan.stems import stem_problems
 from archspec.plan.walker import PlanProblem
 
-# A network-level knob is "set" when it differs from the value every spec has by default.
-_NETWORK_SET: dict[str, Callable[[object], bool]] = {
-    "groups": lambda v: v not in (None, 1),
-    "group_width": lambda v: v is not None,
-    "width_per_group": lambda v: v != 64,
-    "bottleneck_ratio": lambda v: v != 1.0,
-    "expansion": lambda v: v is not None,
-    "stride_in": lambda v: v != "3x3",
-    "avg_down": bool,
-    "se": bool,
-    "preact": bool,
-}
-# What a VGG network cannot have: it has no residual blocks.
-_RESIDUAL_ONLY = ("se", "avg_down", "drop_path", "output_stride", "preact", "zero_init_residual")
 
-
-def kinds_taking(knob: str) -> str:
-    """`bottleneck and regnet`: the block kinds a knob shapes, in registry order."""
-    names = [kind.name for kind in BLOCKS.values() if knob in kind.knobs]
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+def _network_sets(spec: Spec, knob: str) -> bool:
+    """Whether the network's flat `knob` differs from the value every spec has by default (`groups: 1` and
+    `se: false` say what the default says)."""
+    value = getattr(spec, knob)
+    if value is None or value is False or (knob == "groups" and value == 1):
+        return False
+    return bool(value != Spec.model_fields[knob].default)
 
 
 def _inherits(stage: Stage, knob: str) -> bool:
@@ -43,32 +29,35 @@ def _inherits(stage: Stage, knob: str) -> bool:
     return getattr(stage, knob) is None
 
 
+def _family_problem(stages: tuple[Stage, ...], kinds: list[BlockKind]) -> list[PlanProblem]:
+    """Stages whose kind the network's layout (the first stage's family) cannot place."""
+    family = kinds[0].family
+    for i, kind in enumerate(kinds):
+        if kind.family == family or family in kind.joins:
+            continue
+        path = ("stages", i, "block") if stages[i].block else ("block",)
+        others = [k.name for k in BLOCKS.values() if k.family == family or family in k.joins]
+        listed = others[0] if len(others) == 1 else ", ".join(others[:-1]) + " or " + others[-1]
+        message = (
+            f"{kind.name} stages cannot be mixed with {listed} stages in one network (their module layouts differ)"
+        )
+        return [PlanProblem(path, message, key=True)]
+    return []
+
+
 def rule_problems(spec: Spec, stages: tuple[Stage, ...]) -> list[PlanProblem]:
     """Every cross-field problem of a spec whose stages (generators expanded) are `stages`."""
     problems: list[PlanProblem] = []
-    kinds = [BLOCKS[stage.block or spec.block] for stage in stages]
-    family = kinds[0].family
-    for i, kind in enumerate(kinds):
-        if kind.family != family:
-            path = ("stages", i, "block") if stages[i].block else ("block",)
-            pair = {kind.family, family}
-            if "vgg" in pair:
-                message = "vgg stages cannot be mixed with residual or plain stages in one network"
-            else:
-                message = (
-                    "regnet stages cannot be mixed with basic, bottleneck or plain stages in one network "
-                    "(their module layouts differ)"
-                )
-            problems.append(PlanProblem(path, message, key=True))
-            break
-    if family == "vgg":
-        for name in _RESIDUAL_ONLY:
-            if getattr(spec, name):
-                problems.append(
-                    PlanProblem((name,), f"{name} shapes residual blocks; a vgg network has none", key=True)
-                )
-    for knob, is_set in _NETWORK_SET.items():
-        if (family == "vgg" and knob in _RESIDUAL_ONLY) or not is_set(getattr(spec, knob)):
+    kinds = [BLOCKS[block_name(stage.block) or block_name(spec.block) or ""] for stage in stages]
+    problems += _family_problem(stages, kinds)
+    refused = frozenset.intersection(*(kind.refuses for kind in kinds))
+    for name in sorted(refused, key=list(Spec.model_fields).index):
+        if getattr(spec, name):
+            problems.append(
+                PlanProblem((name,), f"{name} shapes residual blocks; a {kinds[0].name} network has none", key=True)
+            )
+    for knob in KNOBS:
+        if knob in refused or not _network_sets(spec, knob):
             continue
         bad = sorted(
             {
@@ -87,6 +76,7 @@ def rule_problems(spec: Spec, stages: tuple[Stage, ...]) -> list[PlanProblem]:
             )
     problems += _exclusive(spec, ())
     problems += _se_problems(spec.se, ("se",))
+    problems += _mapping_problems(spec.block, ("block",))
     for i, (stage, kind) in enumerate(zip(stages, kinds, strict=True)):
         for knob in KNOBS:
             value = getattr(stage, knob)
@@ -101,7 +91,8 @@ def rule_problems(spec: Spec, stages: tuple[Stage, ...]) -> list[PlanProblem]:
             )
         problems += _exclusive(stage, ("stages", i))
         problems += _se_problems(stage.se, ("stages", i, "se"))
-    if spec.zero_init_residual and family != "vgg" and not any(kind.residual for kind in kinds):
+        problems += _mapping_problems(stage.block, ("stages", i, "block"))
+    if spec.zero_init_residual and "zero_init_residual" not in refused and not any(kind.residual for kind in kinds):
         problems.append(
             PlanProblem(
                 ("zero_init_residual",),
@@ -112,7 +103,7 @@ def rule_problems(spec: Spec, stages: tuple[Stage, ...]) -> list[PlanProblem]:
                 key=True,
             )
         )
-    if spec.drop_path and family != "vgg" and not any(kind.residual for kind in kinds):
+    if spec.drop_path and "drop_path" not in refused and not any(kind.residual for kind in kinds):
         problems.append(
             PlanProblem(
                 ("drop_path",),
@@ -121,7 +112,7 @@ def rule_problems(spec: Spec, stages: tuple[Stage, ...]) -> list[PlanProblem]:
                 key=True,
             )
         )
-    problems += _avg_down_problems(spec, stages, kinds) if family != "vgg" else []
+    problems += _avg_down_problems(spec, stages, kinds) if "avg_down" not in refused else []
     problems += [PlanProblem(path, message, key=True) for path, message in stem_problems(spec.stem)]
     return problems
 
@@ -156,8 +147,15 @@ def _avg_down_problems(spec: Spec, stages: tuple[Stage, ...], kinds: list[BlockK
     return problems
 
 
-def _exclusive(fields: Spec | Stage, prefix: tuple[str | int, ...]) -> list[PlanProblem]:
-    if fields.groups is not None and fields.group_width is not None:
+def _mapping_problems(block: object, path: tuple[str | int, ...]) -> list[PlanProblem]:
+    """The exclusive pairs inside a `block:` mapping."""
+    if isinstance(block, str) or block is None:
+        return []
+    return _exclusive(block, path) + _se_problems(getattr(block, "se", None), (*path, "se"))
+
+
+def _exclusive(fields: object, prefix: tuple[str | int, ...]) -> list[PlanProblem]:
+    if getattr(fields, "groups", None) is not None and getattr(fields, "group_width", None) is not None:
         return [
             PlanProblem(
                 (*prefix, "group_width"),

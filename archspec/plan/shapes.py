@@ -25,3 +25,12 @@ def pool_out(n: int, kernel: int, stride: int, padding: int, ceil_mode: bool) ->
 def make_divisible(value: float, divisor: int) -> int:
     """Round to the nearest multiple of `divisor`, at least `divisor` (the SE convention of timm and torchvision)."""
     return max(divisor, int(value + divisor / 2) // divisor * divisor)
+
+
+def round_width(value: float, divisor: int) -> int:
+    """torchvision's `_make_divisible`: the nearest multiple of `divisor` (at least `divisor`), never more than
+    10% below `value` (the widths of its MobileNets, EfficientNets and RegNets)."""
+    rounded = make_divisible(value, divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded

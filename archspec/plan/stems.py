@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from archspec.lang.schema import Stem
-from archspec.plan.ops import Conv, Op, Sequence
+from archspec.plan.ops import Conv, LayerNorm, Op, Sequence
 from archspec.plan.walker import Walker
 
 
@@ -22,6 +22,8 @@ class StemKind:
     width: int  # default output width
     pool: bool  # closes with a 3x3/2 max pool unless `pool` says otherwise
     first_convs: Callable[[Walker, Stem, int], tuple[Op, Conv, int]]  # (op named conv1, its last conv, stride)
+    # "network": the network's norm and activation follow the conv; "layer": a layer norm alone (ConvNeXt).
+    norm: str = "network"
 
 
 def _single(kernel: int, stride: int) -> Callable[[Walker, Stem, int], tuple[Op, Conv, int]]:
@@ -44,6 +46,13 @@ def _deep(walker: Walker, stem: Stem, width: int) -> tuple[Op, Conv, int]:
     walker.norm_act(items, str(len(items)), str(len(items) + 1), inner, b.out_size, walker.spec.activation)
     items.append((str(len(items)), c))
     return Sequence(tuple(items)), c, 2
+
+
+def _patchify(walker: Walker, stem: Stem, width: int) -> tuple[Op, Conv, int]:
+    """ConvNeXt's stem: non-overlapping patches, a patch x patch conv with stride patch and a bias."""
+    patch = stem.patch or 4
+    conv = walker.conv(walker.channels, width, patch, walker.size, stride=patch, bias=True)
+    return conv, conv, patch
 
 
 STEMS: dict[str, StemKind] = {
@@ -69,6 +78,15 @@ STEMS: dict[str, StemKind] = {
         StemKind(
             "simple", "3x3/2 conv, norm, activation (RegNet)", frozenset({"width", "pool"}), 32, False, _single(3, 2)
         ),
+        StemKind(
+            "patchify",
+            "patch x patch conv with stride patch, layer norm (ConvNeXt)",
+            frozenset({"width", "patch"}),
+            96,
+            False,
+            _patchify,
+            norm="layer",
+        ),
     )
 }
 NO_STEM = "none"
@@ -89,7 +107,10 @@ def plan_stem(walker: Walker, preact_first: bool) -> list[tuple[str, Op]]:
     items: list[tuple[str, Op]] = [("conv1", first)]
     walker.channels, walker.size = width, last.out_size
     walker.total_stride *= stride
-    if not preact_first:
+    if kind.norm == "layer":
+        walker.add_params(2 * width)
+        items.append(("norm", LayerNorm(width, walker.size)))
+    elif not preact_first:
         walker.norm_act(items, "bn1", "act", width, walker.size, walker.spec.activation)
     if stem.pool if stem.pool is not None else kind.pool:
         pool = walker.max_pool(3, 2, 1, walker.size)
@@ -103,7 +124,7 @@ def stem_problems(stem: Stem) -> list[tuple[tuple[str | int, ...], str]]:
     """Fields of `stem:` that its type does not take, as (path, message)."""
     takes = STEMS[stem.type].fields if stem.type != NO_STEM else frozenset()
     problems: list[tuple[tuple[str | int, ...], str]] = []
-    for name in ("width", "inner_width", "pool"):
+    for name in ("width", "inner_width", "pool", "patch"):
         if getattr(stem, name) is None or name in takes:
             continue
         if name == "inner_width":

@@ -2,81 +2,30 @@
 
 This is what a weights file or a checkpoint is checked against before anything is built,
 so a file of the wrong architecture (or a crafted one) costs nothing but a message. One
-handler per op type, as for the counter and the builder; an op without one is an error.
+record per op type (`archspec.plan.records`), shared with the counter and the memory estimate; an op
+without one is an error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from archspec.plan import ops as p
+from archspec.plan.records import RECORDS, Entries, Shape
 
-Shape = tuple[int, ...]
-_Entries = Iterator[tuple[str, Shape]]
-
-
-def _conv(op: p.Conv) -> _Entries:
-    yield "weight", (op.out_channels, op.in_channels // op.groups, op.kernel, op.kernel)
-    if op.bias:
-        yield "bias", (op.out_channels,)
+_Entries = Entries
 
 
-def _norm(op: p.Norm) -> _Entries:
-    yield "weight", (op.channels,)
-    yield "bias", (op.channels,)
-    if op.kind == "batch":
-        yield "running_mean", (op.channels,)
-        yield "running_var", (op.channels,)
-        yield "num_batches_tracked", ()
-
-
-def _linear(op: p.Linear) -> _Entries:
-    yield "weight", (op.out_features, op.in_features)
-    if op.bias:
-        yield "bias", (op.out_features,)
-
-
-def _squeeze_excite(op: p.SqueezeExcite) -> _Entries:
-    for name, conv in (("fc1", op.fc1), ("fc2", op.fc2)):
-        for key, shape in _conv(conv):
-            yield f"{name}.{key}", shape
-
-
-def _children(op: p.Op) -> _Entries:
-    for name, child in p.children(op):
-        for key, shape in tensor_entries(child):
-            yield f"{name}.{key}", shape
-
-
-def _none(op: p.Op) -> _Entries:
-    return iter(())
-
-
-HANDLERS: dict[type, Callable[..., _Entries]] = {
-    p.Conv: _conv,
-    p.Norm: _norm,
-    p.Linear: _linear,
-    p.SqueezeExcite: _squeeze_excite,
-    p.Sequence: _children,
-    p.Residual: _children,
-    p.Act: _none,
-    p.MaxPool: _none,
-    p.AvgPool: _none,
-    p.AdaptivePool: _none,
-    p.Identity: _none,
-    p.Flatten: _none,
-    p.Dropout: _none,
-    p.ZeroPadShortcut: _none,
-}
+# The state_dict layout's table: one record per op type (tests/test_registry.py checks it covers every op).
+HANDLERS = RECORDS
 
 
 def tensor_entries(op: p.Op) -> _Entries:
     """(key relative to `op`, shape) of every parameter and buffer `op`'s module registers, in order."""
-    handler = HANDLERS.get(type(op))
-    if handler is None:
+    entry = RECORDS.get(type(op))
+    if entry is None:
         raise TypeError(f"the state_dict layout has no handler for {type(op).__name__}")
-    return handler(op)
+    return entry.state(op)
 
 
 def state_shapes(plan: p.Plan) -> dict[str, Shape]:

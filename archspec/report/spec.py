@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from archspec.lang.schema import SqueezeExcite, Stage
+from archspec.lang.schema import BlockParams, SqueezeExcite, Stage
 from archspec.plan.ops import Plan
 
 
@@ -20,10 +20,20 @@ def _se(value: object) -> object:
     return value.model_dump(mode="json", exclude_unset=True) if isinstance(value, SqueezeExcite) else value
 
 
+def _block(value: object) -> object:
+    # Only the fields a `block:` mapping set: a knob it leaves out takes the network's value, which its model's
+    # default (written out) would override.
+    if isinstance(value, BlockParams):
+        return {"type": value.kind_name(), **value.model_dump(mode="json", exclude_unset=True, exclude={"type"})}
+    return value
+
+
 def stage_data(stage: Stage) -> dict[str, Any]:
     data = stage.model_dump(mode="json", exclude_none=True)
     if "se" in data:
         data["se"] = _se(stage.se)
+    if "block" in data:
+        data["block"] = _block(stage.block)
     return data
 
 
@@ -32,6 +42,7 @@ def resolved_data(plan: Plan) -> dict[str, Any]:
     spec = plan.spec
     data = spec.model_dump(mode="json", exclude={"extends"})
     data["se"] = _se(spec.se)
+    data["block"] = _block(spec.block)
     data["stages"] = [stage_data(stage) for stage in plan.stages]
     return data
 

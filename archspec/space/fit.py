@@ -27,7 +27,7 @@ from archspec.counting.analytic import Complexity, complexity
 from archspec.errors import Mark, Problem, SpecError, shorten
 from archspec.lang.sources import load_document, locate, stock_dir
 from archspec.lang.yamldoc import from_mapping
-from archspec.plan.blocks import stage_knobs
+from archspec.plan.blocks import BLOCKS, stage_knobs
 from archspec.plan.load import load_plan, plan_document
 from archspec.plan.ops import Plan
 from archspec.plan.stems import NO_STEM, STEMS
@@ -95,12 +95,8 @@ class _Spec:
 
 def _quantum(plan: Plan, index: int) -> int:
     """The step of a stage's width: its group width (times a RegNet block's bottleneck ratio), else 8."""
-    knobs = stage_knobs(plan.spec, plan.stages[index])
-    if knobs.group_width is None:
-        return _QUANT
-    if knobs.block == "regnet" and (knobs.group_width * knobs.bottleneck_ratio).is_integer():
-        return max(1, int(knobs.group_width * knobs.bottleneck_ratio))
-    return knobs.group_width
+    params = stage_knobs(plan.spec, plan.stages[index])
+    return BLOCKS[params.type].width_quantum(params) or _QUANT
 
 
 def _scaled(spec: _Spec, depth: float, width: float) -> Shape:

@@ -121,6 +121,9 @@ def _expected(annotation: Any) -> tuple[Expected, type[BaseModel] | None]:
     if origin in (Union, types.UnionType):
         args = [_strip(arg) for arg in get_args(annotation)]
         models = [arg for arg in args if isinstance(arg, type) and issubclass(arg, BaseModel)]
+        names = [arg for arg in args if get_origin(arg) is Literal and all(isinstance(v, str) for v in get_args(arg))]
+        if models and names:
+            return "name", None  # `block`: a kind's name, or its parameters mapping (drawn as a name)
         if models:
             return "model", models[0]  # `se`: a mapping is its settings, `false` turns it off
         if int in args:

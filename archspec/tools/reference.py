@@ -8,7 +8,12 @@ from __future__ import annotations
 import inspect
 import json
 import re
+import types
+import typing
 from typing import TYPE_CHECKING
+
+from archspec.lang.blocks import BLOCK_NAMES, BLOCK_PARAMS
+from archspec.lang.schema import KNOBS
 
 if TYPE_CHECKING:
     from pydantic.fields import FieldInfo
@@ -19,6 +24,28 @@ def _type_name(annotation: object) -> str:
     text = re.sub(r"Annotated\[(\w+), .*?\]", r"\1", text)
     text = re.sub(r"Literal\[(.*?)\]", lambda m: " | ".join(v.strip().strip("'") for v in m.group(1).split(",")), text)
     return text.rstrip("]") if text.count("]") > text.count("[") else text
+
+
+def _plain_type(annotation: object, metadata: list[object]) -> str:
+    """A field's type in words: `integer >= 1`, `number in (0, 64]`, `boolean`, `a | b`."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _plain_type(args[0], list(getattr(annotation, "__metadata__", ())))
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        parts = [_plain_type(arg, metadata) for arg in args if arg is not type(None)]
+        return " | ".join(parts)
+    if typing.get_origin(annotation) is typing.Literal:
+        return " | ".join(str(arg) for arg in args)
+    names: dict[object, str] = {bool: "boolean", int: "integer", float: "number", str: "text"}
+    words = names.get(annotation)
+    if words is None:
+        return _type_name(annotation)
+    for item in metadata:
+        for attr, sign in (("ge", ">="), ("gt", ">")):
+            bound = getattr(item, attr, None)
+            if bound is not None and words != "boolean":
+                return f"{words} {sign} {bound}"
+    return words
 
 
 def _default(field: FieldInfo) -> str:
@@ -40,6 +67,7 @@ _TYPES = {
     "Input": "mapping",
     "Stem": "mapping",
     "Head": "mapping",
+    "Scale": "mapping",
     "SqueezeExcite": "mapping, false or null",
     "StageGenerators": "mapping",
 }
@@ -65,6 +93,8 @@ def spec_reference() -> str:
         ("`stages[i]`", s.Stage, "stages.N."),
         ("`stages: {regnet: ...}`", s.RegNetRule, "stages.regnet."),
         ("`se`", s.SqueezeExcite, "se."),
+        ("`scale`", s.Scale, "scale."),
+        *((f"`block: {{type: {name}}}`", model, "block.") for name, model in BLOCK_PARAMS.items()),
         ("`head`", s.Head, "head."),
     ]
     for title, model, prefix in sections:
@@ -82,11 +112,27 @@ def spec_reference() -> str:
                 inner = [a for a in getattr(field.annotation, "__args__", ()) if a is not type(None)]
                 kind = _TYPES.get(getattr(inner[0], "__name__", "")) if inner else None
             if kind is None:
-                kind = _SIMPLE.get(f"{prefix}{name}") or _type_name(field.annotation)
-            lines.append(f"| `{prefix}{name}` | {_one_of(kind)} | {_default(field)} | {field.description} |")
+                kind = _SIMPLE.get(f"{prefix}{name}") or _SIMPLE.get(name if prefix == "block." else "")
+                kind = kind or _plain_type(field.annotation, field.metadata)
+            meaning = (
+                field.description if name != "type" or prefix != "block." else "The kind's name: the mapping's tag."
+            )
+            lines.append(f"| `{prefix}{name}` | {_one_of(kind)} | {_default(field)} | {meaning} |")
         lines.append("")
     lines += _rules_text()
     return "\n".join(lines)
+
+
+def _families() -> str:
+    """`resnet: basic, bottleneck, plain; vgg; regnet`: each layout family with the kinds it places."""
+    from archspec.plan.blocks import BLOCKS
+
+    families: dict[str, list[str]] = {}
+    for kind in BLOCKS.values():
+        families.setdefault(kind.family, []).append(kind.name)
+    return "; ".join(
+        family if names == [family] else f"{family}: {', '.join(names)}" for family, names in families.items()
+    )
 
 
 def _rules_text() -> list[str]:
@@ -105,7 +151,7 @@ def _rules_text() -> list[str]:
         "|---|---|---|---|---|",
     ]
     for kind in BLOCKS.values():
-        knobs = ", ".join(f"`{k}`" for k in KNOB_ORDER if k in kind.knobs)
+        knobs = ", ".join(f"`{k}`" for k in kind.params.knobs())
         ignored = ", ".join(f"`{k}`" for k in KNOB_ORDER if k in kind.tolerates) or "-"
         lines.append(f"| `{kind.name}` | {kind.family} | {kind.summary} | {knobs} | {ignored} |")
     lines += ["", "| stem | what it is | fields besides `type` |", "|---|---|---|"]
@@ -116,9 +162,9 @@ def _rules_text() -> list[str]:
         "",
         "## Rules that span fields",
         "",
-        "- Blocks of different families (resnet: basic, bottleneck, plain; vgg; regnet) cannot be",
-        "  mixed in one network: their module layouts differ. `se`, `avg_down`, `drop_path`,",
-        "  `output_stride`, `preact` and `zero_init_residual` need residual blocks.",
+        f"- Blocks of different families ({_families()}) cannot be mixed in one network: their module",
+        "  layouts differ. `se`, `avg_down`, `drop_path`, `output_stride`, `preact` and",
+        "  `zero_init_residual` need residual blocks.",
         "- `groups` and `group_width` are exclusive on the network and on each stage; a stage that sets",
         "  either overrides both network values. `se.ratio` is exclusive with `se.reduction` and",
         "  `se.divisor`. `se: false` turns squeeze-and-excitation off for a stage.",
@@ -135,19 +181,9 @@ def _rules_text() -> list[str]:
     return lines
 
 
-KNOB_ORDER = (
-    "shortcut",
-    "groups",
-    "group_width",
-    "width_per_group",
-    "bottleneck_ratio",
-    "expansion",
-    "stride_in",
-    "avg_down",
-    "se",
-    "preact",
-    "activation",
-)
+# The shared knobs, in the order the spec lists them.
+KNOB_ORDER = KNOBS
+_BLOCK_CHOICES = " | ".join(BLOCK_NAMES)
 
 _SIMPLE = {
     "name": "text",
@@ -161,7 +197,8 @@ _SIMPLE = {
     "stages.N.depth": "integer from 1 to 10000",
     "stages.N.width": "integer >= 1",
     "stages.N.stride": "1 | 2",
-    "stages.N.block": "basic | bottleneck | plain | vgg | regnet",
+    "stages.N.block": f"{_BLOCK_CHOICES}, or a mapping",
+    "block": f"{_BLOCK_CHOICES}, or a mapping",
     "stages.N.shortcut": "A | B | C",
     "stages.N.groups": "integer >= 1",
     "stages.N.group_width": "integer >= 1",
@@ -172,7 +209,7 @@ _SIMPLE = {
     "stages.N.avg_down": "boolean",
     "stages.N.se": "mapping, or false",
     "stages.N.preact": "boolean",
-    "stages.N.activation": "relu | silu | gelu",
+    "stages.N.activation": "relu | relu6 | silu | gelu",
     "stages.regnet.depth": "integer from 1 to 10000",
     "stages.regnet.w0": "integer >= 8, a multiple of 8",
     "stages.regnet.wa": "number >= 0",
@@ -180,7 +217,7 @@ _SIMPLE = {
     "stages.regnet.group_width": "integer >= 1",
     "stages.regnet.bottleneck_ratio": "number in (0, 64]",
     "stages.regnet.se_ratio": "number in (0, 1]",
-    "stages.regnet.block": "basic | bottleneck | plain | vgg | regnet",
+    "stages.regnet.block": _BLOCK_CHOICES,
     "se.ratio": "number in (0, 1]",
     "se.of": "output | input",
     "group_width": "integer >= 1",
@@ -189,6 +226,10 @@ _SIMPLE = {
     "se.reduction": "integer >= 1",
     "se.divisor": "integer >= 1",
     "head.num_classes": "integer >= 1",
+    "head.conv": "integer >= 1",
+    "scale.width": "number in (0, 64]",
+    "scale.depth": "number in (0, 64]",
+    "scale.divisor": "integer >= 1",
     "head.hidden": "list of integers >= 1",
     "head.dropout": "number in [0, 1)",
     "head.pool_size": "integer >= 1, or [height, width]",

@@ -1,19 +1,24 @@
 """The registry of block kinds: one entry per kind, each in its own module.
 
-A block kind says which layout family it belongs to (how its modules are named),
-which knobs shape it, and how it plans one stage. Adding a kind means writing
-its module, registering it in `BLOCKS` below, adding its name to the schema's
-`BlockType`, and a stock spec with its tests (docs/adding-a-block.md).
+A block kind pairs its parameters model (`archspec.lang.blocks`) with the layout family it
+belongs to (how its modules are named), how it plans one stage, and its rules. Adding a kind
+means writing its parameters model and its module, registering it in `BLOCKS` below, and a
+stock spec with its tests (docs/adding-a-block.md); the schema's `BlockType` follows.
 """
 
 from __future__ import annotations
 
-from archspec.plan.blocks.base import BlockArgs, BlockKind, Knobs, StagePlan, se_reduced_width, stage_knobs
+from archspec.plan.blocks.base import BlockArgs, BlockKind, StagePlan, se_reduced_width, stage_knobs
+from archspec.plan.blocks.convnext import CONVNEXT
+from archspec.plan.blocks.mbconv import MBCONV
+from archspec.plan.blocks.mobilenet import INVERTED_RESIDUAL
 from archspec.plan.blocks.regnet import REGNET
 from archspec.plan.blocks.residual import BASIC, BOTTLENECK, PLAIN
 from archspec.plan.blocks.vgg import VGG
 
-BLOCKS: dict[str, BlockKind] = {kind.name: kind for kind in (BASIC, BOTTLENECK, PLAIN, VGG, REGNET)}
+BLOCKS: dict[str, BlockKind] = {
+    kind.name: kind for kind in (BASIC, BOTTLENECK, PLAIN, VGG, REGNET, CONVNEXT, INVERTED_RESIDUAL, MBCONV)
+}
 
 
 def block_kind(name: str) -> BlockKind:
@@ -24,4 +29,4 @@ def block_kind(name: str) -> BlockKind:
         raise LookupError(f"no block kind {name!r} in the registry (known: {', '.join(BLOCKS)})") from None
 
 
-__all__ = ["BLOCKS", "BlockArgs", "BlockKind", "Knobs", "StagePlan", "block_kind", "se_reduced_width", "stage_knobs"]
+__all__ = ["BLOCKS", "BlockArgs", "BlockKind", "StagePlan", "block_kind", "se_reduced_width", "stage_knobs"]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from archspec.lang.blocks import BlockParams, resolve_params
 from archspec.lang.schema import Spec, Stage
 from archspec.lang.schema import SqueezeExcite as SESettings
 from archspec.plan.ops import Op, Residual
@@ -12,45 +13,19 @@ from archspec.plan.shapes import make_divisible
 from archspec.plan.walker import MAX_PARAMS, Walker
 
 
-@dataclass(frozen=True)
-class Knobs:
-    """The block knobs of one stage, resolved: the stage's value where it sets one, else the network's."""
-
-    block: str
-    shortcut: str
-    groups: int | None
-    group_width: int | None
-    width_per_group: int
-    bottleneck_ratio: float
-    expansion: int | None
-    stride_in: str
-    avg_down: bool
-    se: SESettings | None
-    preact: bool
-    activation: str
+def stage_knobs(spec: Spec, stage: Stage) -> BlockParams:
+    """The parameters of a stage's blocks, resolved: the stage's values over the network's
+    (`archspec.lang.blocks.resolve_params`)."""
+    return resolve_params(spec, stage)
 
 
-def stage_knobs(spec: Spec, stage: Stage) -> Knobs:
-    """Resolve a stage's knobs; `groups` and `group_width` override the network's as a pair."""
-    if stage.groups is not None or stage.group_width is not None:
-        groups, group_width = stage.groups, stage.group_width
-    else:
-        groups, group_width = spec.groups, spec.group_width
-    se = stage.se if stage.se is not None else spec.se
-    return Knobs(
-        block=stage.block or spec.block,
-        shortcut=stage.shortcut or spec.shortcut,
-        groups=groups,
-        group_width=group_width,
-        width_per_group=stage.width_per_group if stage.width_per_group is not None else spec.width_per_group,
-        bottleneck_ratio=stage.bottleneck_ratio if stage.bottleneck_ratio is not None else spec.bottleneck_ratio,
-        expansion=stage.expansion if stage.expansion is not None else spec.expansion,
-        stride_in=stage.stride_in or spec.stride_in,
-        avg_down=stage.avg_down if stage.avg_down is not None else spec.avg_down,
-        se=se or None,
-        preact=stage.preact if stage.preact is not None else spec.preact,
-        activation=stage.activation or spec.activation,
-    )
+def group_quantum(params: BlockParams) -> int | None:
+    """The step of a grouped kind's width: its group width, times its bottleneck ratio where that is whole."""
+    group_width = getattr(params, "group_width", None)
+    if not isinstance(group_width, int):
+        return None
+    ratio = getattr(params, "bottleneck_ratio", 1.0)
+    return max(1, int(group_width * ratio)) if (group_width * ratio).is_integer() else group_width
 
 
 def se_reduced_width(se: SESettings, in_channels: int, out_channels: int) -> int:
@@ -64,9 +39,9 @@ def se_reduced_width(se: SESettings, in_channels: int, out_channels: int) -> int
 
 @dataclass(frozen=True)
 class BlockArgs:
-    """What one block is planned from: its knobs, base width, stride and dilations, and where it sits."""
+    """What one block is planned from: its kind's parameters, base width, stride and dilations, and where it sits."""
 
-    knobs: Knobs
+    knobs: BlockParams
     stage: Stage
     stage_index: int
     width: int
@@ -78,29 +53,58 @@ class BlockArgs:
 
 @dataclass(frozen=True)
 class StagePlan:
-    """One planned stage: its ops (blocks, or VGG's flat convs), and the stride it applied."""
+    """One planned stage: its ops (blocks, or VGG's flat convs), the stride it applied, and the layer that
+    brings the previous stage's output to its width and resolution, where it has one of its own (ConvNeXt's
+    downsampling layer)."""
 
     ops: tuple[Op, ...]
     stride: int
+    transition: Op | None = None
 
 
 @dataclass(frozen=True)
 class BlockKind:
-    """One entry of the registry."""
+    """One entry of the registry: a kind's parameters model, its planner, and the rules that come with it."""
 
-    name: str
+    params: type[BlockParams]  # its parameters (archspec.lang.blocks); the knobs that shape it are its fields
     family: str  # the module layout it belongs to (archspec.plan.layouts)
-    summary: str
-    knobs: frozenset[str]  # the knobs that shape it; anywhere else they are an error
-    # Knobs it ignores without complaint (specs written before per-stage knobs set them regardless).
-    tolerates: frozenset[str]
     residual: bool  # its blocks add a shortcut (zero_init_residual and drop path apply)
-    plan_stage: Callable[[Walker, int, Stage, Knobs], StagePlan]
+    # Plans one stage: (walker, stage index, stage, its parameters, its stride) -> its ops.
+    plan_stage: Callable[[Walker, int, Stage, BlockParams, int], StagePlan]
+    # Shared knobs it ignores without complaint when written flat (specs written before per-stage knobs set them).
+    tolerates: frozenset[str] = frozenset()
+    # The stride of a stage that gives none: `first_stride` for the first stage, 2 after.
+    first_stride: int = 1
+    # Network fields its family cannot have, when every stage is of this family.
+    refuses: frozenset[str] = frozenset()
+    # Other families whose networks may hold stages of this kind (their module layouts place it).
+    joins: frozenset[str] = frozenset()
+
+    # The step of a stage's width that keeps its blocks valid (None: any width); `fit` rounds widths to it.
+    width_quantum: Callable[[BlockParams], int | None] = field(default=lambda params: group_quantum(params))
+
+    @property
+    def name(self) -> str:
+        return self.params.kind_name()
+
+    @property
+    def summary(self) -> str:
+        return (self.params.__doc__ or "").split(": ", 1)[-1].strip().rstrip(".")
+
+    @property
+    def knobs(self) -> frozenset[str]:
+        return frozenset(self.params.knobs())
+
+    def stage_stride(self, index: int, stage: Stage) -> int:
+        """The stride of stage `index`: its own, or this kind's default."""
+        if stage.stride is not None:
+            return stage.stride
+        return self.first_stride if index == 0 else 2
 
 
 def plan_residual_stage(
     make_block: Callable[[Walker, BlockArgs], Residual],
-) -> Callable[[Walker, int, Stage, Knobs], StagePlan]:
+) -> Callable[[Walker, int, Stage, BlockParams, int], StagePlan]:
     """The stage planner shared by every residual kind: stride or dilation, then `depth` blocks.
 
     Past `output_stride` a stage keeps its resolution and dilates instead (torchvision's
@@ -108,8 +112,7 @@ def plan_residual_stage(
     previous dilation in the convs that read its input.
     """
 
-    def plan(walker: Walker, index: int, stage: Stage, knobs: Knobs) -> StagePlan:
-        stride = stage_stride(index, stage, knobs.block)
+    def plan(walker: Walker, index: int, stage: Stage, knobs: BlockParams, stride: int) -> StagePlan:
         first_dilation = walker.dilation
         limit = walker.spec.output_stride
         if limit is not None and walker.total_stride * stride > limit:
@@ -159,9 +162,3 @@ def _repeats(walker: Walker, previous: Residual) -> bool:
         and previous.in_channels == previous.out_channels == walker.channels
         and previous.in_size == previous.out_size == walker.size
     )
-
-
-def stage_stride(index: int, stage: Stage, block: str) -> int:
-    if stage.stride is not None:
-        return stage.stride
-    return 2 if block == "vgg" or index > 0 else 1

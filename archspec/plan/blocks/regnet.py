@@ -8,6 +8,7 @@ into groups of `group_width` channels. Module names are torchvision's (`f.a`, `f
 
 from __future__ import annotations
 
+from archspec.lang.blocks import RegNetParams
 from archspec.plan.blocks.base import BlockArgs, BlockKind, plan_residual_stage, se_reduced_width
 from archspec.plan.blocks.residual import group_count, plan_shortcut, squeeze_excite
 from archspec.plan.ops import Act, Items, Op, Residual, Sequence
@@ -16,6 +17,7 @@ from archspec.plan.walker import Walker
 
 def regnet_block(walker: Walker, args: BlockArgs) -> Residual:
     knobs = args.knobs
+    assert isinstance(knobs, RegNetParams)
     cin, size = walker.channels, walker.size
     cout = args.width
     ratio = knobs.bottleneck_ratio
@@ -23,7 +25,7 @@ def regnet_block(walker: Walker, args: BlockArgs) -> Residual:
     if inner < 1:
         raise walker.problem(f"the inner width rounds to 0 (width {cout} / bottleneck_ratio {ratio:g})", "width")
     if knobs.group_width is not None:
-        groups = group_count(walker, args, inner, f"width {cout} / bottleneck_ratio {ratio:g}")
+        groups = group_count(walker, args, knobs.group_width, inner, f"width {cout} / bottleneck_ratio {ratio:g}")
     else:
         groups = knobs.groups or 1
         if inner % groups:
@@ -39,7 +41,7 @@ def regnet_block(walker: Walker, args: BlockArgs) -> Residual:
     b = walker.conv(inner, inner, 3, a.out_size, stride=s3, padding=d, dilation=d, groups=groups)
     c = walker.conv(inner, cout, 1, b.out_size)
     f: list[tuple[str, Op]] = [("a", walker.conv_norm_act(a, activation)), ("b", walker.conv_norm_act(b, activation))]
-    if knobs.se is not None:
+    if knobs.se:
         f.append(("se", squeeze_excite(se_reduced_width(knobs.se, cin, cout), inner, b.out_size)))
     last = walker.conv_norm_act(c, None)
     f.append(("c", last))
@@ -68,14 +70,4 @@ def regnet_block(walker: Walker, args: BlockArgs) -> Residual:
     )
 
 
-REGNET = BlockKind(
-    name="regnet",
-    family="regnet",
-    summary="RegNet's residual bottleneck: 1x1, grouped 3x3, [SE], 1x1 (RegNetX, RegNetY)",
-    knobs=frozenset(
-        {"shortcut", "groups", "group_width", "bottleneck_ratio", "stride_in", "avg_down", "se", "activation"}
-    ),
-    tolerates=frozenset(),
-    residual=True,
-    plan_stage=plan_residual_stage(regnet_block),
-)
+REGNET = BlockKind(params=RegNetParams, family="regnet", residual=True, plan_stage=plan_residual_stage(regnet_block))

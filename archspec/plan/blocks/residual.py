@@ -6,9 +6,11 @@ pre-activation blocks (He et al. 2016) follow timm's PreAct naming (`bn1`/`act1`
 
 from __future__ import annotations
 
+from archspec.lang.blocks import BasicParams, BottleneckParams, PlainParams
 from archspec.plan.blocks.base import BlockArgs, BlockKind, plan_residual_stage, se_reduced_width
 from archspec.plan.ops import (
     Act,
+    AdaptivePool,
     AvgPool,
     Conv,
     Identity,
@@ -27,11 +29,13 @@ from archspec.plan.walker import Walker
 def residual_block(walker: Walker, args: BlockArgs) -> Residual:
     """One basic, bottleneck or plain block at the walker's place."""
     knobs = args.knobs
-    kind = knobs.block
+    assert isinstance(knobs, BasicParams | BottleneckParams | PlainParams)
+    kind = knobs.type
     cin, size = walker.channels, walker.size
     expansion = knobs.expansion or (4 if kind == "bottleneck" else 1)
     cout = args.width * expansion
-    preact, activation = knobs.preact, knobs.activation
+    preact = not isinstance(knobs, PlainParams) and knobs.preact
+    activation = knobs.activation
     pre: list[tuple[str, Op]] = []
     body: list[tuple[str, Op]] = []
     if preact:
@@ -40,8 +44,8 @@ def residual_block(walker: Walker, args: BlockArgs) -> Residual:
             # With no norm before it, act1 would run in place on the block's own input.
             pre = [(name, Act(activation, inplace=False)) for name, _ in pre]
     norm_names = iter(["bn2", "bn3", "bn4"] if preact else ["bn1", "bn2", "bn3"])
-    if kind == "bottleneck":
-        inner, groups = bottleneck_widths(walker, args)
+    if isinstance(knobs, BottleneckParams):
+        inner, groups = bottleneck_widths(walker, args, knobs)
         s1, s3 = (args.stride, 1) if knobs.stride_in == "1x1" else (1, args.stride)
         c1 = walker.conv(cin, inner, 1, size, stride=s1)
         body.append(("conv1", c1))
@@ -67,7 +71,7 @@ def residual_block(walker: Walker, args: BlockArgs) -> Residual:
     if not preact and walker.has_norm:
         zero_init = next(norm_names)
         body.append((zero_init, walker.norm(cout, out_size)))
-    if knobs.se is not None:
+    if knobs.se:
         body.append(("se", squeeze_excite(se_reduced_width(knobs.se, cin, cout), cout, out_size)))
     how = f" (width {args.width} x expansion {expansion})" if expansion > 1 else ""
     if kind == "plain":
@@ -96,10 +100,9 @@ def residual_block(walker: Walker, args: BlockArgs) -> Residual:
     )
 
 
-def bottleneck_widths(walker: Walker, args: BlockArgs) -> tuple[int, int]:
+def bottleneck_widths(walker: Walker, args: BlockArgs, knobs: BottleneckParams) -> tuple[int, int]:
     """(inner width, groups) of a bottleneck: torchvision's width x width_per_group / 64 x groups, or RegNet-style
     groups of `group_width` channels."""
-    knobs = args.knobs
     groups = knobs.groups or 1
     inner = int(args.width * (knobs.width_per_group / 64.0)) * groups
     if inner < 1:
@@ -108,13 +111,15 @@ def bottleneck_widths(walker: Walker, args: BlockArgs) -> tuple[int, int]:
             "width",
         )
     if knobs.group_width is not None:
-        groups = group_count(walker, args, inner, f"width {args.width} x width_per_group {knobs.width_per_group} / 64")
+        groups = group_count(
+            walker, args, knobs.group_width, inner, f"width {args.width} x width_per_group {knobs.width_per_group} / 64"
+        )
     return inner, groups
 
 
-def group_count(walker: Walker, args: BlockArgs, inner: int, how: str) -> int:
+def group_count(walker: Walker, args: BlockArgs, group_width: int | None, inner: int, how: str) -> int:
     """inner / group_width, which must divide exactly."""
-    group_width = args.knobs.group_width or inner
+    group_width = group_width or inner
     if inner % group_width:
         field: tuple[str | int, ...] = (
             ("stages", args.stage_index, "group_width") if args.stage.group_width is not None else ("group_width",)
@@ -128,18 +133,26 @@ def group_count(walker: Walker, args: BlockArgs, inner: int, how: str) -> int:
     return inner // group_width
 
 
-def squeeze_excite(reduced: int, channels: int, size: Size2) -> SqueezeExcite:
-    """An SE unit gating `channels` through `reduced`; its two 1x1 convs act on a 1x1 map."""
-    fc1 = Conv(channels, reduced, 1, (1, 1), (1, 1), bias=True)
-    fc2 = Conv(reduced, channels, 1, (1, 1), (1, 1), bias=True)
-    return SqueezeExcite(channels, reduced, size, fc1, fc2)
+def squeeze_excite(reduced: int, channels: int, size: Size2, activation: str = "relu") -> SqueezeExcite:
+    """An SE unit gating `channels` maps of `size` through `reduced`: pool to 1x1, two 1x1 convs with bias and
+    `activation` between them, a sigmoid gate (the module names are torchvision's and timm's)."""
+    return SqueezeExcite(
+        channels,
+        size,
+        (
+            ("pool", AdaptivePool("avg", channels, size, (1, 1))),
+            ("fc1", Conv(channels, reduced, 1, (1, 1), (1, 1), bias=True)),
+            ("act", Act(activation)),
+            ("fc2", Conv(reduced, channels, 1, (1, 1), (1, 1), bias=True)),
+        ),
+    )
 
 
 def plan_shortcut(
     walker: Walker, args: BlockArgs, cin: int, cout: int, size: Size2, out_size: Size2, *, norm: bool, how: str = ""
 ) -> tuple[Sequence | ZeroPadShortcut | None, str]:
     """The shortcut of one block under its option (A, B, C) and `avg_down`; (op or None, kind)."""
-    option, stride = args.knobs.shortcut, args.stride
+    option, stride = getattr(args.knobs, "shortcut", "B"), args.stride
     same_shape = stride == 1 and cin == cout
     if option == "A":
         if cout < cin:
@@ -152,7 +165,7 @@ def plan_shortcut(
     if option == "B" and same_shape:
         return None, "identity"
     items: list[tuple[str, Op]] = []
-    if args.knobs.avg_down:
+    if getattr(args.knobs, "avg_down", False):
         # ResNet-D: average-pool, then a stride-1 projection. In a dilated stage timm keeps a
         # 2x2 stride-1 pool over a zero-padded input ("same" padding), so the map keeps its size.
         if stride > 1:
@@ -174,32 +187,20 @@ def plan_shortcut(
     return Sequence(tuple(items)), "projection"
 
 
-_SHAPED_BY = frozenset({"shortcut", "expansion", "avg_down", "se", "preact", "activation"})
-
 BASIC = BlockKind(
-    name="basic",
+    params=BasicParams,
     family="resnet",
-    summary="3x3, 3x3 with a shortcut (ResNet-18/34, the CIFAR nets)",
-    knobs=_SHAPED_BY,
-    tolerates=frozenset({"stride_in"}),
     residual=True,
     plan_stage=plan_residual_stage(residual_block),
+    tolerates=frozenset({"stride_in"}),
 )
 BOTTLENECK = BlockKind(
-    name="bottleneck",
-    family="resnet",
-    summary="1x1 reduce, 3x3, 1x1 restore with a shortcut (ResNet-50 and deeper, ResNeXt, wide ResNets)",
-    knobs=_SHAPED_BY | {"groups", "group_width", "width_per_group", "stride_in"},
-    tolerates=frozenset(),
-    residual=True,
-    plan_stage=plan_residual_stage(residual_block),
+    params=BottleneckParams, family="resnet", residual=True, plan_stage=plan_residual_stage(residual_block)
 )
 PLAIN = BlockKind(
-    name="plain",
+    params=PlainParams,
     family="resnet",
-    summary="basic without the shortcut (the paper's plain baselines)",
-    knobs=frozenset({"expansion", "se", "activation"}),
-    tolerates=frozenset({"shortcut", "stride_in", "avg_down"}),
     residual=False,
     plan_stage=plan_residual_stage(residual_block),
+    tolerates=frozenset({"shortcut", "stride_in", "avg_down"}),
 )

@@ -3,15 +3,16 @@ closed by a 2x2 max pool; torchvision numbers them all in one `features` sequenc
 
 from __future__ import annotations
 
+from archspec.lang.blocks import BlockParams, VGGParams
 from archspec.lang.schema import Stage
-from archspec.plan.blocks.base import BlockKind, Knobs, StagePlan, stage_stride
+from archspec.plan.blocks.base import BlockKind, StagePlan
 from archspec.plan.ops import Op
 from archspec.plan.walker import Walker
 
 
-def vgg_stage(walker: Walker, index: int, stage: Stage, knobs: Knobs) -> StagePlan:
+def vgg_stage(walker: Walker, index: int, stage: Stage, knobs: BlockParams, stride: int) -> StagePlan:
+    assert isinstance(knobs, VGGParams)
     walker.path = ("stages", index)
-    stride = stage_stride(index, stage, "vgg")
     items: list[tuple[str, Op]] = []
     for _ in range(stage.depth):
         conv = walker.conv(walker.channels, stage.width, 3, walker.size, padding=1, bias=True)
@@ -27,11 +28,11 @@ def vgg_stage(walker: Walker, index: int, stage: Stage, knobs: Knobs) -> StagePl
 
 
 VGG = BlockKind(
-    name="vgg",
+    params=VGGParams,
     family="vgg",
-    summary="3x3 convs with bias, closed by a 2x2 max pool (VGG-11 to VGG-19)",
-    knobs=frozenset({"activation"}),
-    tolerates=frozenset({"shortcut", "stride_in", "expansion"}),
     residual=False,
     plan_stage=vgg_stage,
+    tolerates=frozenset({"shortcut", "stride_in", "expansion"}),
+    first_stride=2,
+    refuses=frozenset({"se", "avg_down", "drop_path", "output_stride", "preact", "zero_init_residual"}),
 )

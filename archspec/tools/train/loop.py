@@ -427,9 +427,9 @@ def _save_state(
 
 
 def _is_residual(plan: Plan) -> bool:
-    from archspec.plan.blocks import BLOCKS
+    from archspec.plan.blocks import BLOCKS, stage_knobs
 
-    return any(BLOCKS[stage.block or plan.spec.block].residual for stage in plan.stages)
+    return any(BLOCKS[stage_knobs(plan.spec, stage).type].residual for stage in plan.stages)
 
 
 # --- the whole run ------------------------------------------------------------------------------

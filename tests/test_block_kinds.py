@@ -1,0 +1,111 @@
+"""Each block kind's own parameters: `block:` as a kind's name or as its mapping, merged generically over the
+network's flat knobs, with a knob the kind does not take named at its line along with the kinds that take it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+import archspec
+from archspec.plan import load_plan
+from archspec.plan.ops import children
+from archspec.plan.tensors import state_shapes
+
+
+def _op(plan, path: str):
+    """The op at a module path of the plan (`layer4.0.conv2`)."""
+    items = plan.children
+    op = None
+    for name in path.split("."):
+        op = dict(items)[name]
+        items = children(op)
+    return op
+
+
+def _same_network(a, b) -> None:
+    plan_a, plan_b = load_plan(a), load_plan(b)
+    assert state_shapes(plan_a) == state_shapes(plan_b)
+    assert replace(archspec.count(a), name="") == replace(archspec.count(b), name="")
+
+
+def test_a_network_block_mapping_is_the_flat_knobs_written_in_the_kinds_own_place(write):
+    mapping = write("m.yaml", "extends: resnet50\nname: m\nblock: {type: bottleneck, groups: 32, width_per_group: 4}\n")
+    flat = write("f.yaml", "extends: resnet50\nname: m\ngroups: 32\nwidth_per_group: 4\n")
+    _same_network(mapping, flat)
+    _same_network(mapping, "resnext50_32x4d")
+
+
+def test_a_stage_mapping_overrides_the_networks_knobs_for_that_stage_only(write):
+    mapping = write(
+        "m.yaml", "extends: resnet50\nstages:\n  3: {block: {type: bottleneck, groups: 32, width_per_group: 4}}\n"
+    )
+    flat = write("f.yaml", "extends: resnet50\nstages:\n  3: {groups: 32, width_per_group: 4}\n")
+    assert state_shapes(load_plan(mapping)) == state_shapes(load_plan(flat))
+    plan = load_plan(mapping)
+    assert _op(plan, "layer4.0.conv2").groups == 32
+    assert _op(plan, "layer3.0.conv2").groups == 1
+
+
+def test_a_stage_mapping_sets_over_a_network_mapping_field_by_field(write):
+    spec = write(
+        "s.yaml",
+        "extends: resnet50\nblock: {type: bottleneck, groups: 8, width_per_group: 16}\n"
+        "stages:\n  0: {block: {type: bottleneck, width_per_group: 8}}\n",
+    )
+    plan = load_plan(spec)
+    assert _op(plan, "layer1.0.conv2").groups == 8
+    assert _op(plan, "layer1.0.conv1").out_channels == 64 * 8 // 64 * 8
+    assert _op(plan, "layer2.0.conv2").groups == 8
+    assert _op(plan, "layer2.0.conv1").out_channels == 128 * 16 // 64 * 8
+
+
+def test_group_width_in_a_stage_mapping_replaces_the_networks_groups_as_a_pair(write):
+    spec = write(
+        "s.yaml",
+        "extends: resnet50\ngroups: 32\nwidth_per_group: 4\n"
+        "stages:\n  1: {block: {type: bottleneck, group_width: 8}}\n",
+    )
+    plan = load_plan(spec)
+    # Stage 2's inner width is 128 x 4 / 64 x 1 = 8 (groups replaced too), in one group of 8.
+    assert _op(plan, "layer2.0.conv2").groups == 1
+    assert _op(plan, "layer2.0.conv2").in_channels == 8
+    assert _op(plan, "layer1.0.conv2").groups == 32
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "block: {type: basic, groups: 2}\nstages:\n  - {depth: 1, width: 8}\n",
+            "1:22: block.groups: groups shapes bottleneck and regnet blocks only, not basic",
+        ),
+        (
+            "stages:\n  - {depth: 1, width: 8, block: {type: vgg, se: {}}}\n",
+            "2:45: stages.0.block.se: se shapes basic, bottleneck, plain and regnet blocks only, not vgg",
+        ),
+        (
+            "block: {type: convnxt}\nstages:\n  - {depth: 1, width: 8}\n",
+            "1:8: block: got the text 'convnxt' for `type`; expected one of 'basic', 'bottleneck', 'plain', 'vgg'",
+        ),
+        (
+            "block: {groups: 2}\nstages:\n  - {depth: 1, width: 8}\n",
+            "1:8: block: expected a block kind's name or a mapping with its `type`",
+        ),
+        (
+            "stages:\n  - {depth: 1, width: 8, block: {type: bottleneck, groups: 2, group_width: 4}}\n",
+            "stages.0.block.group_width: group_width and groups are exclusive",
+        ),
+        (
+            "stages:\n  - {depth: 1, width: 8, block: basic, width_per_group: 4}\n",
+            "stages.0.width_per_group: width_per_group shapes bottleneck blocks only; stage 1 has basic blocks",
+        ),
+    ],
+)
+def test_a_knob_the_kind_does_not_take_is_a_located_error_naming_the_kinds_that_do(write, cli, text, message):
+    path = write("bad.yaml", text)
+    result = cli("validate", str(path))
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+    assert lines[0].startswith(str(path)), lines
