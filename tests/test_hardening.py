@@ -778,3 +778,13 @@ def test_ctrl_c_during_an_onnx_export_exits_130_and_writes_nothing(tmp_path):
 def test_ctrl_c_at_any_point_of_an_onnx_export_exits_130(tmp_path, delay):
     status, stderr = _interrupt_export(tmp_path, delay)
     assert status == 130 and stderr.strip().splitlines()[-1] == "archspec: interrupted", stderr
+
+
+@pytest.mark.parametrize("command", [("flops",), ("validate",), ("train", "--epochs", "1")])
+def test_a_checkpoint_where_only_a_spec_goes_points_to_the_commands_that_take_it(cli, tmp_path, command):
+    checkpoint = tmp_path / "model.pt"
+    cli("build", "resnet20", "--device", "cpu", "--out", checkpoint)
+    message = clean(cli(*command, checkpoint))
+    assert message.startswith(f"{checkpoint}:1:1: ")
+    assert "is a checkpoint (a torch file), not a spec" in message
+    assert "archspec show CHECKPOINT > spec.yaml" in message and "--weights" in message

@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from archspec.errors import Mark, Problem, SpecError, printable
+from archspec.lang.yamldoc import CHECKPOINT_MAGIC
 from archspec.tools.interrupt import interrupted
 
 # `debug`: show tracebacks; `debug_in_argv`: --debug was given after the command (see `archspec.cli.application.run`).
@@ -113,7 +114,7 @@ def is_checkpoint(source: str) -> bool:
     """A torch file (a zip archive, as `build --out` and `train` write) rather than YAML text."""
     try:
         with open(source, "rb") as handle:
-            return handle.read(4) == b"PK\x03\x04"
+            return handle.read(4) == CHECKPOINT_MAGIC
     except (OSError, ValueError):
         return False
 

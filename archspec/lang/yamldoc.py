@@ -324,8 +324,22 @@ def _flow_depth(text: str) -> int:
     return deepest
 
 
+# The first bytes of a zip archive: torch's checkpoints (`build --out`, `train`) are zip files.
+CHECKPOINT_MAGIC = b"PK\x03\x04"
+
+
 def parse(data: bytes | str, source: str) -> Document:
     """Parse one YAML document holding a mapping; raise SpecError with a mark on any problem."""
+    if (data[:4] if isinstance(data, bytes) else data[:4].encode("latin-1", "replace")) == CHECKPOINT_MAGIC:
+        raise SpecError(
+            Problem(
+                Mark(source, 1, 1),
+                "",
+                "this is a checkpoint (a torch file), not a spec: build, export, bench and show take it as SPEC; "
+                "elsewhere give the spec it holds (`archspec show CHECKPOINT > spec.yaml`) and the "
+                "checkpoint as --weights",
+            )
+        )
     if len(data) > MAX_BYTES:
         raise SpecError(
             Problem(Mark(source, 1, 1), "", f"file is larger than {MAX_BYTES // 1024} KiB; a spec is a short text file")
