@@ -75,3 +75,15 @@ def test_initial_weights_follow_torchvisions_laws(name):
             assert ours.abs().max().item() <= 1.5 * theirs.abs().max().item(), key
         elif not theirs.is_floating_point() or theirs.std() == 0 or theirs.numel() == 1:
             assert torch.equal(ours, theirs), key  # constants: unit and zero norms, fresh running stats
+
+
+def test_a_layer_scale_starts_at_the_value_its_spec_gives():
+    # torchvision's ConvNeXt starts every block's layer scale at 1e-6; the spec says so, and the one-pass
+    # initialisation keeps it.
+    model = archspec.build("convnext_tiny", device="cpu")
+    scales = [tensor for name, tensor in model.named_parameters() if name.endswith("layer_scale")]
+    reference = torchvision.models.convnext_tiny()
+    expected = [tensor for name, tensor in reference.named_parameters() if name.endswith("layer_scale")]
+    assert len(scales) == len(expected) == 18
+    for ours, theirs in zip(scales, expected, strict=True):
+        assert torch.equal(ours.detach().flatten(), theirs.detach().flatten())

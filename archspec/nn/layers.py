@@ -79,6 +79,7 @@ class LayerScale(nn.Module):
 
     def __init__(self, channels: int, init: float):
         super().__init__()
+        self.init = init
         self.scale = nn.Parameter(torch.full((channels, 1, 1), init))
 
 
@@ -140,11 +141,11 @@ class ResidualBlock(nn.Module):
         super().__init__()
         if shortcut_first:
             setattr(self, shortcut_name, shortcut)
-        self._scales: set[str] = set()
+        self._scales: dict[str, float] = {}  # the block's own layer scales and their initial values
         for name, module in {**pre, **body}.items():
             if isinstance(module, LayerScale):
                 self.register_parameter(name, module.scale)  # the block's own parameter (ConvNeXt's layer_scale)
-                self._scales.add(name)
+                self._scales[name] = module.init
             else:
                 self.add_module(name, module)
         if not shortcut_first:
@@ -158,6 +159,12 @@ class ResidualBlock(nn.Module):
         self.shortcut_from_pre = shortcut_from_pre
         # The module `zero_init_residual` zeroes: the branch's last norm, or its last conv.
         self.zero_init = zero_init
+
+    def reset_parameters(self) -> None:
+        """The block's own parameters (its layer scales) back to their initial values; submodules keep theirs."""
+        with torch.no_grad():
+            for name, init in self._scales.items():
+                getattr(self, name).fill_(init)
 
     @property
     def shortcut(self) -> nn.Module | None:
