@@ -129,6 +129,17 @@ class Walker:
                         f"{format_path(self.path)} has {channels} channels",
                     )
                 )
+            if channels // spec.norm_groups * size[0] * size[1] == 1:
+                # Each group would hold one value, which normalises to zero: the output would be the bias alone
+                # (and torch refuses such a norm for one image).
+                field = "norm_groups" if "norm_groups" in spec.model_fields_set else "norm"
+                raise PlanError(
+                    PlanProblem(
+                        (field,),
+                        f"group norm with {spec.norm_groups} groups at {format_path(self.path)} ({channels} channels on "
+                        "a 1x1 map) normalises single values, which makes them all zero; use fewer groups",
+                    )
+                )
             return Norm("group", channels, size, spec.norm_groups)
         return Norm("batch", channels, size)
 
