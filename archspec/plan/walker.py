@@ -136,8 +136,9 @@ class Walker:
                 raise PlanError(
                     PlanProblem(
                         (field,),
-                        f"group norm with {spec.norm_groups} groups at {format_path(self.path)} ({channels} channels on "
-                        "a 1x1 map) normalises single values, which makes them all zero; use fewer groups",
+                        f"group norm with {spec.norm_groups} groups at {format_path(self.path)} "
+                        f"({channels} channels on a 1x1 map) normalises single values, which makes them all zero; "
+                        "use fewer groups",
                     )
                 )
             return Norm("group", channels, size, spec.norm_groups)
