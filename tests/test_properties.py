@@ -20,7 +20,7 @@ from archspec.plan.blocks import BLOCKS
 
 # Random specs per run: a sample in the fast tier, many more in the slow one; ARCHSPEC_PROPERTY_EXAMPLES
 # sets both (a long hunt: ARCHSPEC_PROPERTY_EXAMPLES=5000 pytest -m slow -k random_specs).
-EXAMPLES = int(os.environ.get("ARCHSPEC_PROPERTY_EXAMPLES", "30"))
+EXAMPLES = int(os.environ.get("ARCHSPEC_PROPERTY_EXAMPLES", "12"))
 SLOW_EXAMPLES = int(os.environ.get("ARCHSPEC_PROPERTY_EXAMPLES", "600"))
 
 widths = st.sampled_from([4, 8, 12, 16])

@@ -17,10 +17,11 @@ from archspec.lang.schema import RegNetRule
 from archspec.plan.generators import expand_regnet
 from archspec.tools.paper import PAPER_REGNET, TORCHVISION_REGNET
 
-# Built and compared with torchvision's model in the fast tier: both families at 400MF and 800MF (regnet_y_800mf
-# is one where pycls's arithmetic and torchvision's round apart), and regnet_y_8gf, another. The others (up to
-# regnet_y_128gf, 645M parameters) are built in the slow tier; the counts of all of them are checked everywhere.
-FAST_BUILT = {"regnet_x_400mf", "regnet_y_400mf", "regnet_x_800mf", "regnet_y_800mf", "regnet_y_8gf"}
+# Built and compared with torchvision's model in the fast tier: one of each family (RegNetX and RegNetY at
+# 400MF). The others (up to regnet_y_128gf, 645M parameters) are built in the slow tier; the counts of all of
+# them, regnet_y_800mf and regnet_y_8gf among them (where pycls's arithmetic and torchvision's round apart),
+# are checked against torchvision's published figures everywhere.
+FAST_BUILT = {"regnet_x_400mf", "regnet_y_400mf"}
 
 
 def _first_weights_meta(name: str) -> dict:

@@ -499,7 +499,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.mark.slow  # two torchrun workers start torch twice: the fast tier checks torchrun's error path below
+@pytest.mark.slow  # two torchrun workers start torch twice
 def test_torchrun_with_two_processes_matches_one_process_and_only_rank_0_writes(cli, tmp_path):
     # Group norm, not batch norm: batch norm's statistics are per rank (32 images each here, not 64),
     # which really changes the result; group norm is per image, so the two runs differ only in the
@@ -558,6 +558,7 @@ def test_torchrun_with_two_processes_matches_one_process_and_only_rank_0_writes(
     assert "2 processes (gloo), 32 images each per step of 64" in run.stderr
 
 
+@pytest.mark.slow  # torchrun starts two workers, each importing torch
 def test_under_torchrun_a_mistake_is_reported_once(tmp_path):
     env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
     command = [

@@ -7,7 +7,7 @@ import re
 import pytest
 import timm
 import torch
-from conftest import ROOT, TIMM_ARCHS
+from conftest import ROOT, TIMM_ARCHS, fast_subset
 from parity import assert_same_outputs, load_for_comparison
 from torch import nn
 
@@ -19,7 +19,8 @@ from archspec.plan import load_plan
 from archspec.tools.variants import KNOBS, knob_table
 
 
-@pytest.mark.parametrize("name", TIMM_ARCHS)
+# Fast tier: ResNet-D (deep stem, average-pool shortcut) and SE; every timm architecture in the slow tier.
+@pytest.mark.parametrize("name", fast_subset(TIMM_ARCHS, {"resnet18d", "seresnet50"}))
 def test_timm_weights_load_strictly_and_outputs_match(name):
     torch.manual_seed(0)
     reference = timm.create_model(name, pretrained=False)
@@ -30,9 +31,16 @@ def test_timm_weights_load_strictly_and_outputs_match(name):
 
 
 # Dilation (output_stride) and ResNet-D's average-pool shortcut, for basic and bottleneck blocks: timm's
-# resnet18/resnet50 and their -D variants, at both output strides.
-@pytest.mark.parametrize("name", ["resnet18", "resnet18d", "resnet50", "resnet50d"])
-@pytest.mark.parametrize("output_stride", [8, 16])
+# resnet18/resnet50 and their -D variants, at both output strides; at output stride 8 the fast tier keeps
+# resnet18d, the others run in the slow tier.
+_DILATED = [
+    (name, stride) if stride == 16 or name == "resnet18d" else pytest.param(name, stride, marks=pytest.mark.slow)
+    for stride in (8, 16)
+    for name in ("resnet18", "resnet18d", "resnet50", "resnet50d")
+]
+
+
+@pytest.mark.parametrize("name,output_stride", _DILATED)
 def test_dilated_stages_equal_timms(name, output_stride):
     torch.manual_seed(0)
     reference = timm.create_model(name, pretrained=False, output_stride=output_stride)
