@@ -10,7 +10,7 @@ import sys
 
 import pytest
 import torch
-from conftest import ROOT
+from conftest import CONVNEXTS, REGNETS, ROOT, TORCHVISION_ARCHS
 
 import archspec
 from archspec.errors import SpecError
@@ -136,6 +136,11 @@ def test_every_listed_peer_is_the_stock_spec_of_that_name_with_equal_parameters(
         device = "cpu" if name.startswith("regnet_") else "meta"
         peer = build_library_model(ModelRef(library, name), device)
         assert sum(p.numel() for p in peer.parameters()) == archspec.count(name).params, (library, name)
+
+
+def test_every_stock_spec_pinned_to_torchvision_is_its_peer():
+    """`--vs torchvision` finds every stock spec whose parity with torchvision's model of that name is tested."""
+    assert set(PEERS["torchvision"]) == set(TORCHVISION_ARCHS) | set(REGNETS) | set(CONVNEXTS)
 
 
 def test_a_renamed_copy_of_a_stock_spec_finds_its_peer(write):

@@ -18,6 +18,8 @@ TORCHVISION = (
     "regnet_x_400mf", "regnet_x_800mf", "regnet_x_1_6gf", "regnet_x_3_2gf", "regnet_x_8gf", "regnet_x_16gf",
     "regnet_x_32gf", "regnet_y_400mf", "regnet_y_800mf", "regnet_y_1_6gf", "regnet_y_3_2gf", "regnet_y_8gf",
     "regnet_y_16gf", "regnet_y_32gf", "regnet_y_128gf",
+    "convnext_tiny", "convnext_small", "convnext_base", "convnext_large",
+    "mobilenet_v2", "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3",
 )  # fmt: skip
 # timm's VGGs run the classifier as a 7x7 conv without torchvision's adaptive pool, so they are not
 # the same network at other input sizes, and timm's RegNets use other module names; both are left out.
