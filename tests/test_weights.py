@@ -89,6 +89,9 @@ def assert_same_state(ours: torch.nn.Module, reference: torch.nn.Module, leave_o
         ("torchvision", "regnet_y_400mf", ".pth"),
         ("timm", "resnet18d", ".pth"),
         ("timm", "seresnet50", ".safetensors"),
+        ("torchvision", "mobilenet_v2", ".safetensors"),
+        pytest.param("torchvision", "efficientnet_b0", ".pth", marks=pytest.mark.slow),
+        pytest.param("torchvision", "convnext_tiny", ".pth", marks=pytest.mark.slow),
     ],
 )
 def test_a_library_state_dict_loads_strictly_and_gives_the_libraries_outputs(source, library, name, suffix):
