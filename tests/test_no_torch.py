@@ -20,6 +20,9 @@ from conftest import ROOT, run_without_torch
         ["flops", "resnet152", "--vs", "vgg19"],
         ["flops", "resnet50", "--format", "json", "--by-op"],
         ["diff", "resnet50", "resnet50d"],
+        ["flops", "convnext_tiny", "efficientnet_b2", "--vs", "mobilenet_v2", "--by-op", "--size", "97x130"],
+        ["flops", "efficientnet_b0", "--by-module", "--depth", "3", "--size", "97x130"],
+        ["show", "efficientnet_b2"],
         ["paper"],
     ],
 )
