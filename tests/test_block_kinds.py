@@ -109,3 +109,14 @@ def test_a_knob_the_kind_does_not_take_is_a_located_error_naming_the_kinds_that_
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and message in lines[0], lines
     assert lines[0].startswith(str(path)), lines
+
+
+def test_diff_compares_a_kinds_name_with_another_kinds_mapping_field_by_field(cli):
+    lines = cli("diff", "resnet50", "convnext_tiny").stdout.splitlines()
+    assert "  block.type: bottleneck -> convnext" in lines
+    assert "  block.kernel: (unset) -> 7" in lines
+    assert not any(line.startswith("  block: ") for line in lines)
+    lines = cli("diff", "efficientnet_b0", "mobilenet_v2").stdout.splitlines()
+    assert "  stages.0.block.type: mbconv -> inverted_residual" in lines
+    # Two names stay one change.
+    assert "  block: basic -> bottleneck" in cli("diff", "resnet18", "resnet50").stdout.splitlines()

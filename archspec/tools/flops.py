@@ -258,9 +258,26 @@ def spec_diff(a: str, b: str, *, overrides: Sequence[str] = ()) -> SpecDiff:
     return diff_plans(load_plan(a, overrides=overrides), load_plan(b, overrides=overrides), a, b)
 
 
+def _same_block_form(a: dict[str, object], b: dict[str, object]) -> tuple[dict[str, object], dict[str, object]]:
+    """`block: bottleneck` against `block: {type: convnext, ...}` compared as `block.type` and the mapping's
+    fields, here and in each pair of stages, rather than as a name that went and a mapping that came."""
+    if isinstance(a.get("block"), str) != isinstance(b.get("block"), str) and "block" in a and "block" in b:
+        a, b = ({**d, "block": {"type": d["block"]} if isinstance(d["block"], str) else d["block"]} for d in (a, b))
+    stages_a, stages_b = a.get("stages"), b.get("stages")
+    if isinstance(stages_a, list) and isinstance(stages_b, list):
+        pairs = [
+            _same_block_form(x, y) if isinstance(x, dict) and isinstance(y, dict) else (x, y)
+            for x, y in zip(stages_a, stages_b, strict=False)
+        ]
+        common = len(pairs)
+        a = {**a, "stages": [x for x, _ in pairs] + stages_a[common:]}
+        b = {**b, "stages": [y for _, y in pairs] + stages_b[common:]}
+    return a, b
+
+
 def diff_plans(plan_a: Plan, plan_b: Plan, a: str, b: str) -> SpecDiff:
     """The resolved fields that differ between two planned specs, and their counts side by side."""
-    shown_a, shown_b = _shown(plan_a), _shown(plan_b)
+    shown_a, shown_b = _same_block_form(_shown(plan_a), _shown(plan_b))
     left, right = _flatten(_compared(shown_a)), _flatten(_compared(shown_b))
     # A change is shown with the values `archspec show` prints (`groups: null`, not the 1 it compares as).
     raw_left, raw_right = _flatten(shown_a), _flatten(shown_b)
