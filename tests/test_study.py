@@ -442,3 +442,50 @@ def test_two_populations_with_one_label_and_the_same_member_names_are_refused(sp
     with pytest.raises(SpecError) as caught:
         populations([str(specs / "small")], ["no/slash"])
     assert caught.value.code == 2 and "--label" in str(caught.value)
+
+
+# --- an existing cluster ------------------------------------------------------------------------
+
+# A Ray cluster that outlives the study: started by this process's own `ray.init`, answering a task after the
+# study has gone, then shut down by it.
+CLUSTER = """\
+import logging, sys
+import ray
+context = ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR)
+print(context.address_info["gcs_address"], flush=True)
+sys.stdin.readline()
+print(len([n for n in ray.nodes() if n["Alive"]]), ray.get(ray.remote(lambda: 7).remote()), flush=True)
+ray.shutdown()
+"""
+
+
+@pytest.mark.slow
+def test_a_study_runs_on_an_existing_cluster_and_leaves_it_running(specs, tmp_path):
+    before = _ray_processes()
+    cluster = subprocess.Popen(
+        [sys.executable, "-c", CLUSTER], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert cluster.stdout is not None and cluster.stdin is not None
+        address = cluster.stdout.readline().strip()
+        assert re.fullmatch(r"[\w.-]+:\d+", address), address
+        out = tmp_path / "run"
+        # The cluster requires Ray's token (ray.init turns token authentication on for a new cluster); a driver
+        # that names an address sends it when RAY_AUTH_MODE says so, as Ray documents.
+        env = {**os.environ, "RAY_AUTH_MODE": "token"}
+        result = _archspec("study", specs / "wide", "--out", out, "--epochs", "1", "--address", address, env=env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert f"on the Ray cluster at {address}" in result.stderr
+        assert sorted((r["name"], r["status"]) for r in _records(out / "results.jsonl")) == [("c", "ok"), ("d", "ok")]
+        # RAY_ADDRESS reaches the same cluster.
+        env = {**env, "RAY_ADDRESS": address}
+        result = _archspec("study", specs / "wide", "--out", tmp_path / "again", "--epochs", "1", env=env)
+        assert result.returncode == 0 and f"on the Ray cluster at {address}" in result.stderr, result.stderr[-3000:]
+        # The cluster is still there, as it was: its node alive and taking tasks.
+        answer, _ = cluster.communicate("\n", timeout=120)
+        assert answer.split() == ["1", "7"]
+    finally:
+        if cluster.poll() is None:
+            cluster.kill()
+            cluster.wait()
+    _assert_no_new_ray_process(before)
