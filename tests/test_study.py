@@ -489,3 +489,53 @@ def test_a_study_runs_on_an_existing_cluster_and_leaves_it_running(specs, tmp_pa
             cluster.kill()
             cluster.wait()
     _assert_no_new_ray_process(before)
+
+
+def _descends_from(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            return False
+    return False
+
+
+def _training_workers(study: int) -> set[int]:
+    """The Ray workers of the study `study` running a member now (Ray titles a worker after the task it runs)."""
+    found = set()
+    for pid in _ray_processes():
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().decode("utf-8", "replace")
+        except OSError:
+            continue
+        if command.startswith("ray::train_member") and _descends_from(pid, study):
+            found.add(pid)
+    return found
+
+
+@pytest.mark.slow
+def test_a_member_whose_worker_dies_is_tried_three_times_then_failed(specs, tmp_path):
+    out = tmp_path / "run"
+    before = _ray_processes()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "archspec", "study", specs / "wide" / "c.yaml", "--out", out, "--epochs", "500"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    killed: list[int] = []
+    deadline = time.monotonic() + 180
+    while process.poll() is None and len(killed) < 3 and time.monotonic() < deadline:
+        for pid in _training_workers(process.pid) - set(killed):
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        time.sleep(0.1)
+    _, stderr = process.communicate(timeout=120)
+    assert len(killed) == 3, stderr[-3000:]
+    assert process.returncode == 0, stderr[-3000:]
+    (record,) = _records(out / "results.jsonl")
+    assert (record["name"], record["status"], record["reason"]) == ("c", "failed", "the worker died (3 tries)")
+    _assert_no_new_ray_process(before)
