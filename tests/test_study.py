@@ -198,6 +198,47 @@ def test_the_summary_gives_each_populations_spread_and_the_pairs_ks_distance(stu
     assert "study: 5/5 finished (1 failed)" in study["result"].stderr
 
 
+def test_progress_on_stderr_counts_finished_failed_and_running_members_and_the_time_left(study):
+    lines = [line for line in study["result"].stderr.splitlines() if re.match(r"archspec: study: \d+/5 ", line)]
+    assert len(lines) == 5, study["result"].stderr[-3000:]
+    for done, line in enumerate(lines, 1):
+        assert re.match(rf"archspec: study: {done}/5 finished \(\d failed\), [0-2] running, about \d+s left; ", line)
+    assert lines[-1].startswith("archspec: study: 5/5 finished (1 failed), 0 running, about 0s left; ")
+
+
+def test_the_json_summary_gives_the_median_difference_inside_its_bootstrap_interval(study):
+    (pair,) = json.loads(study["result"].stdout)["pairs"]
+    records = _records(study["out"] / "results.jsonl")
+    medians = {
+        name: statistics.median(float(r["error"]) for r in records if r["population"] == name and r["status"] == "ok")  # type: ignore[arg-type]
+        for name in ("small", "wide")
+    }
+    assert pair["median_difference"] == pytest.approx(medians["small"] - medians["wide"], abs=1e-12)
+    low, high = pair["interval"]
+    assert low <= pair["median_difference"] <= high
+
+
+def test_the_table_summary_shows_each_population_and_each_pair(study):
+    from archspec.cli.study import summary_table
+    from archspec.tools.study.records import read_records
+
+    summary = summarize(read_records(study["out"] / "results.jsonl"), ["small", "wide"])
+    lines = summary_table(summary).splitlines()
+    assert lines[0].split()[:4] == ["population", "members", "ok", "failed"]
+    assert "min error" in lines[0] and "median error" in lines[0] and "max error" in lines[0]
+    assert lines[2].split()[:4] == ["small", "3", "2", "1"] and lines[3].split()[:4] == ["wide", "2", "2", "0"]
+    pair = summary.pairs[0]
+    (row,) = [line for line in lines if line.startswith("small vs wide")]
+    assert row.split()[3:] == [
+        f"{pair.ks:.3f}",
+        pair.left,
+        f"{pair.median_difference:+.4f}",
+        f"[{pair.interval[0]:+.4f},",
+        f"{pair.interval[1]:+.4f}]",
+    ]
+    assert "median error difference [95% bootstrap]" in "\n".join(lines)
+
+
 def test_the_study_leaves_no_ray_process(study):
     _assert_no_new_ray_process(study["ray_before"])
 
@@ -539,3 +580,28 @@ def test_a_member_whose_worker_dies_is_tried_three_times_then_failed(specs, tmp_
     (record,) = _records(out / "results.jsonl")
     assert (record["name"], record["status"], record["reason"]) == ("c", "failed", "the worker died (3 tries)")
     _assert_no_new_ray_process(before)
+
+
+def test_plot_samples_draws_the_complexity_normalised_edf(cli, tmp_path):
+    from archspec.tools.study.records import append_record
+
+    rng = random.Random(11)
+    results = tmp_path / "results.jsonl"
+    for population, top in (("plain", 0.4), ("residual", 0.3)):
+        for i in range(12):
+            append_record(results, _record(population, f"m{i}", rng.uniform(0.1, top), rng.randrange(1000, 9000)))
+    result = cli("plot-samples", results, "--edf", "error", "--normalize", "flops", "--out", tmp_path / "edf.svg")
+    assert result.exit_code == 0, result.output
+    svg = (tmp_path / "edf.svg").read_text()
+    assert "Error EDF (normalised by flops): plain, residual" in svg
+    assert "weighted to equal flops distributions" in svg
+    result = cli("plot-samples", results, "--edf", "error", "--normalize", "params", "--out", tmp_path / "edf.png")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "edf.png").read_bytes().startswith(b"\x89PNG")
+    # Populations without a common range of complexity cannot be weighted to match; nothing is drawn.
+    append_record(results, _record("huge", "h", 0.2, 10**9))
+    result = cli("plot-samples", results, "--edf", "error", "--normalize", "flops", "--out", tmp_path / "no.svg")
+    assert result.exit_code == 1 and "shares no range of flops with the other populations" in result.stderr
+    assert not (tmp_path / "no.svg").exists()
+    result = cli("plot-samples", results, "--normalize", "flops", "--out", tmp_path / "no.svg")
+    assert result.exit_code == 2 and "give --edf error with it" in result.stderr
