@@ -333,6 +333,18 @@ def test_without_ray_the_command_says_how_to_install_it(specs, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_more_gpus_per_member_than_this_machine_has_is_refused_before_ray_starts(specs, cli, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    wanted = torch.cuda.device_count() + 1
+    result = cli("study", specs / "wide", "--out", tmp_path / "out", "--gpus-per-member", wanted)
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"--gpus-per-member {wanted}: gpus-per-member: torch sees ") and "use 0 to train" in line
+    assert not (tmp_path / "out").exists()
+
+
 def test_only_the_study_engine_imports_ray():
     importers = []
     for path in (ROOT / "archspec").rglob("*.py"):

@@ -5,6 +5,7 @@ The work is in `archspec.tools.study`; Ray (the `study` extra) and torch are imp
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -134,6 +135,8 @@ def study(
 
     recipe = Recipe(epochs, batch, lr, momentum, weight_decay, schedule.value, seed, amp.value if amp else None)
     found = populations(samples, labels or ())
+    if gpus_per_member > 0 and not (address or os.environ.get("RAY_ADDRESS")):
+        check_local_gpus(gpus_per_member)
     try:
         records = run_study(
             found,
@@ -161,6 +164,24 @@ def study(
         typer.echo(to_json(summary))
         return
     typer.echo(summary_table(summary))
+
+
+def check_local_gpus(per_member: float) -> None:
+    """An embedded Ray waits, silently and for ever, for GPUs a member asks for and this machine lacks: refuse."""
+    import torch
+
+    from archspec.errors import Mark, Problem, SpecError
+
+    here = torch.cuda.device_count()
+    if per_member > here:
+        found = "torch sees no CUDA device here" if here == 0 else f"torch sees {here} CUDA device(s) here"
+        raise SpecError(
+            Problem(
+                Mark(f"--gpus-per-member {per_member:g}"),
+                "gpus-per-member",
+                f"{found}; use 0 to train on the CPU, or --address a Ray cluster with GPUs",
+            )
+        )
 
 
 def summary_table(summary: object) -> str:
