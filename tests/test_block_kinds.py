@@ -120,3 +120,30 @@ def test_diff_compares_a_kinds_name_with_another_kinds_mapping_field_by_field(cl
     assert "  stages.0.block.type: mbconv -> inverted_residual" in lines
     # Two names stay one change.
     assert "  block: basic -> bottleneck" in cli("diff", "resnet18", "resnet50").stdout.splitlines()
+
+
+def test_a_space_draws_the_fields_of_a_kinds_mapping_and_extends_specs_written_with_one(write, cli, tmp_path):
+    """efficientnet_b0's stages carry `block: {type: mbconv, ...}` mappings: a space over it keeps them, and a
+    stage's mapping may hold distributions of the kind's own parameters."""
+    space = write(
+        "space.yaml",
+        "name: mb\nextends: efficientnet_b0\ninput: {size: 32}\nstages:\n  0: {depth: {range: [1, 2]}}\n"
+        "  2: {block: {type: mbconv, kernel: {choice: [3, 5]}, expand_ratio: {choice: [4, 6]}}}\n",
+    )
+    result = cli("sample", space, "-n", "4", "--seed", "0", "--out", tmp_path / "drawn")
+    assert result.exit_code == 0, result.output
+    rows = (tmp_path / "drawn" / "samples.csv").read_text().splitlines()
+    assert rows[0].startswith("name,file,draw,stages.0.depth,stages.2.block.kernel,stages.2.block.expand_ratio,")
+    drawn = {tuple(row.split(",")[3:6]) for row in rows[1:]}
+    assert len(drawn) == 4 and all(k in ("3", "5") and e in ("4", "6") for _, k, e in drawn)
+    for row in rows[1:]:
+        name, _, _, depth, kernel, expand = row.split(",")[:6]
+        plan = load_plan(str(tmp_path / "drawn" / f"{name}.yaml"))
+        assert plan.stages[0].depth == int(depth)
+        params = plan.stages[2].block
+        assert not isinstance(params, str)
+        assert (params.type, params.kernel, params.expand_ratio) == ("mbconv", int(kernel), float(expand))
+    for stock in ("convnext_tiny", "mobilenet_v2"):
+        space = write(f"{stock}-space.yaml", f"name: s\nextends: {stock}\nstages:\n  1: {{depth: {{range: [1, 3]}}}}\n")
+        result = cli("sample", space, "-n", "2", "--seed", "0", "--out", tmp_path / stock)
+        assert result.exit_code == 0, result.output

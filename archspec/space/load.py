@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel
 
 from archspec.errors import Problem, SpecError, format_path
+from archspec.lang.blocks import BLOCK_PARAMS
 from archspec.lang.schema import GENERATORS, Spec, Stage, StageGenerators
 from archspec.lang.sources import load_document
 from archspec.lang.validate import unknown_key, validate
@@ -167,6 +168,10 @@ class _Walker:
         expected, model = _expected(annotation)
         if not isinstance(value, dict):
             return value
+        kind = value.get("type")
+        if expected == "name" and isinstance(kind, str) and kind in BLOCK_PARAMS and not any(k in value for k in KINDS):
+            # `block: {type: mbconv, kernel: ...}`: a kind's parameters, whose fields may be drawn in turn.
+            return self.mapping(value, BLOCK_PARAMS[kind], path, stage=stage, template=template)
         if expected in ("number", "flag", "name"):
             distribution = self.distribution(value, path, expected)
             if distribution is None:
