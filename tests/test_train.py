@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import pickle
 import re
@@ -818,3 +819,27 @@ def test_a_diverging_loss_is_warned_about(cli):
 def test_threads_sets_torchs_cpu_threads(cli):
     ok(cli("train", "resnet20", *_ONE_EPOCH, "--threads", "2"))
     assert torch.get_num_threads() == 2
+
+
+def test_the_new_kinds_train_on_digits_and_reload_from_their_checkpoints(cli, tmp_path, write):
+    """A small ConvNeXt and a small EfficientNet (layer norms, layer scales, depthwise convs, squeeze-excite)."""
+    convnext = write(
+        "cnx.yaml",
+        "extends: convnext_tiny\nname: cnx\nstem: {type: patchify, width: 16, patch: 2}\n"
+        "stages:\n  - {depth: 1, width: 16}\n  - {depth: 1, width: 32}\n",
+    )
+    mbconv = write(
+        "mb.yaml",
+        "extends: efficientnet_b0\nname: mb\nstem: {type: simple, width: 8}\n"
+        "stages:\n  - {depth: 1, width: 8, stride: 1, block: {type: mbconv, expand_ratio: 1}}\n"
+        "  - {depth: 2, width: 16, stride: 2}\nhead: {conv: 32}\n",
+    )
+    out = tmp_path / "run"
+    result = ok(cli("train", convnext, mbconv, "--data", "digits", "--epochs", "1", "--device", "cpu", "--out", out))
+    for name in ("cnx", "mb"):
+        (row,) = read_metrics(out / name)
+        assert math.isfinite(row["train_loss"]) and 0 <= row["heldout_error"] <= 100
+        model = archspec.load_checkpoint(out / name / "model.pt", device="cpu").eval()
+        with torch.no_grad():
+            assert model(torch.randn(3, 1, 8, 8)).shape == (3, 10)
+        assert name in result.stdout
