@@ -12,7 +12,7 @@ import warnings
 
 import pytest
 import torch
-from conftest import STOCK, run_without_torch
+from conftest import CONVNEXTS, STOCK, run_without_torch
 
 import archspec
 from archspec.counting.modules import module_counts
@@ -94,6 +94,16 @@ def test_every_module_of_every_stock_spec_equals_fvcore_by_module(name):
     expected = fvcore_stock(name)
     for depth in DEPTHS:
         assert_equal_to_fvcore(name, expected, depth)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", [(193, 161), (96, 96)], ids=["193x161", "96"])
+@pytest.mark.parametrize("name", CONVNEXTS)
+def test_every_convnext_module_equals_fvcore_at_other_sizes(name, size):
+    """An odd non-square size (the stride-4 patchify stem and each stride-2 downsampling floor it) and a small one."""
+    expected = fvcore_by_module(load_plan(name, input_size=size))
+    for depth in DEPTHS:
+        assert_equal_to_fvcore(name, expected, depth, input_size=size)
 
 
 @pytest.mark.parametrize(
