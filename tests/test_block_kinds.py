@@ -147,3 +147,23 @@ def test_a_space_draws_the_fields_of_a_kinds_mapping_and_extends_specs_written_w
         space = write(f"{stock}-space.yaml", f"name: s\nextends: {stock}\nstages:\n  1: {{depth: {{range: [1, 3]}}}}\n")
         result = cli("sample", space, "-n", "2", "--seed", "0", "--out", tmp_path / stock)
         assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "extends: resnet50\nstages:\n  0: {block: convnext}\n",
+            "block: bottleneck stages cannot follow convnext stages (the first stage's kind sets the module layout); "
+            "convnext stages may follow bottleneck stages",
+        ),
+        (
+            "extends: convnext_tiny\nstages:\n  3: {block: bottleneck}\n",
+            "3:7: stages.3.block: bottleneck stages cannot follow convnext stages",
+        ),
+    ],
+)
+def test_a_kind_that_may_only_follow_another_says_which_order_works(write, cli, text, message):
+    result = cli("validate", write("bad.yaml", text))
+    assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1
+    assert message in result.stderr, result.stderr

@@ -41,6 +41,11 @@ def _family_problem(stages: tuple[Stage, ...], kinds: list[BlockKind]) -> list[P
         message = (
             f"{kind.name} stages cannot be mixed with {listed} stages in one network (their module layouts differ)"
         )
+        if kind.family in kinds[0].joins:  # the other order makes a network: say so
+            message = (
+                f"{kind.name} stages cannot follow {kinds[0].name} stages (the first stage's kind sets the module "
+                f"layout); {kinds[0].name} stages may follow {kind.name} stages"
+            )
         return [PlanProblem(path, message, key=True)]
     return []
 
