@@ -132,3 +132,15 @@ def test_show_prints_a_scaled_network_that_validates_back_to_the_same_network(cl
     path = tmp_path / "b2.yaml"
     path.write_text(result.stdout)
     assert archspec.count(str(path)).params == archspec.count("efficientnet_b2").params == 9109994
+
+
+def test_the_build_report_shows_the_heads_conv_before_the_classifier():
+    from archspec.tools.build import stage_rows
+
+    for name, channels in (("mobilenet_v2", "320 -> 1280 -> 1000"), ("efficientnet_b3", "384 -> 1536 -> 1000")):
+        plan = archspec.load_plan(name)
+        head = stage_rows(plan, complexity(plan))[-1]
+        assert (head.stage, head.block, head.channels) == ("head", "conv + fc", channels)
+    plan = archspec.load_plan("resnet50")
+    head = stage_rows(plan, complexity(plan))[-1]
+    assert (head.block, head.channels) == ("fc", "2048 -> 1000")

@@ -3,23 +3,36 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from archspec.counting.analytic import Complexity, complexity
 from archspec.files import check_output
 from archspec.plan import Plan, Source, load_plan
 from archspec.plan.load import source_label
+from archspec.plan.ops import Conv, Items, Op, children
 from archspec.report.results import BuildResult, StageRow
+
+
+def walk_ops(items: Items) -> Iterator[tuple[str, Op]]:
+    """Every op under `items`, depth first."""
+    for name, op in items:
+        yield name, op
+        yield from walk_ops(children(op))
 
 
 def stage_rows(plan: Plan, c: Complexity) -> list[StageRow]:
     """The report's rows: stem, each stage, head, with their parameters and FLOPs."""
     rows = []
     for section in plan.sections:
+        channels = f"{section.in_channels} -> {section.out_channels}"
         if section.name == "head":
             size = "-"
             kind = "fc" if not plan.spec.head.hidden else f"fc x{len(plan.spec.head.hidden) + 1}"
+            convs = [op for _, op in walk_ops(section.ops) if isinstance(op, Conv)]
+            if convs:  # MobileNet's and EfficientNet's 1x1 conv before the pool
+                kind = f"conv + {kind}"
+                channels = f"{section.in_channels} -> {convs[-1].out_channels} -> {section.out_channels}"
         else:
             size = f"{section.out_size[0]}x{section.out_size[1]}"
             kind = plan.spec.stem.type if section.name == "stem" else section.block
@@ -29,7 +42,7 @@ def stage_rows(plan: Plan, c: Complexity) -> list[StageRow]:
                 blocks=section.blocks or "-",
                 block=kind,
                 shortcut=section.shortcut or "-",
-                channels=f"{section.in_channels} -> {section.out_channels}",
+                channels=channels,
                 stride=section.stride if section.name != "head" else "-",
                 output=size,
                 params=c.params_by_section[section.name],
