@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
-from archspec.plan.blocks import StagePlan
-from archspec.plan.ops import Items, Op, Plan, Sequence
+from archspec.plan.blocks import BLOCKS, StagePlan
+from archspec.plan.ops import Items, Op, Plan, Sequence, children
 
 
 @dataclass(frozen=True)
@@ -28,11 +29,27 @@ class Assembly:
 
 
 @dataclass(frozen=True)
+class InitLaw:
+    """How a family's reference constructor (torchvision's) initialises its convs and linear layers; norms
+    always start at one with zero bias, layer scales at their spec's value, other layers as torch makes them.
+
+    conv: "he_fan_out" (He normal, fan out, zero bias: ResNet, VGG, RegNet, MobileNetV2, EfficientNet) or
+    "trunc_normal" (N(0, 0.02) cut at +-2, zero bias: ConvNeXt).
+    linear: "torch" (torch's own, uniform in +-1/sqrt(fan in) for weight and bias: ResNet), "normal" (N(0, 0.01),
+    zero bias: VGG, RegNet, MobileNetV2), "uniform_out" (uniform in +-1/sqrt(out features), zero bias:
+    EfficientNet) or "trunc_normal" (as the convs: ConvNeXt, its per-pixel linear layers included).
+    """
+
+    conv: Literal["he_fan_out", "trunc_normal"]
+    linear: Literal["torch", "normal", "uniform_out", "trunc_normal"]
+
+
+@dataclass(frozen=True)
 class Layout:
     name: str
     summary: str
     fc_name: str | None  # the name of a lone classifier layer; None: always a `classifier` sequence
-    linear_init: str  # "default" (torch's) or "normal" (N(0, 0.01), zero bias)
+    init: InitLaw  # the family's initialisation (archspec.nn.materialize draws it)
     # (stem ops, planned stages, the head's conv or []) -> the arrangement
     assemble: Callable[[list[tuple[str, Op]], list[StagePlan], list[tuple[str, Op]]], Assembly]
     place: Callable[[Plan, str], str]  # where a state_dict key lives, in words
@@ -191,16 +208,23 @@ LAYOUTS: dict[str, Layout] = {
             "resnet",
             "torchvision's ResNet: conv1, bn1, maxpool, layer1..N, fc",
             "fc",
-            "default",
+            InitLaw("he_fan_out", "torch"),
             _resnet,
             _resnet_place,
         ),
-        Layout("vgg", "torchvision's VGG: features.N, avgpool, classifier.N", None, "normal", _vgg, _features_place),
+        Layout(
+            "vgg",
+            "torchvision's VGG: features.N, avgpool, classifier.N",
+            None,
+            InitLaw("he_fan_out", "normal"),
+            _vgg,
+            _features_place,
+        ),
         Layout(
             "regnet",
             "torchvision's RegNet: stem, trunk_output.blockN.blockN-J, fc",
             "fc",
-            "normal",
+            InitLaw("he_fan_out", "normal"),
             _regnet,
             _regnet_place,
         ),
@@ -208,7 +232,7 @@ LAYOUTS: dict[str, Layout] = {
             "convnext",
             "torchvision's ConvNeXt: features.N (stem, stages, downsampling layers), avgpool, classifier.N",
             None,
-            "default",
+            InitLaw("trunc_normal", "trunc_normal"),
             _convnext,
             _convnext_place,
             head_norm=True,
@@ -217,7 +241,7 @@ LAYOUTS: dict[str, Layout] = {
             "mobilenet",
             "torchvision's MobileNetV2: features.N (the stem, each block, the head's conv), classifier.N",
             None,
-            "normal",
+            InitLaw("he_fan_out", "normal"),
             _features(by_stage=False),
             _features_place,
         ),
@@ -225,9 +249,38 @@ LAYOUTS: dict[str, Layout] = {
             "efficientnet",
             "torchvision's EfficientNet: features.N (the stem, each stage, the head's conv), classifier.N",
             None,
-            "default",
+            InitLaw("he_fan_out", "uniform_out"),
             _features(by_stage=True),
             _features_place,
         ),
     )
 }
+
+
+def init_laws(plan: Plan) -> tuple[InitLaw, dict[tuple[str, ...], InitLaw]]:
+    """The network's initialisation law, and the module paths whose modules follow another one.
+
+    A stage's modules (its blocks, and its downsampling layer where it has one) follow the law of the family
+    its block kind comes from, so that a ConvNeXt stage in a ResNet starts as ConvNeXt's blocks do; the stem
+    and the head follow the network's family (its layout). A network of one family has no exceptions.
+    """
+    network = LAYOUTS[plan.family].init
+    by_op = {
+        id(op): LAYOUTS[BLOCKS[section.block].family].init
+        for section in plan.sections
+        if section.block
+        for _, op in section.ops
+    }
+    exceptions: dict[tuple[str, ...], InitLaw] = {}
+
+    def walk(items: Items, path: tuple[str, ...]) -> None:
+        for name, op in items:
+            here = (*path, name)
+            law = by_op.get(id(op))
+            if law is None:
+                walk(children(op), here)
+            elif law != network:
+                exceptions[here] = law
+
+    walk(plan.children, ())
+    return network, exceptions
