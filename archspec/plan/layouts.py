@@ -16,6 +16,7 @@ from typing import Literal
 
 from archspec.plan.blocks import BLOCKS, StagePlan
 from archspec.plan.ops import Items, Op, Plan, Sequence, children
+from archspec.plan.walker import numbered
 
 
 @dataclass(frozen=True)
@@ -140,25 +141,18 @@ def _regnet(stem: list[tuple[str, Op]], stages: list[StagePlan], tail: list[tupl
     return Assembly(children, ("stem",) if stem else None, taps, ops)
 
 
-def _features(by_stage: bool) -> Callable[[list[tuple[str, Op]], list[StagePlan], list[tuple[str, Op]]], Assembly]:
-    """torchvision's MobileNets: `features` holds the stem (conv, norm, activation numbered from 0), then each
-    block (MobileNetV2) or each stage as a sequence of blocks (EfficientNet), then the head's conv."""
+def _features(
+    place: Callable[[StagePlan], list[Op]],
+) -> Callable[[list[tuple[str, Op]], list[StagePlan], list[tuple[str, Op]]], Assembly]:
+    """torchvision's MobileNets and ConvNeXt: `features` numbers the stem (one sequence at 0), then what `place`
+    makes of each stage, then the head's conv; the classifier follows `features`."""
 
     def assemble(stem: list[tuple[str, Op]], stages: list[StagePlan], tail: list[tuple[str, Op]]) -> Assembly:
-        features: list[tuple[str, Op]] = []
-        if stem:
-            features.append(("0", Sequence(tuple((str(i), op) for i, (_, op) in enumerate(stem)))))
+        features: list[tuple[str, Op]] = [("0", Sequence(numbered([op for _, op in stem])))] if stem else []
         taps: list[tuple[str, ...]] = []
         ops: list[Items] = []
         for stage in stages:
-            # A stage's own downsampling layer (ConvNeXt's) leads its blocks.
-            ops_in_order = ((stage.transition,) if stage.transition is not None else ()) + stage.ops
-            if by_stage:
-                placed: Items = (
-                    (str(len(features)), Sequence(tuple((str(j), op) for j, op in enumerate(ops_in_order)))),
-                )
-            else:
-                placed = tuple((str(len(features) + j), op) for j, op in enumerate(ops_in_order))
+            placed = tuple((str(len(features) + j), op) for j, op in enumerate(place(stage)))
             features += placed
             taps.append(("features", placed[-1][0]))
             ops.append(placed)
@@ -168,25 +162,24 @@ def _features(by_stage: bool) -> Callable[[list[tuple[str, Op]], list[StagePlan]
     return assemble
 
 
-def _convnext(stem: list[tuple[str, Op]], stages: list[StagePlan], tail: list[tuple[str, Op]]) -> Assembly:
-    """torchvision's ConvNeXt: `features` numbers the stem, each downsampling layer and each stage's blocks."""
-    features: list[tuple[str, Op]] = []
-    if stem:
-        features.append(("0", Sequence(tuple((str(i), op) for i, (_, op) in enumerate(stem)))))
-    taps: list[tuple[str, ...]] = []
-    ops: list[Items] = []
-    for stage in stages:
-        rows: list[tuple[str, Op]] = []
-        if stage.transition is not None:
-            rows.append((str(len(features)), stage.transition))
-            features.append(rows[-1])
-        blocks = Sequence(tuple((str(j), block) for j, block in enumerate(stage.ops)))
-        rows.append((str(len(features)), blocks))
-        features.append(rows[-1])
-        taps.append(("features", rows[-1][0]))
-        ops.append(tuple(rows))
-    features += [(str(len(features)), op) for _, op in tail]
-    return Assembly([("features", Sequence(tuple(features)))], ("features", "0") if stem else None, taps, ops)
+def _leading(stage: StagePlan) -> list[Op]:
+    """A stage's own downsampling layer, where it has one (ConvNeXt's): it leads the stage's blocks."""
+    return [stage.transition] if stage.transition is not None else []
+
+
+def _by_block(stage: StagePlan) -> list[Op]:
+    """MobileNetV2: one index per block."""
+    return _leading(stage) + list(stage.ops)
+
+
+def _by_stage(stage: StagePlan) -> list[Op]:
+    """EfficientNet: one index per stage, a sequence of its blocks."""
+    return [Sequence(numbered(_leading(stage) + list(stage.ops)))]
+
+
+def _blocks_after_transition(stage: StagePlan) -> list[Op]:
+    """ConvNeXt: the downsampling layer at one index, the stage's blocks as a sequence at the next."""
+    return [*_leading(stage), Sequence(numbered(list(stage.ops)))]
 
 
 def _convnext_place(plan: Plan, key: str) -> str:
@@ -233,7 +226,7 @@ LAYOUTS: dict[str, Layout] = {
             "torchvision's ConvNeXt: features.N (stem, stages, downsampling layers), avgpool, classifier.N",
             None,
             InitLaw("trunc_normal", "trunc_normal"),
-            _convnext,
+            _features(_blocks_after_transition),
             _convnext_place,
             head_norm=True,
         ),
@@ -242,7 +235,7 @@ LAYOUTS: dict[str, Layout] = {
             "torchvision's MobileNetV2: features.N (the stem, each block, the head's conv), classifier.N",
             None,
             InitLaw("he_fan_out", "normal"),
-            _features(by_stage=False),
+            _features(_by_block),
             _features_place,
         ),
         Layout(
@@ -250,7 +243,7 @@ LAYOUTS: dict[str, Layout] = {
             "torchvision's EfficientNet: features.N (the stem, each stage, the head's conv), classifier.N",
             None,
             InitLaw("he_fan_out", "uniform_out"),
-            _features(by_stage=True),
+            _features(_by_stage),
             _features_place,
         ),
     )
