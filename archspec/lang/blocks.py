@@ -75,13 +75,18 @@ class BasicParams(BlockParams):
     activation: Activation = _ACTIVATION
 
 
-class BottleneckParams(BlockParams):
-    """bottleneck: 1x1 reduce, 3x3, 1x1 restore with a shortcut (ResNet-50 and deeper, ResNeXt, wide ResNets)."""
+class _GroupedBottleneckParams(BlockParams):
+    """What the residual bottlenecks with a grouped 3x3 conv share (bottleneck, regnet): their first knobs."""
 
-    type: Literal["bottleneck"] = "bottleneck"
     shortcut: ShortcutOption = _SHORTCUT
     groups: PositiveInt | None = _GROUPS
     group_width: PositiveInt | None = _GROUP_WIDTH
+
+
+class BottleneckParams(_GroupedBottleneckParams):
+    """bottleneck: 1x1 reduce, 3x3, 1x1 restore with a shortcut (ResNet-50 and deeper, ResNeXt, wide ResNets)."""
+
+    type: Literal["bottleneck"] = "bottleneck"
     width_per_group: PositiveInt = Field(64, description="Inner width = width * width_per_group / 64 * groups.")
     expansion: PositiveInt | None = _EXPANSION
     stride_in: StrideIn = _STRIDE_IN
@@ -107,13 +112,10 @@ class VGGParams(BlockParams):
     activation: Activation = _ACTIVATION
 
 
-class RegNetParams(BlockParams):
+class RegNetParams(_GroupedBottleneckParams):
     """regnet: RegNet's residual bottleneck: 1x1, grouped 3x3, [SE], 1x1 (RegNetX, RegNetY)."""
 
     type: Literal["regnet"] = "regnet"
-    shortcut: ShortcutOption = _SHORTCUT
-    groups: PositiveInt | None = _GROUPS
-    group_width: PositiveInt | None = _GROUP_WIDTH
     bottleneck_ratio: Ratio = Field(1.0, description="Inner width = width / bottleneck_ratio (RegNet's b).")
     stride_in: StrideIn = _STRIDE_IN
     avg_down: bool = _AVG_DOWN
