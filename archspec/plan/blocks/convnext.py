@@ -140,12 +140,15 @@ def convnext_block(walker: Walker, params: ConvNeXtParams, width: int | None = N
     )
 
 
-def _knob_path(index: int, stage: Stage, knob: str) -> tuple[str | int, ...]:
-    """Where a block knob was written: the stage's `block:` mapping, or the network's."""
-    block = stage.block
-    if isinstance(block, ConvNeXtParams) and knob in block.model_fields_set:
-        return ("stages", index, "block", knob)
-    return ("block", knob)
+def _written_at(walker: Walker, index: int, stage: Stage, knobs: tuple[str, ...]) -> tuple[str | int, ...]:
+    """Where the first of `knobs` that a `block:` mapping writes is written: the stage's mapping, then the
+    network's."""
+    for block, path in ((stage.block, ("stages", index, "block")), (walker.spec.block, ("block",))):
+        if isinstance(block, ConvNeXtParams):
+            for knob in knobs:
+                if knob in block.model_fields_set:
+                    return (*path, knob)
+    return ("stages", index, "block") if stage.block is not None else ("block",)
 
 
 def convnext_stage(walker: Walker, index: int, stage: Stage, params: BlockParams, stride: int) -> StagePlan:
@@ -160,7 +163,7 @@ def convnext_stage(walker: Walker, index: int, stage: Stage, params: BlockParams
         )
     if params.downsample == "layer" and params.norm == "batch":
         raise walker.problem_at(
-            _knob_path(index, stage, "downsample"),
+            _written_at(walker, index, stage, ("downsample", "norm")),
             "a downsampling layer of its own normalizes with layer norm, as ConvNeXt's; blocks with norm: batch "
             "change shape ResNet's way (downsample: block)",
         )
