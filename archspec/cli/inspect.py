@@ -146,7 +146,7 @@ def paper(
         typer.Argument(
             help="One paper's table instead of the whole text: convnext (the roadmap from ResNet-50 to ConvNeXt-T, "
             "beside the ConvNeXt paper's Figure 2).",
-            metavar="[TABLE]",
+            metavar="TABLE",
             show_default=False,
         ),
     ] = None,
