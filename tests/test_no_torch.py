@@ -21,6 +21,7 @@ from conftest import ROOT, run_without_torch
         ["flops", "resnet50", "--format", "json", "--by-op"],
         ["diff", "resnet50", "resnet50d"],
         ["paper"],
+        ["paper", "convnext", "--format", "json"],
     ],
 )
 def test_command_does_not_import_torch(args):
