@@ -107,7 +107,8 @@ def _train(task: MemberTask) -> tuple[float, float]:
     if task.resume:
         spec_data = plan.spec.model_dump(mode="json", exclude={"extends"})
         try:
-            # A member stopped between epochs continues from its last one, to the same weights.
+            # A member whose training ended but whose record was not written yet (the study stopped in
+            # between) is not trained again: its saved state holds its last epoch.
             state = read_state(folder, plan, spec_data, task.recipe)
         except SpecError:
             state = None  # a state that does not fit is not this study's: train the member afresh
@@ -116,7 +117,9 @@ def _train(task: MemberTask) -> tuple[float, float]:
         plan,
         _DATA[key],
         task.recipe,
-        Options(task.device),
+        # A member stopped part-way is retrained whole (its record is what a study keeps), so its state and
+        # curves are written once, after the last epoch, rather than after every one.
+        Options(task.device, save_every_epoch=False),
         Cluster(),
         device,
         folder,
