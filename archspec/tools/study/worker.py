@@ -1,7 +1,8 @@
 """Training one member of a study, in whichever process runs it (a Ray worker, or this one).
 
 The member is trained by `archspec train`'s own loop (`train_spec`) with the study's recipe, so its curves,
-saved state and checkpoint land in its folder exactly as `archspec train --out` writes them. Whatever goes
+saved state and checkpoint end in its folder as `archspec train --out` leaves them (written once, after the
+last epoch: a member stopped part-way is trained again from its start). Whatever goes
 wrong with one member (a loss that diverges, memory that runs out, a spec the data does not fit) becomes
 its failed record; it never stops the others.
 """
