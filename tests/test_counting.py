@@ -47,9 +47,10 @@ REPRESENTATIVE = [
     "mobilenet_v2",
     "efficientnet_b0",
 ]
-# Further kinds checked at the native size in the fast tier: ResNet v1 (stride in the 1x1), a wide ResNet,
-# timm's deep-stem ResNeXt and ResNet-26-D, a plain VGG, and the CIFAR plain and residual nets.
-NATIVE_FAST = {*REPRESENTATIVE, "resnet50_v1", "wide_resnet50_2", "resnext50d_32x4d", "resnet26d", "vgg11", "plain20"}
+# Further kinds checked at the native size in the fast tier: ResNet v1 (stride in the 1x1), timm's ResNet-26-D,
+# a plain VGG, and the CIFAR plain and residual nets (a wide ResNet and timm's deep-stem ResNeXt in the slow tier;
+# their knobs are counted against fvcore at 64 in test_variants.py).
+NATIVE_FAST = {*REPRESENTATIVE, "resnet50_v1", "resnet26d", "vgg11", "plain20"}
 
 
 @pytest.mark.parametrize("name", fast_subset(STOCK, NATIVE_FAST))

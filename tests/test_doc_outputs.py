@@ -17,7 +17,7 @@ _VOLATILE = re.compile(r"^(built in |archspec: )")
 
 
 def _examples():
-    for name in ("README.md", "docs/cli.md", "docs/variants.md"):
+    for name in ("README.md", "docs/cli.md", "docs/variants.md", "docs/paper.md"):
         path = ROOT / name
         if not path.exists():
             continue

@@ -8,7 +8,8 @@ lines of sample, fit and plot-samples. Each goes through
 `archspec.api.load_plan` (parse, `extends`, validation, plan) and the analytic
 counter, and every problem must print as one `FILE:LINE:COL: path: message` line.
 
-CI runs about 2,400 examples in all. For a longer run set ARCHSPEC_FUZZ_EXAMPLES
+The fast tier runs 1,640 examples in all (the random command lines, 250 more, are in the slow
+tier). For a longer run set ARCHSPEC_FUZZ_EXAMPLES
 (examples per test), e.g. `ARCHSPEC_FUZZ_EXAMPLES=12500 pytest tests/test_fuzz.py`
 for 50,000; docs/errors.md records such a run.
 """
@@ -89,7 +90,7 @@ def assert_one_located_line(problem, from_file: bool) -> None:
 YAML_CHARS = [*" \n\t:-[]{},&*!|>'\"#%@`?~.0123456789abcdeonsxyzE_+", "stages", "depth", "width", "<<", "!!"]
 
 
-@fuzz_settings(600)
+@fuzz_settings(300)
 @given(
     st.one_of(
         st.text(max_size=300),
@@ -120,7 +121,7 @@ nested = st.recursive(
 )
 
 
-@fuzz_settings(400)
+@fuzz_settings(200)
 @given(nested, st.booleans())
 def test_random_yaml_documents_only_raise_spec_errors(data, flow):
     assert_only_spec_errors(yaml.safe_dump(data, default_flow_style=flow, allow_unicode=True))
@@ -226,7 +227,7 @@ specs = st.tuples(
 ).map(lambda pair: {**pair[0], **pair[1]})
 
 
-@fuzz_settings(600)
+@fuzz_settings(300)
 @given(specs, st.booleans())
 def test_schema_shaped_specs_only_raise_spec_errors(spec, flow):
     assert_only_spec_errors(yaml.safe_dump(spec, default_flow_style=flow, allow_unicode=True))
@@ -317,7 +318,7 @@ def mutate_data(draw, data: dict) -> dict:
     return data
 
 
-@fuzz_settings(800)
+@fuzz_settings(400)
 @given(st.sampled_from(sorted(STOCK_TEXT)), st.booleans(), st.data())
 def test_mutated_stock_specs_only_raise_spec_errors(name, as_text, data):
     text = STOCK_TEXT[name]
@@ -463,7 +464,7 @@ def assert_space_only_spec_errors(text: str) -> None:
             assert ".int:" not in text and ".float:" not in text, text
 
 
-@fuzz_settings(300)
+@fuzz_settings(150)
 @given(st.sampled_from(sorted(SPACE_TEXT)), st.sampled_from(["text", "data", "distribution"]), st.data())
 def test_mutated_spaces_only_raise_spec_errors(name, how, data):
     text = SPACE_TEXT[name]
@@ -496,7 +497,7 @@ odd_json = st.sampled_from(
 )
 
 
-@fuzz_settings(300)
+@fuzz_settings(150)
 @given(st.data())
 def test_mutated_sample_files_only_raise_spec_errors(data):
     from archspec.space.write import read_samples
@@ -572,7 +573,7 @@ def space_command_lines(draw):
     return argv
 
 
-@fuzz_settings(100)
+@fuzz_settings(60)
 @given(space_command_lines())
 def test_random_space_and_sample_command_lines_end_in_a_message(argv):
     from typer.testing import CliRunner

@@ -24,6 +24,7 @@ from conftest import ROOT, run_without_torch
         ["flops", "efficientnet_b0", "--by-module", "--depth", "3", "--size", "97x130"],
         ["show", "efficientnet_b2"],
         ["paper"],
+        ["paper", "convnext", "--format", "json"],
     ],
 )
 def test_command_does_not_import_torch(args):

@@ -26,13 +26,18 @@ def test_wheel_carries_the_stock_specs_and_finds_them_by_name(tmp_path):
         assert {f"archspec/specs/{name}.yaml" for name in STOCK} <= names
         spaces = {f"archspec/specs/spaces/{path.name}" for path in (ROOT / "specs" / "spaces").glob("*.yaml")}
         assert spaces and spaces <= names
+        roadmap = {
+            f"archspec/specs/{path.relative_to(ROOT / 'specs')}" for path in (ROOT / "specs").glob("roadmap/*/*.yaml")
+        }
+        assert roadmap and roadmap <= names
         assert "archspec/py.typed" in names
         site = tmp_path / "site"
         archive.extractall(site)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     probe = (
-        "import archspec, archspec.lang.sources as s; print(s.stock_dir()); print(archspec.count('resnet152').params)"
+        "import archspec, archspec.lang.sources as s; print(s.stock_dir()); print(archspec.count('resnet152').params);"
+        "from archspec.tools.roadmap import convnext_roadmap; print(convnext_roadmap()[-1].params)"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe],
@@ -42,6 +47,7 @@ def test_wheel_carries_the_stock_specs_and_finds_them_by_name(tmp_path):
         env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stderr
-    folder, params = result.stdout.split()
+    folder, params, convnext = result.stdout.split()
     assert folder == str(site / "archspec" / "specs")
     assert params == "60192808"
+    assert convnext == "28589128"  # the roadmap's last step, read from the wheel: torchvision's convnext_tiny

@@ -56,7 +56,12 @@ OWN_KNOB_VALUES = {
     "expand_ratio": st.sampled_from([1.0, 2.0, 6.0]),
     "kernel": st.sampled_from([3, 5]),
     "se_ratio": st.sampled_from([0.0, 0.25, 0.5]),
-    "layer_scale": st.sampled_from([1e-6, 0.5]),
+    "layer_scale": st.sampled_from([1e-6, 0.5, None]),
+    "depthwise": st.sampled_from(["first", "middle"]),
+    "norm": st.sampled_from(["layer", "batch"]),
+    "norms": st.sampled_from(["one", "each"]),
+    "activations": st.sampled_from(["one", "each"]),
+    "downsample": st.sampled_from(["layer", "block"]),
 }
 OWN_KNOBS = {name: [knob for knob in kind.params.knobs() if knob not in KNOBS] for name, kind in BLOCKS.items()}
 # Each layout family with the kinds its networks may hold, read off the registry.

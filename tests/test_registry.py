@@ -67,12 +67,28 @@ def test_every_shared_knob_is_a_field_of_the_network_of_a_stage_and_of_some_kind
 
 
 def test_a_shared_knob_means_the_same_on_the_network_and_in_every_kind_that_takes_it():
-    """Its default in a kind's model is the network's default, so a mapping that leaves it out inherits nothing
-    different from a network that never wrote it."""
+    """A network that never writes a shared knob leaves each kind its own default (what a `block:` mapping that
+    leaves it out gives); one that writes it sets it for every kind that takes it."""
     for kind in BLOCKS.values():
-        for knob, field in kind.params.model_fields.items():
-            if knob in schema.KNOBS:
-                assert field.default == schema.Spec.model_fields[knob].default, (kind.name, knob)
+        stages = [{"depth": 1, "width": 8}]
+        unwritten = blocks.resolve_params(schema.Spec.model_validate({"block": kind.name, "stages": stages}), None)
+        assert unwritten == kind.params(), kind.name
+        for knob in kind.knobs & set(schema.KNOBS):
+            if knob != "se":
+                written = schema.Spec.model_validate(
+                    {"block": kind.name, "stages": stages, knob: schema.Spec.model_fields[knob].default}
+                )
+                assert getattr(blocks.resolve_params(written, None), knob) == getattr(written, knob), (kind.name, knob)
+
+
+def test_only_convnext_blocks_default_a_shared_knob_otherwise_than_the_network():
+    differing = {
+        (kind.name, knob)
+        for kind in BLOCKS.values()
+        for knob, field in kind.params.model_fields.items()
+        if knob in schema.KNOBS and field.default != schema.Spec.model_fields[knob].default
+    }
+    assert differing == {("convnext", "activation")}
 
 
 def test_the_schema_and_the_reference_list_every_kind_and_its_parameters():

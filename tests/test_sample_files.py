@@ -79,3 +79,57 @@ def test_writing_a_folder_refuses_before_any_file_is_moved_and_leaves_no_tempora
     write_folder(tmp_path, files, force=True)
     assert sorted(os.listdir(tmp_path)) == ["a.yaml", "b.yaml", "c.yaml"]
     assert [(tmp_path / n).read_bytes() for n in ("a.yaml", "b.yaml", "c.yaml")] == [b"a\n", b"b\n", b"c\n"]
+
+
+def test_the_fast_dumper_writes_pyyamls_own_text_for_values_of_every_kind():
+    # Text that must be quoted (a number, a boolean word, a colon, an empty string), floats of every form,
+    # nested and empty collections, keys that are not text: the node graph made without the representer's
+    # dispatch is the representer's own.
+    fast = choose_dumper(bool(getattr(yaml, "__with_libyaml__", False)))
+    data = {
+        "name": "x-0001",
+        "text": ["yes", "No", "null", "~", "1e3", "0x1F", "1_000", "", "a: b", "- a", "#", "'q'", 'say "hi"', "é"],
+        "numbers": [0, -7, 10**20, 0.1, 1e20, -2.5e-8, float("inf"), float("-inf"), float("nan"), True, False, None],
+        "nested": {"empty": {}, "none": [], "deep": [[1, [2, {"a": [3]}]], {"b": {"c": []}}]},
+        "keys": {1: "one", None: "null", 2.5: "float", False: "bool"},
+        "multi": "a\nb\n",
+        "long": "word " * 40,
+    }
+    texts = [
+        yaml.dump(data, Dumper=dumper, sort_keys=False, default_flow_style=None, width=100, allow_unicode=True)
+        for dumper in (PlainDumper, fast)
+    ]
+    assert texts[0] == texts[1]
+
+
+def test_indented_json_is_the_json_modules_own_text_for_results_of_every_kind():
+    import dataclasses
+    import enum
+    import json
+
+    from archspec.report.render import finite, plain, to_json
+
+    @dataclasses.dataclass(frozen=True)
+    class Row:
+        name: str
+        value: float
+        parts: tuple[object, ...]
+        extra: dict[object, object]
+
+    class Code(enum.IntEnum):
+        A = 1
+
+    class Text(str):
+        pass
+
+    values = [
+        {"a": 1, "b": [1.5, None, True, False, 'é\u2028"\\\n\t'], "c": {}, "d": [], "e": [[], [{}]]},
+        Row("r", float("nan"), (1, (2, 3), Row("s", -0.0, (), {})), {"k": float("inf")}),
+        [10**30, 5e-324, 1e300, -float("inf")],
+        {1: "a key that is not text"},
+        [Code.A, Text("a str subclass"), {Text("k"): 1}],
+        "",
+        0.1,
+    ]
+    for value in values:
+        assert to_json(value) == json.dumps(finite(plain(value)), indent=2)

@@ -617,3 +617,40 @@ def test_plot_samples_draws_the_complexity_normalised_edf(cli, tmp_path):
     assert not (tmp_path / "no.svg").exists()
     result = cli("plot-samples", results, "--normalize", "flops", "--out", tmp_path / "no.svg")
     assert result.exit_code == 2 and "give --edf error with it" in result.stderr
+
+
+def test_a_member_writes_its_state_once_after_its_last_epoch_and_keeps_every_epochs_curve(tmp_path):
+    # In-process, without Ray: the member's training loop as a study runs it. A stopped member is retrained
+    # whole, so no state is written between its epochs; the folder ends as archspec train --out leaves it.
+    import torch
+
+    from archspec.plan import load_plan
+    from archspec.tools.progress import Progress
+    from archspec.tools.train.data import load_data, parse_data
+    from archspec.tools.train.loop import Cluster, Options, train_spec
+    from archspec.tools.train.recipe import Recipe
+
+    _write_tiny(tmp_path, "m", "basic", 4)
+    plan = load_plan(tmp_path / "m.yaml")
+    data = load_data(parse_data("digits"), 1, (8, 8), 10)
+    folder = tmp_path / "member"
+    folder.mkdir()
+    seen = []
+    torch.set_num_threads(1)
+    train_spec(
+        plan,
+        data,
+        Recipe(epochs=2),
+        Options("cpu", save_every_epoch=False),
+        Cluster(),
+        torch.device("cpu"),
+        folder,
+        None,
+        Progress(enabled=False),
+        on_epoch_end=lambda name, epoch: seen.append((epoch, sorted(os.listdir(folder)))),
+    )
+    assert seen[0] == (1, [])
+    assert seen[1][1] == ["metrics.csv", "metrics.jsonl", "state.pt"]
+    assert sorted(os.listdir(folder)) == ["metrics.csv", "metrics.jsonl", "model.pt", "state.pt"]
+    assert [json.loads(line)["epoch"] for line in (folder / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    assert torch.load(folder / "state.pt", weights_only=False)["epoch"] == 2

@@ -843,3 +843,17 @@ def test_the_new_kinds_train_on_digits_and_reload_from_their_checkpoints(cli, tm
         with torch.no_grad():
             assert model(torch.randn(3, 1, 8, 8)).shape == (3, 10)
         assert name in result.stdout
+
+
+def test_the_digits_are_scikit_learns_load_digits_image_for_image():
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    data = load_data(parse_data("digits"), 1, (8, 8), 10)
+    images = torch.cat([data.train_x, data.held_x]).reshape(-1, 64).numpy()
+    labels = torch.cat([data.train_y, data.held_y]).numpy()
+    assert images.shape == digits.data.shape
+    # The split reorders the images: compare them as a set of (pixels, label) rows.
+    ours = sorted(map(tuple, np.column_stack([images, labels]).tolist()))
+    theirs = sorted(map(tuple, np.column_stack([digits.data, digits.target]).tolist()))
+    assert ours == theirs

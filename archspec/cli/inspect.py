@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import traceback
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from archspec.cli.common import STATE, OutputFormat, SetOpt, SpecArg, SpecsArg, emit, fail, guarded, is_checkpoint
+from archspec.cli.common import (
+    STATE,
+    OutputFormat,
+    SetOpt,
+    SpecArg,
+    SpecsArg,
+    emit,
+    fail,
+    guarded,
+    is_checkpoint,
+    usage_error,
+)
 from archspec.errors import Mark, Problem, SpecError, printable
 
 OutOpt = Annotated[
@@ -123,12 +135,42 @@ def diff(a: SpecArg, b: SpecArg, overrides: SetOpt = None) -> None:
     typer.echo(diff_text(spec_diff(a, b, overrides=overrides or ())))
 
 
-@guarded
-def paper(out: OutOpt = None, force: ForceOutOpt = False) -> None:
-    """Print the papers' published figures beside archspec's counts (the text of docs/paper.md)."""
-    from archspec.tools.paper import paper_markdown
+class PaperTable(str, Enum):
+    convnext = "convnext"
 
-    emit(paper_markdown(), out, force)
+
+@guarded
+def paper(
+    table: Annotated[
+        PaperTable | None,
+        typer.Argument(
+            help="One paper's table instead of the whole text: convnext (the roadmap from ResNet-50 to ConvNeXt-T, "
+            "beside the ConvNeXt paper's Figure 2).",
+            metavar="TABLE",
+            show_default=False,
+        ),
+    ] = None,
+    fmt: Annotated[
+        OutputFormat | None,
+        typer.Option("--format", help="Output format of a TABLE (default table).", show_default=False),
+    ] = None,
+    out: OutOpt = None,
+    force: ForceOutOpt = False,
+) -> None:
+    """Print the papers' published figures beside archspec's counts (the text of docs/paper.md), or one TABLE."""
+    if table is None:
+        if fmt is not None:
+            raise usage_error("--format", fmt.value, "applies to a TABLE (archspec paper convnext --format json)")
+        from archspec.tools.paper import paper_markdown
+
+        emit(paper_markdown(), out, force)
+        return
+    from archspec.report.render import to_json
+    from archspec.tools.roadmap import convnext_roadmap, roadmap_table
+
+    steps = convnext_roadmap()
+    chosen = fmt or OutputFormat.table
+    emit((to_json(steps) if chosen == OutputFormat.json else roadmap_table(steps, chosen.value)) + "\n", out, force)
 
 
 def register(app: typer.Typer) -> None:

@@ -75,13 +75,18 @@ class BasicParams(BlockParams):
     activation: Activation = _ACTIVATION
 
 
-class BottleneckParams(BlockParams):
-    """bottleneck: 1x1 reduce, 3x3, 1x1 restore with a shortcut (ResNet-50 and deeper, ResNeXt, wide ResNets)."""
+class _GroupedBottleneckParams(BlockParams):
+    """What the residual bottlenecks with a grouped 3x3 conv share (bottleneck, regnet): their first knobs."""
 
-    type: Literal["bottleneck"] = "bottleneck"
     shortcut: ShortcutOption = _SHORTCUT
     groups: PositiveInt | None = _GROUPS
     group_width: PositiveInt | None = _GROUP_WIDTH
+
+
+class BottleneckParams(_GroupedBottleneckParams):
+    """bottleneck: 1x1 reduce, 3x3, 1x1 restore with a shortcut (ResNet-50 and deeper, ResNeXt, wide ResNets)."""
+
+    type: Literal["bottleneck"] = "bottleneck"
     width_per_group: PositiveInt = Field(64, description="Inner width = width * width_per_group / 64 * groups.")
     expansion: PositiveInt | None = _EXPANSION
     stride_in: StrideIn = _STRIDE_IN
@@ -107,13 +112,10 @@ class VGGParams(BlockParams):
     activation: Activation = _ACTIVATION
 
 
-class RegNetParams(BlockParams):
+class RegNetParams(_GroupedBottleneckParams):
     """regnet: RegNet's residual bottleneck: 1x1, grouped 3x3, [SE], 1x1 (RegNetX, RegNetY)."""
 
     type: Literal["regnet"] = "regnet"
-    shortcut: ShortcutOption = _SHORTCUT
-    groups: PositiveInt | None = _GROUPS
-    group_width: PositiveInt | None = _GROUP_WIDTH
     bottleneck_ratio: Ratio = Field(1.0, description="Inner width = width / bottleneck_ratio (RegNet's b).")
     stride_in: StrideIn = _STRIDE_IN
     avg_down: bool = _AVG_DOWN
@@ -129,8 +131,32 @@ class ConvNeXtParams(BlockParams):
     expansion: PositiveInt | None = Field(
         None, description="Inner width of the per-pixel MLP / the block's width (default 4)."
     )
-    layer_scale: Annotated[float, Field(gt=0, le=1)] = Field(
-        1e-6, description="Initial value of the learned per-channel scale on the block's output."
+    layer_scale: Annotated[float, Field(gt=0, le=1)] | None = Field(
+        1e-6, description="Initial value of the learned per-channel scale on the block's output (null: no scale)."
+    )
+    depthwise: Literal["first", "middle"] = Field(
+        "first",
+        description="Where the depthwise conv sits: first, before the 1x1 up (ConvNeXt), or middle, between the "
+        "1x1 up and the 1x1 down (MobileNetV2's inverted bottleneck).",
+    )
+    norm: Literal["layer", "batch"] = Field(
+        "layer", description="The block's normalization: layer norm over channels (ConvNeXt) or batch norm (ResNet)."
+    )
+    norms: Literal["one", "each"] = Field(
+        "one", description="one: a single norm, after the depthwise conv (ConvNeXt); each: a norm after every conv."
+    )
+    activation: Activation = Field("gelu", description="Activation function (ConvNeXt's GELU by default).")
+    activations: Literal["one", "each"] = Field(
+        "one",
+        description="one: a single activation, after the 1x1 up (ConvNeXt); each: after every conv but the last, "
+        "and after the sum (ResNet).",
+    )
+    downsample: Literal["layer", "block"] = Field(
+        "layer",
+        description="How a stage changes width or resolution. layer: a downsampling layer of its own (layer norm, "
+        "then a conv with kernel and stride equal to the stage's stride) opens the stage (ConvNeXt). block: the "
+        "stage's first block strides in its depthwise conv and projects its shortcut with a 1x1 conv and the "
+        "block's norm (ResNet).",
     )
 
 
@@ -229,8 +255,9 @@ def block_name(value: str | BlockParams | None) -> str | None:
 
 
 def resolve_params(network: Any, stage: Any) -> BlockParams:
-    """The parameters of a stage's blocks: the network's flat knobs, then its `block:` mapping, then the
-    stage's flat knobs, then its `block:` mapping; each later layer's fields override the earlier ones.
+    """The parameters of a stage's blocks: the kind's defaults, the network's flat knobs (those it writes), then
+    its `block:` mapping, then the stage's flat knobs, then its `block:` mapping; each later layer's fields
+    override the earlier ones.
 
     A mapping of another kind than the stage's contributes nothing; `groups` and `group_width` are
     replaced as a pair by a layer that sets either.
@@ -241,7 +268,9 @@ def resolve_params(network: Any, stage: Any) -> BlockParams:
     assert name is not None
     model = BLOCK_PARAMS[name]
     knobs = model.knobs()
-    values: dict[str, Any] = {knob: getattr(network, knob) for knob in knobs if knob in SHARED_KNOBS}
+    # The network's flat knobs where it writes them; elsewhere the kind's own defaults (ConvNeXt's GELU).
+    written = network.model_fields_set.intersection(SHARED_KNOBS)
+    values: dict[str, Any] = {knob: getattr(network, knob) for knob in knobs if knob in written}
     layers: list[dict[str, Any]] = []
     if isinstance(network_block, model):
         layers.append({k: getattr(network_block, k) for k in network_block.model_fields_set if k != "type"})

@@ -109,6 +109,11 @@ class Stem(Model):
     patch: Annotated[int, Field(ge=1, le=64)] | None = Field(
         default=None, description="Kernel and stride of a patchify stem's conv (default 4)."
     )
+    norm: Literal["layer", "batch"] | None = Field(
+        default=None,
+        description="The norm after a patchify stem's conv: layer (ConvNeXt, the default) or batch (a ResNet with "
+        "a patchify stem).",
+    )
 
 
 class Stage(Model):

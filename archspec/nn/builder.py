@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from typing import cast
 
 import torch
 from torch import nn
@@ -26,7 +25,7 @@ from archspec.nn.layers import (
 )
 from archspec.nn.materialize import materialize
 from archspec.plan import ops as p
-from archspec.plan.layouts import LAYOUTS
+from archspec.plan.layouts import init_laws
 
 _ACTIVATIONS: dict[str, Callable[[bool], nn.Module]] = {
     "relu": lambda inplace: nn.ReLU(inplace=inplace),
@@ -119,32 +118,6 @@ def _modules(items: Iterable[tuple[str, p.Op]]) -> OrderedDict[str, nn.Module]:
     return OrderedDict((name, make_module(op)) for name, op in items)
 
 
-def initialize(model: nn.Module, plan: p.Plan) -> None:
-    """The reference initialisation: He-normal convs (fan out), unit norms; VGG and RegNet also draw their
-    linear layers from N(0, 0.01), as torchvision does. `build_from_plan` draws the same laws in one pass
-    (`archspec.nn.materialize`); this form re-initialises a model that already has its storage."""
-    normal_linear = LAYOUTS[plan.family].linear_init == "normal"
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Linear) and normal_linear:
-            nn.init.normal_(module.weight, 0, 0.01)
-            nn.init.zeros_(module.bias)
-    if plan.spec.zero_init_residual:
-        # Goyal et al. 2017: each residual block starts as the identity.
-        for module in model.modules():
-            if isinstance(module, ResidualBlock) and module.has_shortcut and module.zero_init:
-                zeroed = module.get_submodule(".".join(module.zero_init))
-                nn.init.zeros_(cast(torch.Tensor, zeroed.weight))
-                if getattr(zeroed, "bias", None) is not None:
-                    nn.init.zeros_(cast(torch.Tensor, zeroed.bias))
-
-
 def build_from_plan(plan: p.Plan, device: str | torch.device = "auto") -> nn.Module:
     """A freshly initialised module for the plan, on the resolved device; on "meta", the structure only
     (tensors with shapes and no storage, not initialised)."""
@@ -153,11 +126,11 @@ def build_from_plan(plan: p.Plan, device: str | torch.device = "auto") -> nn.Mod
             return Network(_modules(plan.children), plan.taps)
     target = resolve_device(device)
     # Built without storage, then allocated on the target itself (a CUDA build never holds a CPU copy) and
-    # initialised in one pass, each tensor once, with the laws of `initialize`.
+    # initialised in one pass, each tensor once, with the laws of the families its modules come from.
     with torch.device("meta"):
         model = Network(_modules(plan.children), plan.taps)
-    normal_linear = LAYOUTS[plan.family].linear_init == "normal"
-    materialize(model, target, normal_linear=normal_linear, zero_init_residual=plan.spec.zero_init_residual)
+    law, exceptions = init_laws(plan)
+    materialize(model, target, law=law, exceptions=exceptions, zero_init_residual=plan.spec.zero_init_residual)
     return model
 
 

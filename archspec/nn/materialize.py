@@ -2,10 +2,13 @@
 
 Building the modules on the meta device skips the initialisation torch's layers do in their
 constructors, which the network's own initialisation would overwrite anyway; here every tensor is
-allocated on the target and drawn once, with the reference initialisers (`builder.initialize` says
-which). The laws are the ones of a build that initialises twice: He-normal convs (fan out), unit
-norms with zero bias and fresh running statistics, N(0, 0.01) linear layers for VGG and RegNet, and
-torch's default for the other linear layers (uniform in +-1/sqrt(fan_in), weight and bias).
+allocated on the target and drawn once, with the laws of the family's reference constructor
+(`archspec.plan.layouts.InitLaw`): He-normal convs (fan out) with zero bias, or ConvNeXt's truncated
+N(0, 0.02) convs and linear layers with zero bias; linear layers drawn as torch does (ResNet), from
+N(0, 0.01) (VGG, RegNet, MobileNetV2) or uniform in +-1/sqrt(out features) (EfficientNet), with zero
+bias but in torch's own; unit norms with zero bias and fresh running statistics; layer scales at their
+spec's value. A stage of another family's kind (a ConvNeXt stage in a ResNet) follows its own family's
+law; the stem and the head follow the network's.
 
 Seeds: each tensor drawn at random gets its own generator, seeded from torch's global generator in the
 order of `model.named_parameters()`; the draws themselves run on several threads (CPU) in any order.
@@ -25,6 +28,7 @@ import torch
 from torch import nn
 
 from archspec.nn.layers import ResidualBlock
+from archspec.plan.layouts import InitLaw
 
 # Tensors smaller than this are drawn on the calling thread: a task would cost more than the draw.
 _THREADED_FROM = 1 << 16
@@ -32,15 +36,34 @@ _THREADED_FROM = 1 << 16
 Draw = Callable[[torch.Generator], object]
 
 
-def materialize(model: nn.Module, device: torch.device, *, normal_linear: bool, zero_init_residual: bool) -> None:
-    """Allocate every tensor of the meta `model` on `device` (in place) and initialise each one once."""
+def materialize(
+    model: nn.Module,
+    device: torch.device,
+    *,
+    law: InitLaw,
+    exceptions: dict[tuple[str, ...], InitLaw],
+    zero_init_residual: bool,
+) -> None:
+    """Allocate every tensor of the meta `model` on `device` (in place) and initialise each one once, with
+    `law`, or with the law of the nearest module path above it in `exceptions`
+    (`archspec.plan.layouts.init_laws`)."""
     model.to_empty(device=device)
     zeroed = _zeroed(model) if zero_init_residual else set()
     draws: list[tuple[int, Draw]] = []
     with torch.no_grad():
-        for module in model.modules():
-            draws += _initialise(module, normal_linear, zeroed)
+        for name, module in model.named_modules():
+            draws += _initialise(module, _law_at(name, law, exceptions), zeroed)
     _run(draws, device)
+
+
+def _law_at(name: str, law: InitLaw, exceptions: dict[tuple[str, ...], InitLaw]) -> InitLaw:
+    """The law of the module at `name`: that of the deepest path in `exceptions` that holds it, else `law`."""
+    path = tuple(name.split(".")) if name else ()
+    for end in range(len(path), 0, -1):
+        found = exceptions.get(path[:end])
+        if found is not None:
+            return found
+    return law
 
 
 def _zeroed(model: nn.Module) -> set[int]:
@@ -54,7 +77,7 @@ def _zeroed(model: nn.Module) -> set[int]:
     return ids
 
 
-def _initialise(module: nn.Module, normal_linear: bool, zeroed: set[int]) -> list[tuple[int, Draw]]:
+def _initialise(module: nn.Module, law: InitLaw, zeroed: set[int]) -> list[tuple[int, Draw]]:
     """Write the constant tensors of `module` now; return the random ones as (size, draw) to run later."""
     own = dict(module.named_parameters(recurse=False))
     if not own and not list(module.buffers(recurse=False)):
@@ -62,16 +85,21 @@ def _initialise(module: nn.Module, normal_linear: bool, zeroed: set[int]) -> lis
     weight, bias = own.get("weight"), own.get("bias")
     draws: list[tuple[int, Draw]] = []
     if isinstance(module, nn.Conv2d) and weight is not None:
-        draws.append(_random(weight, zeroed, _kaiming_normal(weight)))
+        conv = _kaiming_normal(weight) if law.conv == "he_fan_out" else _truncated_normal(weight)
+        draws.append(_random(weight, zeroed, conv))
     elif isinstance(module, nn.Linear) and weight is not None:
-        if normal_linear:
-            draws.append(_random(weight, zeroed, _normal(weight, 0.01)))
-        else:
+        if law.linear == "torch":
             bound = 1 / math.sqrt(weight.shape[1]) if weight.shape[1] else 0.0
             draws.append(_random(weight, zeroed, _uniform(weight, bound)))
             if bias is not None:
                 draws.append(_random(bias, zeroed, _uniform(bias, bound)))
                 bias = None
+        elif law.linear == "normal":
+            draws.append(_random(weight, zeroed, _normal(weight, 0.01)))
+        elif law.linear == "uniform_out":
+            draws.append(_random(weight, zeroed, _uniform(weight, 1 / math.sqrt(weight.shape[0]))))
+        else:
+            draws.append(_random(weight, zeroed, _truncated_normal(weight)))
     elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
         if weight is not None:
             weight.fill_(0.0 if id(weight) in zeroed else 1.0)
@@ -98,6 +126,11 @@ def _random(tensor: torch.Tensor, zeroed: set[int], draw: Draw) -> tuple[int, Dr
 
 def _kaiming_normal(weight: torch.Tensor) -> Draw:
     return lambda generator: nn.init.kaiming_normal_(weight, mode="fan_out", nonlinearity="relu", generator=generator)
+
+
+def _truncated_normal(weight: torch.Tensor) -> Draw:
+    # ConvNeXt's law: std 0.02, cut at +-2 (absolute bounds, as torchvision passes them: 100 standard deviations).
+    return lambda generator: nn.init.trunc_normal_(weight, std=0.02, a=-2.0, b=2.0, generator=generator)
 
 
 def _normal(tensor: torch.Tensor, std: float) -> Draw:

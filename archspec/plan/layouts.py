@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
-from archspec.plan.blocks import StagePlan
-from archspec.plan.ops import Items, Op, Plan, Sequence
+from archspec.plan.blocks import BLOCKS, StagePlan
+from archspec.plan.ops import Items, Op, Plan, Sequence, children
+from archspec.plan.walker import numbered
 
 
 @dataclass(frozen=True)
@@ -28,11 +30,27 @@ class Assembly:
 
 
 @dataclass(frozen=True)
+class InitLaw:
+    """How a family's reference constructor (torchvision's) initialises its convs and linear layers; norms
+    always start at one with zero bias, layer scales at their spec's value, other layers as torch makes them.
+
+    conv: "he_fan_out" (He normal, fan out, zero bias: ResNet, VGG, RegNet, MobileNetV2, EfficientNet) or
+    "trunc_normal" (N(0, 0.02) cut at +-2, zero bias: ConvNeXt).
+    linear: "torch" (torch's own, uniform in +-1/sqrt(fan in) for weight and bias: ResNet), "normal" (N(0, 0.01),
+    zero bias: VGG, RegNet, MobileNetV2), "uniform_out" (uniform in +-1/sqrt(out features), zero bias:
+    EfficientNet) or "trunc_normal" (as the convs: ConvNeXt, its per-pixel linear layers included).
+    """
+
+    conv: Literal["he_fan_out", "trunc_normal"]
+    linear: Literal["torch", "normal", "uniform_out", "trunc_normal"]
+
+
+@dataclass(frozen=True)
 class Layout:
     name: str
     summary: str
     fc_name: str | None  # the name of a lone classifier layer; None: always a `classifier` sequence
-    linear_init: str  # "default" (torch's) or "normal" (N(0, 0.01), zero bias)
+    init: InitLaw  # the family's initialisation (archspec.nn.materialize draws it)
     # (stem ops, planned stages, the head's conv or []) -> the arrangement
     assemble: Callable[[list[tuple[str, Op]], list[StagePlan], list[tuple[str, Op]]], Assembly]
     place: Callable[[Plan, str], str]  # where a state_dict key lives, in words
@@ -123,25 +141,18 @@ def _regnet(stem: list[tuple[str, Op]], stages: list[StagePlan], tail: list[tupl
     return Assembly(children, ("stem",) if stem else None, taps, ops)
 
 
-def _features(by_stage: bool) -> Callable[[list[tuple[str, Op]], list[StagePlan], list[tuple[str, Op]]], Assembly]:
-    """torchvision's MobileNets: `features` holds the stem (conv, norm, activation numbered from 0), then each
-    block (MobileNetV2) or each stage as a sequence of blocks (EfficientNet), then the head's conv."""
+def _features(
+    place: Callable[[StagePlan], list[Op]],
+) -> Callable[[list[tuple[str, Op]], list[StagePlan], list[tuple[str, Op]]], Assembly]:
+    """torchvision's MobileNets and ConvNeXt: `features` numbers the stem (one sequence at 0), then what `place`
+    makes of each stage, then the head's conv; the classifier follows `features`."""
 
     def assemble(stem: list[tuple[str, Op]], stages: list[StagePlan], tail: list[tuple[str, Op]]) -> Assembly:
-        features: list[tuple[str, Op]] = []
-        if stem:
-            features.append(("0", Sequence(tuple((str(i), op) for i, (_, op) in enumerate(stem)))))
+        features: list[tuple[str, Op]] = [("0", Sequence(numbered([op for _, op in stem])))] if stem else []
         taps: list[tuple[str, ...]] = []
         ops: list[Items] = []
         for stage in stages:
-            # A stage's own downsampling layer (ConvNeXt's) leads its blocks.
-            ops_in_order = ((stage.transition,) if stage.transition is not None else ()) + stage.ops
-            if by_stage:
-                placed: Items = (
-                    (str(len(features)), Sequence(tuple((str(j), op) for j, op in enumerate(ops_in_order)))),
-                )
-            else:
-                placed = tuple((str(len(features) + j), op) for j, op in enumerate(ops_in_order))
+            placed = tuple((str(len(features) + j), op) for j, op in enumerate(place(stage)))
             features += placed
             taps.append(("features", placed[-1][0]))
             ops.append(placed)
@@ -151,25 +162,24 @@ def _features(by_stage: bool) -> Callable[[list[tuple[str, Op]], list[StagePlan]
     return assemble
 
 
-def _convnext(stem: list[tuple[str, Op]], stages: list[StagePlan], tail: list[tuple[str, Op]]) -> Assembly:
-    """torchvision's ConvNeXt: `features` numbers the stem, each downsampling layer and each stage's blocks."""
-    features: list[tuple[str, Op]] = []
-    if stem:
-        features.append(("0", Sequence(tuple((str(i), op) for i, (_, op) in enumerate(stem)))))
-    taps: list[tuple[str, ...]] = []
-    ops: list[Items] = []
-    for stage in stages:
-        rows: list[tuple[str, Op]] = []
-        if stage.transition is not None:
-            rows.append((str(len(features)), stage.transition))
-            features.append(rows[-1])
-        blocks = Sequence(tuple((str(j), block) for j, block in enumerate(stage.ops)))
-        rows.append((str(len(features)), blocks))
-        features.append(rows[-1])
-        taps.append(("features", rows[-1][0]))
-        ops.append(tuple(rows))
-    features += [(str(len(features)), op) for _, op in tail]
-    return Assembly([("features", Sequence(tuple(features)))], ("features", "0") if stem else None, taps, ops)
+def _leading(stage: StagePlan) -> list[Op]:
+    """A stage's own downsampling layer, where it has one (ConvNeXt's): it leads the stage's blocks."""
+    return [stage.transition] if stage.transition is not None else []
+
+
+def _by_block(stage: StagePlan) -> list[Op]:
+    """MobileNetV2: one index per block."""
+    return _leading(stage) + list(stage.ops)
+
+
+def _by_stage(stage: StagePlan) -> list[Op]:
+    """EfficientNet: one index per stage, a sequence of its blocks."""
+    return [Sequence(numbered(_leading(stage) + list(stage.ops)))]
+
+
+def _blocks_after_transition(stage: StagePlan) -> list[Op]:
+    """ConvNeXt: the downsampling layer at one index, the stage's blocks as a sequence at the next."""
+    return [*_leading(stage), Sequence(numbered(list(stage.ops)))]
 
 
 def _convnext_place(plan: Plan, key: str) -> str:
@@ -191,16 +201,23 @@ LAYOUTS: dict[str, Layout] = {
             "resnet",
             "torchvision's ResNet: conv1, bn1, maxpool, layer1..N, fc",
             "fc",
-            "default",
+            InitLaw("he_fan_out", "torch"),
             _resnet,
             _resnet_place,
         ),
-        Layout("vgg", "torchvision's VGG: features.N, avgpool, classifier.N", None, "normal", _vgg, _features_place),
+        Layout(
+            "vgg",
+            "torchvision's VGG: features.N, avgpool, classifier.N",
+            None,
+            InitLaw("he_fan_out", "normal"),
+            _vgg,
+            _features_place,
+        ),
         Layout(
             "regnet",
             "torchvision's RegNet: stem, trunk_output.blockN.blockN-J, fc",
             "fc",
-            "normal",
+            InitLaw("he_fan_out", "normal"),
             _regnet,
             _regnet_place,
         ),
@@ -208,8 +225,8 @@ LAYOUTS: dict[str, Layout] = {
             "convnext",
             "torchvision's ConvNeXt: features.N (stem, stages, downsampling layers), avgpool, classifier.N",
             None,
-            "default",
-            _convnext,
+            InitLaw("trunc_normal", "trunc_normal"),
+            _features(_blocks_after_transition),
             _convnext_place,
             head_norm=True,
         ),
@@ -217,17 +234,46 @@ LAYOUTS: dict[str, Layout] = {
             "mobilenet",
             "torchvision's MobileNetV2: features.N (the stem, each block, the head's conv), classifier.N",
             None,
-            "normal",
-            _features(by_stage=False),
+            InitLaw("he_fan_out", "normal"),
+            _features(_by_block),
             _features_place,
         ),
         Layout(
             "efficientnet",
             "torchvision's EfficientNet: features.N (the stem, each stage, the head's conv), classifier.N",
             None,
-            "default",
-            _features(by_stage=True),
+            InitLaw("he_fan_out", "uniform_out"),
+            _features(_by_stage),
             _features_place,
         ),
     )
 }
+
+
+def init_laws(plan: Plan) -> tuple[InitLaw, dict[tuple[str, ...], InitLaw]]:
+    """The network's initialisation law, and the module paths whose modules follow another one.
+
+    A stage's modules (its blocks, and its downsampling layer where it has one) follow the law of the family
+    its block kind comes from, so that a ConvNeXt stage in a ResNet starts as ConvNeXt's blocks do; the stem
+    and the head follow the network's family (its layout). A network of one family has no exceptions.
+    """
+    network = LAYOUTS[plan.family].init
+    by_op = {
+        id(op): LAYOUTS[BLOCKS[section.block].family].init
+        for section in plan.sections
+        if section.block
+        for _, op in section.ops
+    }
+    exceptions: dict[tuple[str, ...], InitLaw] = {}
+
+    def walk(items: Items, path: tuple[str, ...]) -> None:
+        for name, op in items:
+            here = (*path, name)
+            law = by_op.get(id(op))
+            if law is None:
+                walk(children(op), here)
+            elif law != network:
+                exceptions[here] = law
+
+    walk(plan.children, ())
+    return network, exceptions

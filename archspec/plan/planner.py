@@ -29,7 +29,7 @@ def make_plan(spec: Spec) -> Plan:
         raise PlanError(problems)
     knobs = [stage_knobs(spec, stage) for stage in stages]
     kinds = [BLOCKS[k.type] for k in knobs]
-    layout = LAYOUTS[kinds[0].family]
+    layout = LAYOUTS[kinds[0].layout_family(knobs[0])]
     features = spec.head.features
     for index in features or ():
         if index > len(stages):

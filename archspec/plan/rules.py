@@ -7,7 +7,7 @@ of blocks and stems; nothing here is specific to one kind.
 
 from __future__ import annotations
 
-from archspec.lang.blocks import block_name, kinds_taking
+from archspec.lang.blocks import block_name, kinds_taking, resolve_params
 from archspec.lang.schema import KNOBS, Spec, SqueezeExcite, Stage
 from archspec.plan.blocks import BLOCKS, BlockKind
 from archspec.plan.stems import stem_problems
@@ -29,9 +29,9 @@ def _inherits(stage: Stage, knob: str) -> bool:
     return getattr(stage, knob) is None
 
 
-def _family_problem(stages: tuple[Stage, ...], kinds: list[BlockKind]) -> list[PlanProblem]:
+def _family_problem(spec: Spec, stages: tuple[Stage, ...], kinds: list[BlockKind]) -> list[PlanProblem]:
     """Stages whose kind the network's layout (the first stage's family) cannot place."""
-    family = kinds[0].family
+    family = kinds[0].layout_family(resolve_params(spec, stages[0]))
     for i, kind in enumerate(kinds):
         if kind.family == family or family in kind.joins:
             continue
@@ -54,7 +54,7 @@ def rule_problems(spec: Spec, stages: tuple[Stage, ...]) -> list[PlanProblem]:
     """Every cross-field problem of a spec whose stages (generators expanded) are `stages`."""
     problems: list[PlanProblem] = []
     kinds = [BLOCKS[block_name(stage.block) or block_name(spec.block) or ""] for stage in stages]
-    problems += _family_problem(stages, kinds)
+    problems += _family_problem(spec, stages, kinds)
     refused = frozenset.intersection(*(kind.refuses for kind in kinds))
     for name in sorted(refused, key=list(Spec.model_fields).index):
         if getattr(spec, name):

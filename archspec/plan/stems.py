@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from archspec.lang.schema import Stem
-from archspec.plan.ops import Conv, LayerNorm, Op, Sequence
+from archspec.plan.ops import Conv, LayerNorm, Norm, Op, Sequence
 from archspec.plan.walker import Walker
 
 
@@ -49,9 +49,10 @@ def _deep(walker: Walker, stem: Stem, width: int) -> tuple[Op, Conv, int]:
 
 
 def _patchify(walker: Walker, stem: Stem, width: int) -> tuple[Op, Conv, int]:
-    """ConvNeXt's stem: non-overlapping patches, a patch x patch conv with stride patch and a bias."""
+    """ConvNeXt's stem: non-overlapping patches, a patch x patch conv with stride patch; a bias unless a batch
+    norm follows (its shift makes one redundant, as in every ResNet conv)."""
     patch = stem.patch or 4
-    conv = walker.conv(walker.channels, width, patch, walker.size, stride=patch, bias=True)
+    conv = walker.conv(walker.channels, width, patch, walker.size, stride=patch, bias=stem.norm != "batch")
     return conv, conv, patch
 
 
@@ -80,8 +81,8 @@ STEMS: dict[str, StemKind] = {
         ),
         StemKind(
             "patchify",
-            "patch x patch conv with stride patch, layer norm (ConvNeXt)",
-            frozenset({"width", "patch"}),
+            "patch x patch conv with stride patch, layer norm (ConvNeXt) or batch norm",
+            frozenset({"width", "patch", "norm"}),
             96,
             False,
             _patchify,
@@ -107,7 +108,11 @@ def plan_stem(walker: Walker, preact_first: bool) -> list[tuple[str, Op]]:
     items: list[tuple[str, Op]] = [("conv1", first)]
     walker.channels, walker.size = width, last.out_size
     walker.total_stride *= stride
-    if kind.norm == "layer":
+    if kind.norm == "layer" and stem.norm == "batch":
+        # A patchify stem in a ResNet (the ConvNeXt paper's second step): batch norm, no activation.
+        walker.add_params(2 * width)
+        items.append(("bn1", Norm("batch", width, walker.size)))
+    elif kind.norm == "layer":
         walker.add_params(2 * width)
         items.append(("norm", LayerNorm(width, walker.size)))
     elif not preact_first:
@@ -124,7 +129,7 @@ def stem_problems(stem: Stem) -> list[tuple[tuple[str | int, ...], str]]:
     """Fields of `stem:` that its type does not take, as (path, message)."""
     takes = STEMS[stem.type].fields if stem.type != NO_STEM else frozenset()
     problems: list[tuple[tuple[str | int, ...], str]] = []
-    for name in ("width", "inner_width", "pool", "patch"):
+    for name in ("width", "inner_width", "pool", "patch", "norm"):
         if getattr(stem, name) is None or name in takes:
             continue
         if name == "inner_width":

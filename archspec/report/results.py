@@ -199,3 +199,19 @@ class TrainResult:
             **self.final,
             "history": self.history,
         }
+
+
+@dataclass(frozen=True)
+class RoadmapStep:
+    """One step of a paper's roadmap (`archspec paper convnext`): its spec, the change the paper names, archspec's
+    counts at the paper's input size, and the GFLOPs the paper publishes for it."""
+
+    step: str  # the spec's file name without `.yaml`
+    change: str  # the paper's label for the step
+    spec: str  # the spec's path under the stock specs' folder
+    params: int
+    macs: int  # conv and fc multiply-adds (torchvision's `_ops`)
+    flops: int  # fvcore's convention (also norms and pooling)
+    paper_gflops: float
+    macs_round_to: float  # MACs in G, rounded as the paper rounds (one decimal)
+    flops_round_to: float

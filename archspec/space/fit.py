@@ -2,7 +2,8 @@
 
 The search is analytic (every candidate is planned and counted, no torch):
 1. one factor for all stages: depths x d (rounded, at least 1), widths x w (rounded to a multiple of
-   8, or of the stage's group width where it has one; the stem's width follows); with `both`,
+   8, or of the stage's group width where it has one; the stem's width follows, and equals the first
+   stage's where the spec's first stage keeps the stem's width, so no layer is added between them); with `both`,
    d = f^(1/3) and w is solved for, so that d * w^2 (what FLOPs grow with) makes up the factor f;
 2. then one stage at a time: the change of one block or one width step that brings the counts
    closest to the target, until no change helps.
@@ -64,7 +65,15 @@ class _Spec:
         stem = plan.spec.stem
         self.stem = None if stem.type == NO_STEM else (stem.width or STEMS[stem.type].width)
         self.base = Shape(tuple(s.depth for s in plan.stages), tuple(s.width for s in plan.stages), self.stem)
+        # Where the first stage keeps the stem's width (ConvNeXt, basic ResNets), the stem follows its width:
+        # apart, the stage would open with a layer the spec does not have (a projection, a downsampling layer).
+        first = next((section for section in plan.sections if section.name == "stage1"), None)
+        self.tied = first is not None and self.stem == first.in_channels == first.out_channels == self.base.widths[0]
         self.counted: dict[Shape, Complexity | None] = {}
+
+    def shape(self, depths: tuple[int, ...], widths: tuple[int, ...], stem: int | None) -> Shape:
+        """The shape with these depths and widths, its stem following the first stage where they are tied."""
+        return Shape(depths, widths, widths[0] if self.tied else stem)
 
     def changes(self, shape: Shape) -> dict[str, Any]:
         """The fields a child spec writes over this one to have `shape`."""
@@ -104,7 +113,7 @@ def _scaled(spec: _Spec, depth: float, width: float) -> Shape:
     depths = tuple(max(1, round(d * depth)) for d in base.depths)
     widths = tuple(max(q, round(w * width / q) * q) for w, q in zip(base.widths, spec.quanta, strict=True))
     stem = None if base.stem is None else max(_QUANT, round(base.stem * width / _QUANT) * _QUANT)
-    return Shape(depths, widths, stem)
+    return spec.shape(depths, widths, stem)
 
 
 def _error(counts: Complexity | None, targets: dict[str, float]) -> float:
@@ -135,7 +144,7 @@ def _bisect(spec: _Spec, targets: dict[str, float], shape_at: Callable[[float], 
 def _neighbours(spec: _Spec, shape: Shape, scale: Scale) -> list[Shape]:
     """Every shape one block or one width step away, one stage (or the stem) at a time."""
     found = []
-    if scale in ("width", "both") and shape.stem is not None:
+    if scale in ("width", "both") and shape.stem is not None and not spec.tied:
         found += [
             Shape(shape.depths, shape.widths, width)
             for width in (shape.stem - _QUANT, shape.stem + _QUANT)
@@ -146,13 +155,15 @@ def _neighbours(spec: _Spec, shape: Shape, scale: Scale) -> list[Shape]:
             for step in (-1, 1):
                 depth = shape.depths[i] + step
                 if depth >= 1:
-                    found.append(Shape((*shape.depths[:i], depth, *shape.depths[i + 1 :]), shape.widths, shape.stem))
+                    depths = (*shape.depths[:i], depth, *shape.depths[i + 1 :])
+                    found.append(spec.shape(depths, shape.widths, shape.stem))
         if scale in ("width", "both"):
             q = spec.quanta[i]
             for step in (-q, q):
                 width = shape.widths[i] + step
                 if width >= q:
-                    found.append(Shape(shape.depths, (*shape.widths[:i], width, *shape.widths[i + 1 :]), shape.stem))
+                    widths = (*shape.widths[:i], width, *shape.widths[i + 1 :])
+                    found.append(spec.shape(shape.depths, widths, shape.stem))
     return found
 
 

@@ -225,6 +225,7 @@ def paper_markdown() -> str:
         "",
     ]
     lines += _regnet_section()
+    lines += _convnext_section()
     return "\n".join(lines)
 
 
@@ -281,6 +282,53 @@ def _regnet_section() -> list[str]:
         "  torchvision up (RegNetX-400MF's last stage: 392 / 16 = 24.5 gives 384 in pycls, 400 in torchvision),",
         "  and torchvision also never rounds more than 10% down (RegNetY-8GF's first stage: 192 / 56 rounds to",
         "  168 in pycls, 224 in torchvision).",
+        "",
+    ]
+    return lines
+
+
+def _convnext_section() -> list[str]:
+    from archspec.tools.roadmap import convnext_roadmap, roadmap_table
+
+    lines = [
+        "## ConvNeXt (Liu et al. 2022): from ResNet-50 to ConvNeXt-T, Figure 2",
+        "",
+        "The paper modernises ResNet-50 one change at a time (its Section 2). `specs/roadmap/convnext/` writes",
+        "each step as a spec that `extends` the one before with that one change (`archspec diff` of two",
+        "neighbours shows it), from the stock `resnet50` to a spec that equals the stock `convnext_tiny`: the",
+        "same plan, state_dict and counts, torchvision's 28,589,128 parameters and 4.456 GMACs (the paper's",
+        "Table 1: 4.5G, 28.6M). Figure 2 publishes GFLOPs only: every parameter count below is archspec's own",
+        "count of the step's spec. GMACs are conv and fc multiply-adds (torchvision's `_ops`); GFLOPs are",
+        "fvcore's convention, which also counts norms and pooling.",
+        "",
+        "<!-- output: archspec paper convnext -->",
+        "```console",
+        "$ archspec paper convnext",
+        roadmap_table(convnext_roadmap()),
+        "```",
+        "",
+        "- The paper does not say how it counts. Rounded to its one decimal, the MACs give every figure but",
+        "  step 3's and those of steps 7 to 11 (0.05 G under them); fvcore's convention gives every figure",
+        "  but step 5's. The last column names the count that rounds otherwise, and to what.",
+        "- Step 0 is ResNet-50 under the paper's training recipe (Section 2.1) where the recipe is part of the",
+        "  network: stochastic depth growing to 0.1 (`drop_path`). Layer scale (1e-6), also part of the",
+        "  recipe, comes with the `convnext` block in step 5 (a bottleneck has none).",
+        "- Step 2's patchify stem is a 4x4 stride-4 conv and batch norm, with no activation (a patch",
+        "  embedding, as Swin's and ConvNeXt's); its layer norm comes with step 12, where the paper adds the",
+        "  layer norms around changes of resolution. Step 3 makes the 3x3 conv depthwise with `group_width:",
+        "  1`; step 4 widens the stem with the stages.",
+        "- Step 5's inverted bottleneck (1x1 up to four times the block's width, depthwise 3x3, 1x1 down)",
+        "  keeps ResNet's batch norm after every conv, ReLU after each but the last and after the sum, and",
+        "  ResNet's change of shape: a stage's first block strides in its depthwise conv and projects its",
+        "  shortcut with a 1x1 conv and the block's norm. Steps 6 to 11 each turn one of these knobs of the",
+        "  `convnext` block (`depthwise`, `kernel`, `activation`, `activations`, `norms`, `norm`); step 12",
+        "  sets `downsample: layer`, which opens each later stage with a layer norm and a 2x2 stride-2 conv,",
+        "  lays the network out as torchvision's ConvNeXt (`features.N`) with a layer norm before the",
+        "  classifier, and the stem's norm becomes a layer norm.",
+        "- A conv that a batch norm follows has no bias, as in ResNet; every other conv and linear layer has",
+        "  one, as in ConvNeXt. From step 10, where the depthwise conv's norm is the block's only one, the",
+        "  1x1 convs are linear layers on a channels-last map (torchvision's layout): the same multiply-adds,",
+        "  which fvcore counts under `linear` instead of `conv`.",
         "",
     ]
     return lines

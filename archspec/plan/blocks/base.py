@@ -83,6 +83,14 @@ class BlockKind:
     # The step of a stage's width that keeps its blocks valid (None: any width); `fit` rounds widths to it.
     width_quantum: Callable[[BlockParams], int | None] = field(default=lambda params: group_quantum(params))
 
+    # The module layout of a network whose first stage has these parameters, where they decide it (default:
+    # `family`).
+    family_of: Callable[[BlockParams], str] | None = None
+
+    def layout_family(self, params: BlockParams) -> str:
+        """The module layout a network whose first stage is of this kind, with these parameters, has."""
+        return self.family if self.family_of is None else self.family_of(params)
+
     @property
     def name(self) -> str:
         return self.params.kind_name()

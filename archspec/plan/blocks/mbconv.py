@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from archspec.lang.blocks import MBConvParams
 from archspec.plan.blocks.base import BlockArgs, BlockKind, plan_residual_stage
+from archspec.plan.blocks.mobilenet import depthwise_conv, inverted_residual_record
 from archspec.plan.blocks.residual import squeeze_excite
-from archspec.plan.ops import Op, Residual, Sequence
+from archspec.plan.ops import Op, Residual
 from archspec.plan.shapes import round_width
-from archspec.plan.walker import Walker, numbered
+from archspec.plan.walker import Walker
 
 
 def mbconv(walker: Walker, args: BlockArgs) -> Residual:
@@ -27,39 +28,27 @@ def mbconv(walker: Walker, args: BlockArgs) -> Residual:
     layers: list[Op] = []
     if inner != cin:
         layers.append(walker.conv_norm_act(walker.conv(cin, inner, 1, size), knobs.activation))
-    d = args.first_dilation
-    depthwise = walker.conv(
-        inner, inner, knobs.kernel, size, stride=args.stride, padding=(knobs.kernel - 1) // 2 * d, dilation=d,
-        groups=inner,
-    )  # fmt: skip
+    depthwise = depthwise_conv(walker, args, inner, knobs.kernel, size)
     layers.append(walker.conv_norm_act(depthwise, knobs.activation))
     if knobs.se_ratio > 0:
         reduced = max(1, int(cin * knobs.se_ratio))
         layers.append(squeeze_excite(reduced, inner, depthwise.out_size, knobs.activation))
     project = walker.conv_norm_act(walker.conv(inner, cout, 1, depthwise.out_size), None)
     layers.append(project)
-    out_size = depthwise.out_size
-    residual = args.stride == 1 and cin == cout
     index = walker.block_index
     walker.next_drop_path()
-    walker.channels, walker.size = cout, out_size
-    return Residual(
-        kind="mbconv",
+    walker.channels, walker.size = cout, depthwise.out_size
+    return inverted_residual_record(
+        "mbconv",
+        "block",
+        layers,
         in_channels=cin,
         out_channels=cout,
         stride=args.stride,
         in_size=size,
-        out_size=out_size,
-        pre=(),
-        body=(("block", Sequence(numbered(layers))),),
-        shortcut=None,
-        shortcut_kind="identity" if residual else "none",
-        shortcut_name="downsample",
-        shortcut_first=False,
-        shortcut_from_pre=False,
-        post=(),
-        drop_path=walker.spec.drop_path * index / walker.total_blocks if residual else 0.0,
-        zero_init=("block", str(len(layers) - 1), project.items[-1][0]) if residual else None,
+        out_size=depthwise.out_size,
+        drop_path=walker.spec.drop_path * index / walker.total_blocks,
+        zero_init=(str(len(layers) - 1), project.items[-1][0]),
     )
 
 

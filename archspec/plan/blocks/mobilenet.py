@@ -11,8 +11,55 @@ from __future__ import annotations
 
 from archspec.lang.blocks import InvertedResidualParams
 from archspec.plan.blocks.base import BlockArgs, BlockKind, plan_residual_stage
-from archspec.plan.ops import Op, Residual, Sequence
+from archspec.plan.ops import Conv, Op, Residual, Sequence, Size2
 from archspec.plan.walker import Walker, numbered
+
+
+def depthwise_conv(walker: Walker, args: BlockArgs, channels: int, kernel: int, size: Size2) -> Conv:
+    """The depthwise k x k conv of an inverted residual: it carries the block's stride (and the dilation of the
+    convs that see the block's input)."""
+    d = args.first_dilation
+    return walker.conv(
+        channels, channels, kernel, size, stride=args.stride, padding=(kernel - 1) // 2 * d, dilation=d,
+        groups=channels,
+    )  # fmt: skip
+
+
+def inverted_residual_record(
+    kind: str,
+    body: str,
+    layers: list[Op],
+    *,
+    in_channels: int,
+    out_channels: int,
+    stride: int,
+    in_size: Size2,
+    out_size: Size2,
+    drop_path: float,
+    zero_init: tuple[str, ...],
+) -> Residual:
+    """An inverted residual's record (MobileNetV2's, EfficientNet's MBConv): `layers` numbered in one sequence
+    registered as `body`, and the identity shortcut only where the stride is 1 and the width unchanged; only
+    there is the branch dropped (`drop_path`) and its last norm zeroed (`zero_init`, its path inside `body`)."""
+    residual = stride == 1 and in_channels == out_channels
+    return Residual(
+        kind=kind,
+        in_channels=in_channels,
+        out_channels=out_channels,
+        stride=stride,
+        in_size=in_size,
+        out_size=out_size,
+        pre=(),
+        body=((body, Sequence(numbered(layers))),),
+        shortcut=None,
+        shortcut_kind="identity" if residual else "none",
+        shortcut_name="downsample",
+        shortcut_first=False,
+        shortcut_from_pre=False,
+        post=(),
+        drop_path=drop_path if residual else 0.0,
+        zero_init=(body, *zero_init) if residual else None,
+    )
 
 
 def inverted_residual(walker: Walker, args: BlockArgs) -> Residual:
@@ -25,36 +72,24 @@ def inverted_residual(walker: Walker, args: BlockArgs) -> Residual:
     layers: list[Op] = []
     if knobs.expand_ratio != 1:
         layers.append(walker.conv_norm_act(walker.conv(cin, inner, 1, size), knobs.activation))
-    d = args.first_dilation
-    depthwise = walker.conv(
-        inner, inner, knobs.kernel, size, stride=args.stride, padding=(knobs.kernel - 1) // 2 * d, dilation=d,
-        groups=inner,
-    )  # fmt: skip
+    depthwise = depthwise_conv(walker, args, inner, knobs.kernel, size)
     layers.append(walker.conv_norm_act(depthwise, knobs.activation))
     project = walker.conv(inner, cout, 1, depthwise.out_size)
     layers.append(project)
     if walker.has_norm:
         layers.append(walker.norm(cout, project.out_size))
-    residual = args.stride == 1 and cin == cout
     walker.channels, walker.size = cout, project.out_size
-    drop_path = walker.next_drop_path()
-    return Residual(
-        kind="inverted_residual",
+    return inverted_residual_record(
+        "inverted_residual",
+        "conv",
+        layers,
         in_channels=cin,
         out_channels=cout,
         stride=args.stride,
         in_size=size,
         out_size=project.out_size,
-        pre=(),
-        body=(("conv", Sequence(numbered(layers))),),
-        shortcut=None,
-        shortcut_kind="identity" if residual else "none",
-        shortcut_name="downsample",
-        shortcut_first=False,
-        shortcut_from_pre=False,
-        post=(),
-        drop_path=drop_path if residual else 0.0,
-        zero_init=("conv", str(len(layers) - 1)) if residual else None,
+        drop_path=walker.next_drop_path(),
+        zero_init=(str(len(layers) - 1),),
     )
 
 

@@ -1,7 +1,8 @@
 """Training one member of a study, in whichever process runs it (a Ray worker, or this one).
 
 The member is trained by `archspec train`'s own loop (`train_spec`) with the study's recipe, so its curves,
-saved state and checkpoint land in its folder exactly as `archspec train --out` writes them. Whatever goes
+saved state and checkpoint end in its folder as `archspec train --out` leaves them (written once, after the
+last epoch: a member stopped part-way is trained again from its start). Whatever goes
 wrong with one member (a loss that diverges, memory that runs out, a spec the data does not fit) becomes
 its failed record; it never stops the others.
 """
@@ -107,7 +108,8 @@ def _train(task: MemberTask) -> tuple[float, float]:
     if task.resume:
         spec_data = plan.spec.model_dump(mode="json", exclude={"extends"})
         try:
-            # A member stopped between epochs continues from its last one, to the same weights.
+            # A member whose training ended but whose record was not written yet (the study stopped in
+            # between) is not trained again: its saved state holds its last epoch.
             state = read_state(folder, plan, spec_data, task.recipe)
         except SpecError:
             state = None  # a state that does not fit is not this study's: train the member afresh
@@ -116,7 +118,9 @@ def _train(task: MemberTask) -> tuple[float, float]:
         plan,
         _DATA[key],
         task.recipe,
-        Options(task.device),
+        # A member stopped part-way is retrained whole (its record is what a study keeps), so its state and
+        # curves are written once, after the last epoch, rather than after every one.
+        Options(task.device, save_every_epoch=False),
         Cluster(),
         device,
         folder,

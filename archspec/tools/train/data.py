@@ -241,16 +241,35 @@ def _stratified_split(labels: npt.ArrayLike) -> tuple[list[int], list[int]]:
 def _digits(source: DataSource) -> TrainData:
     import torch
 
+    pixels, target = _digits_arrays(source)
+    images = torch.as_tensor(pixels.reshape(-1, 8, 8), dtype=torch.float32).unsqueeze(1)  # 1797 x 1 x 8 x 8, 0..16
+    train, held = _stratified_split(target)
+    return _with_statistics("digits", images[train], target[train], images[held], target[held], scale=16.0)
+
+
+def _digits_arrays(source: DataSource) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+    """The 8x8 digits' pixels (1797 x 64) and labels, read from the file scikit-learn ships, as its `load_digits`
+    reads it. Reading the file straight spares importing scikit-learn (and SciPy), which takes longer than
+    training a small member of a study; without the file where it should be, `load_digits` itself is used."""
+    import gzip
+    import importlib.util
+
+    import numpy as np
+
+    package = importlib.util.find_spec("sklearn")  # finds the package without importing it
+    folders = package.submodule_search_locations if package is not None else None
+    for folder in folders or ():
+        path = Path(folder) / "datasets" / "data" / "digits.csv.gz"
+        if path.is_file():
+            with gzip.open(path, mode="rt", encoding="utf-8") as handle:
+                data = np.loadtxt(handle, delimiter=",")
+            return data[:, :-1], data[:, -1].astype(int)
     try:
         from sklearn.datasets import load_digits
     except ImportError:
         raise source.problem("needs scikit-learn: pip install 'archspec[train]'") from None
     digits = load_digits()
-    images = torch.as_tensor(digits.images, dtype=torch.float32).unsqueeze(1)  # 1797 x 1 x 8 x 8, values 0..16
-    train, held = _stratified_split(digits.target)
-    return _with_statistics(
-        "digits", images[train], digits.target[train], images[held], digits.target[held], scale=16.0
-    )
+    return digits.data, digits.target
 
 
 class _NumpyOnly(pickle.Unpickler):

@@ -60,6 +60,9 @@ class Options:
     channels_last: bool = False
     compile: bool = False
     threads: int | None = None  # torch's CPU threads (None: torch's default, one per core)
+    # After every epoch, the state to resume from and the curves so far; False: once, after the last epoch
+    # (a study's member is short and is retrained whole when it stops, so its epochs need no saved state).
+    save_every_epoch: bool = True
 
 
 def is_main_process() -> bool:
@@ -319,7 +322,8 @@ def train_spec(
                     "stopped (a lower --lr may help)",
                 )
             )
-        if folder is not None:
+        last = epoch + 1 == recipe.epochs
+        if folder is not None and (options.save_every_epoch or last):
             _save_state(folder, model, optimizer, scaler, epoch + 1, result.history, spec, recipe, device)
             write_metrics(folder, result.history)
         if on_epoch_end is not None:
