@@ -33,7 +33,6 @@ CHANGES = {
     "03_depthwise": {"group_width", "groups"},
     "04_width": {"stem.width", "stages.0.width", "stages.1.width", "stages.2.width", "stages.3.width"},
     "05_inverted_bottleneck": {
-        "block",
         "block.type",
         "block.depthwise",
         "block.kernel",
