@@ -146,6 +146,15 @@ def test_a_convnext_has_three_weighted_layers_per_block_and_five_more():
             "extends: resnet50\nstages:\n  0: {block: regnet}\n",
             "block: bottleneck stages cannot be mixed with regnet",
         ),
+        (
+            "extends: convnext_tiny\nnorm: group\n",
+            "bad.yaml:2:1: norm: norm sets the network's norm, which nothing here uses: the patchify stem and the "
+            "convnext blocks choose their own (stem.norm, block.norm)",
+        ),
+        (
+            "extends: convnext_tiny\nnorm_groups: 8\n",
+            "bad.yaml:2:1: norm_groups: norm_groups sets the network's norm, which nothing here uses",
+        ),
     ],
 )
 def test_convnext_mistakes_are_located_messages(write, cli, text, message):

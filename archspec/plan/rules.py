@@ -118,6 +118,7 @@ def rule_problems(spec: Spec, stages: tuple[Stage, ...]) -> list[PlanProblem]:
             )
         )
     problems += _avg_down_problems(spec, stages, kinds) if "avg_down" not in refused else []
+    problems += _unused_norm_problems(spec, stages, kinds)
     problems += [PlanProblem(path, message, key=True) for path, message in stem_problems(spec.stem)]
     return problems
 
@@ -149,6 +150,22 @@ def _avg_down_problems(spec: Spec, stages: tuple[Stage, ...], kinds: list[BlockK
                 key=True,
             )
         )
+    return problems
+
+
+def _unused_norm_problems(spec: Spec, stages: tuple[Stage, ...], kinds: list[BlockKind]) -> list[PlanProblem]:
+    """The network's `norm` (and `norm_groups`) would do nothing where the stem and every stage's blocks choose
+    their own norm (a patchify stem's `stem.norm`, a kind with a `norm` knob of its own: ConvNeXt's)."""
+    if spec.stem.type != "patchify" or not all("norm" in kind.knobs for kind in kinds):
+        return []
+    problems = []
+    for knob in ("norm", "norm_groups"):
+        if getattr(spec, knob) != Spec.model_fields[knob].default:
+            message = (
+                f"{knob} sets the network's norm, which nothing here uses: the patchify stem and the "
+                f"{', '.join(sorted({kind.name for kind in kinds}))} blocks choose their own (stem.norm, block.norm)"
+            )
+            problems.append(PlanProblem((knob,), message, key=True))
     return problems
 
 
