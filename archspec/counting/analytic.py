@@ -144,6 +144,13 @@ def _composite(op: p.Op, entry: OpRecord, main_path: bool, t: Tally) -> None:
         _walk(op.items, main_path, t)  # a plain sequence met once adds straight into the running tally
         return
     if sums is None:
+        block = type(op) is p.Residual
+        if block:
+            kept = _BLOCK_SUMS.get(key)
+            if kept is not None and kept[0] is op:
+                sums = t.memo[key] = kept[1]
+                t.add_sums(sums)
+                return
         inner = Tally(t.memo)
         side = entry.side_path(op)
         if not side or not main_path:
@@ -152,7 +159,18 @@ def _composite(op: p.Op, entry: OpRecord, main_path: bool, t: Tally) -> None:
             for name, child in p.children(op):
                 add_op(child, main_path and name not in side, inner)
         sums = t.memo[key] = inner.sums()
+        if block:
+            if len(_BLOCK_SUMS) >= _KEPT_BLOCKS:
+                _BLOCK_SUMS.clear()
+            _BLOCK_SUMS[key] = (op, sums)
     t.add_sums(sums)
+
+
+# The sums of the residual blocks counted lately, by `memo_key`, each with its block, which keeps the block alive
+# and so its id its own: the planner reuses a block planned before from the same arguments (design-space sampling
+# plans thousands of networks that share most of their blocks), and a block it reuses is counted once.
+_BLOCK_SUMS: dict[int, tuple[p.Op, tuple[int, ...]]] = {}
+_KEPT_BLOCKS = 2048
 
 
 def add_op(op: p.Op, main_path: bool, t: Tally) -> None:
