@@ -272,11 +272,11 @@ def resolve_params(network: Any, stage: Any) -> BlockParams:
     written = network.model_fields_set
     values: dict[str, Any] = {knob: getattr(network, knob) for knob in shared if knob in written}
     layers: list[dict[str, Any]] = []
-    if isinstance(network_block, model):
+    if not isinstance(network_block, str) and isinstance(network_block, model):
         layers.append({k: getattr(network_block, k) for k in network_block.model_fields_set if k != "type"})
     if stage is not None:
         layers.append({k: value for k in shared if (value := getattr(stage, k, None)) is not None})
-        if isinstance(stage_block, model):
+        if stage_block is not None and not isinstance(stage_block, str) and isinstance(stage_block, model):
             layers.append({k: getattr(stage_block, k) for k in stage_block.model_fields_set if k != "type"})
     for layer in layers:
         if not layer:

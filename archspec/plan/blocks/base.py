@@ -122,10 +122,10 @@ def plan_residual_stage(
 
     With `reuse`, a block planned before from the same arguments at the same place (in this network or in an
     earlier one: design-space sampling plans thousands of networks that share most of their blocks) is that
-    block again. Only for a `make_block` whose block depends on nothing but what `_BlockPlace` keeps and
-    the walker's place (channels and size), and that changes nothing of the walker but those, the parameter
-    count and the drop-path index; the stage and its index may name a field in a message, and a block that
-    raises is never kept.
+    block again. Only for a `make_block` whose block depends on nothing but its kind's parameters, the network's
+    norm and what `_BlockPlace` keeps, and that changes nothing of the walker but its place (channels and size),
+    its parameter count and its drop-path index; the stage and its index may only name a field in a message. A
+    block that raises is never kept.
     """
     known: dict[tuple[BlockParams, str, int], dict[_BlockPlace, tuple[Residual, int]]] = {}
 
@@ -158,25 +158,17 @@ def plan_residual_stage(
                 walker.next_drop_path()
                 blocks.append(blocks[-1])
                 continue
-            args = BlockArgs(
-                knobs,
-                stage,
-                index,
-                stage.width,
-                stride if first else 1,
-                first_dilation if first else walker.dilation,
-                walker.dilation,
-                first,
-            )
+            block_stride = stride if first else 1
+            block_dilation = first_dilation if first else walker.dilation
             place = None
             if made is not None:
                 place = _BlockPlace(
                     walker.channels,
                     walker.size,
-                    args.width,
-                    args.stride,
-                    args.first_dilation,
-                    args.dilation,
+                    stage.width,
+                    block_stride,
+                    block_dilation,
+                    walker.dilation,
                     first,
                     walker.drop_path_rate(),
                 )
@@ -188,6 +180,7 @@ def plan_residual_stage(
                     walker.channels, walker.size = block.out_channels, block.out_size
                     blocks.append(block)
                     continue
+            args = BlockArgs(knobs, stage, index, stage.width, block_stride, block_dilation, walker.dilation, first)
             before = walker.params
             blocks.append(make_block(walker, args))
             added = walker.params - before
