@@ -24,6 +24,7 @@ section and again for the total) is walked once and its sums reused.
 
 from __future__ import annotations
 
+import operator
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -76,12 +77,16 @@ class Tally:
         return (self.params, self.activations, self.layers, *self.by_op)
 
     def add_sums(self, sums: tuple[int, ...], times: int = 1) -> None:
+        if times == 1:
+            self.params += sums[0]
+            self.activations += sums[1]
+            self.layers += sums[2]
+            self.by_op = list(map(operator.add, self.by_op, sums[3:]))
+            return
         self.params += sums[0] * times
         self.activations += sums[1] * times
         self.layers += sums[2] * times
-        by_op = self.by_op
-        for index, value in enumerate(sums[3:]):
-            by_op[index] += value * times
+        self.by_op = [mine + value * times for mine, value in zip(self.by_op, sums[3:], strict=True)]
 
     def add_cost(self, cost: Cost, main_path: bool) -> None:
         self.params += cost.params
@@ -249,5 +254,5 @@ def complexity(plan: p.Plan) -> Complexity:
         macs=total.macs,
         activations=total.activations,
         params_by_section={k: v.params for k, v in sections.items()},
-        flops_by_section={k: sum(v.flops_by_op().values()) for k, v in sections.items()},
+        flops_by_section={k: sum(v.by_op) for k, v in sections.items()},
     )
