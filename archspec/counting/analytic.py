@@ -178,6 +178,11 @@ _BLOCK_SUMS: dict[int, tuple[p.Op, tuple[int, ...]]] = {}
 _KEPT_BLOCKS = 2048
 
 
+def forget_block_sums() -> None:
+    """Empty the kept sums of the blocks counted lately: the next blocks are all walked afresh."""
+    _BLOCK_SUMS.clear()
+
+
 def add_op(op: p.Op, main_path: bool, t: Tally) -> None:
     """Add one op of the plan (and everything inside it) to a running tally."""
     entry = RECORDS.get(type(op))

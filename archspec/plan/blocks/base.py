@@ -127,7 +127,7 @@ def plan_residual_stage(
     its parameter count and its drop-path index; the stage and its index may only name a field in a message. A
     block that raises is never kept.
     """
-    known: dict[tuple[BlockParams, str, int], dict[_BlockPlace, tuple[Residual, int]]] = {}
+    known = _KNOWN.setdefault(make_block, {})
 
     def plan(walker: Walker, index: int, stage: Stage, knobs: BlockParams, stride: int) -> StagePlan:
         first_dilation = walker.dilation
@@ -191,9 +191,20 @@ def plan_residual_stage(
     return plan
 
 
-# How many blocks a reusing stage planner keeps for one set of parameters, and how many sets it keeps.
+# The blocks the reusing stage planners made: by block maker, then by the kind's parameters and the network's norm
+# (kind, groups), then by `_BlockPlace`, each with the parameters it counted. At most _KNOWN_BLOCKS blocks for one
+# set of parameters, and _KNOWN_PARAMS sets for one maker, are kept.
+_KNOWN: dict[
+    Callable[[Walker, BlockArgs], Residual], dict[tuple[BlockParams, str, int], dict[_BlockPlace, tuple[Residual, int]]]
+] = {}
 _KNOWN_BLOCKS = 4096
 _KNOWN_PARAMS = 256
+
+
+def forget_reused_blocks() -> None:
+    """Empty the reusing stage planners' memory: the next networks' blocks are all planned afresh."""
+    for known in _KNOWN.values():
+        known.clear()
 
 
 class _BlockPlace(NamedTuple):
