@@ -193,12 +193,12 @@ def plan_residual_stage(
 
 # The blocks the reusing stage planners made: by block maker, then by the kind's parameters and the network's norm
 # (kind, groups), then by `_BlockPlace`, each with the parameters it counted. At most _KNOWN_BLOCKS blocks for one
-# set of parameters, and _KNOWN_PARAMS sets for one maker, are kept.
+# set of parameters, and _KNOWN_PARAMS sets for one maker, are kept (a block is about 4 KB: some 30 MB a maker).
 _KNOWN: dict[
     Callable[[Walker, BlockArgs], Residual], dict[tuple[BlockParams, str, int], dict[_BlockPlace, tuple[Residual, int]]]
 ] = {}
-_KNOWN_BLOCKS = 4096
-_KNOWN_PARAMS = 256
+_KNOWN_BLOCKS = 1024
+_KNOWN_PARAMS = 8
 
 
 def forget_reused_blocks() -> None:
