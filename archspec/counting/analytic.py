@@ -24,6 +24,7 @@ section and again for the total) is walked once and its sums reused.
 
 from __future__ import annotations
 
+import operator
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -76,12 +77,16 @@ class Tally:
         return (self.params, self.activations, self.layers, *self.by_op)
 
     def add_sums(self, sums: tuple[int, ...], times: int = 1) -> None:
+        if times == 1:
+            self.params += sums[0]
+            self.activations += sums[1]
+            self.layers += sums[2]
+            self.by_op = list(map(operator.add, self.by_op, sums[3:]))
+            return
         self.params += sums[0] * times
         self.activations += sums[1] * times
         self.layers += sums[2] * times
-        by_op = self.by_op
-        for index, value in enumerate(sums[3:]):
-            by_op[index] += value * times
+        self.by_op = [mine + value * times for mine, value in zip(self.by_op, sums[3:], strict=True)]
 
     def add_cost(self, cost: Cost, main_path: bool) -> None:
         self.params += cost.params
@@ -144,6 +149,13 @@ def _composite(op: p.Op, entry: OpRecord, main_path: bool, t: Tally) -> None:
         _walk(op.items, main_path, t)  # a plain sequence met once adds straight into the running tally
         return
     if sums is None:
+        block = type(op) is p.Residual
+        if block:
+            kept = _BLOCK_SUMS.get(key)
+            if kept is not None and kept[0] is op:
+                sums = t.memo[key] = kept[1]
+                t.add_sums(sums)
+                return
         inner = Tally(t.memo)
         side = entry.side_path(op)
         if not side or not main_path:
@@ -152,7 +164,23 @@ def _composite(op: p.Op, entry: OpRecord, main_path: bool, t: Tally) -> None:
             for name, child in p.children(op):
                 add_op(child, main_path and name not in side, inner)
         sums = t.memo[key] = inner.sums()
+        if block:
+            if len(_BLOCK_SUMS) >= _KEPT_BLOCKS:
+                _BLOCK_SUMS.clear()
+            _BLOCK_SUMS[key] = (op, sums)
     t.add_sums(sums)
+
+
+# The sums of the residual blocks counted lately, by `memo_key`, each with its block, which keeps the block alive
+# and so its id its own: the planner reuses a block planned before from the same arguments (design-space sampling
+# plans thousands of networks that share most of their blocks), and a block it reuses is counted once.
+_BLOCK_SUMS: dict[int, tuple[p.Op, tuple[int, ...]]] = {}
+_KEPT_BLOCKS = 2048
+
+
+def forget_block_sums() -> None:
+    """Empty the kept sums of the blocks counted lately: the next blocks are all walked afresh."""
+    _BLOCK_SUMS.clear()
 
 
 def add_op(op: p.Op, main_path: bool, t: Tally) -> None:
@@ -231,5 +259,5 @@ def complexity(plan: p.Plan) -> Complexity:
         macs=total.macs,
         activations=total.activations,
         params_by_section={k: v.params for k, v in sections.items()},
-        flops_by_section={k: sum(v.flops_by_op().values()) for k, v in sections.items()},
+        flops_by_section={k: sum(v.by_op) for k, v in sections.items()},
     )

@@ -267,20 +267,20 @@ def resolve_params(network: Any, stage: Any) -> BlockParams:
     name = block_name(stage_block) or block_name(network_block)
     assert name is not None
     model = BLOCK_PARAMS[name]
-    knobs = model.knobs()
+    shared = _shared_knobs(model)
     # The network's flat knobs where it writes them; elsewhere the kind's own defaults (ConvNeXt's GELU).
-    written = network.model_fields_set.intersection(SHARED_KNOBS)
-    values: dict[str, Any] = {knob: getattr(network, knob) for knob in knobs if knob in written}
+    written = network.model_fields_set
+    values: dict[str, Any] = {knob: getattr(network, knob) for knob in shared if knob in written}
     layers: list[dict[str, Any]] = []
-    if isinstance(network_block, model):
+    if not isinstance(network_block, str) and isinstance(network_block, model):
         layers.append({k: getattr(network_block, k) for k in network_block.model_fields_set if k != "type"})
     if stage is not None:
-        layers.append(
-            {k: getattr(stage, k) for k in knobs if k in SHARED_KNOBS and _stage_sets(getattr(stage, k, None))}
-        )
-        if isinstance(stage_block, model):
+        layers.append({k: value for k in shared if (value := getattr(stage, k, None)) is not None})
+        if stage_block is not None and not isinstance(stage_block, str) and isinstance(stage_block, model):
             layers.append({k: getattr(stage_block, k) for k in stage_block.model_fields_set if k != "type"})
     for layer in layers:
+        if not layer:
+            continue
         for pair in PAIRED_KNOBS:
             if any(k in layer for k in pair):
                 for k in pair:
@@ -289,8 +289,41 @@ def resolve_params(network: Any, stage: Any) -> BlockParams:
         values.update(layer)
     if values.get("se") is False:
         values["se"] = None
-    return model.model_construct(**values)
+    return construct(model, values)
 
 
-def _stage_sets(value: object) -> bool:
-    return value is not None
+@functools.cache
+def _shared_knobs(model: type[BlockParams]) -> tuple[str, ...]:
+    """A kind's knobs that may also be written flat on the network and on a stage, in the model's order."""
+    return tuple(knob for knob in model.knobs() if knob in SHARED_KNOBS)
+
+
+@functools.cache
+def _defaults(model: type[BlockParams]) -> dict[str, Any] | None:
+    """Every field of `model` with its default, in the model's order; None where a field has no plain default (a
+    required field, an alias, a default factory): `construct` then leaves the work to Pydantic."""
+    fields = model.__pydantic_fields__
+    if model.__pydantic_post_init__ or any(
+        info.alias or info.validation_alias or info.default_factory or info.is_required() for info in fields.values()
+    ):
+        return None
+    return {name: info.get_default(call_default_factory=True) for name, info in fields.items()}
+
+
+def construct(model: type[BlockParams], values: dict[str, Any]) -> BlockParams:
+    """`model.model_construct(**values)` for values of the model's own fields, without its per-field lookups: the
+    same fields, in the same order, set from `values` or the model's defaults, and the same fields-set.
+
+    Planning resolves every stage's parameters, which makes this the inner loop of design-space sampling.
+    """
+    defaults = _defaults(model)
+    if defaults is None or not values.keys() <= defaults.keys():
+        return model.model_construct(**values)
+    fields = dict(defaults)
+    fields.update(values)
+    made = model.__new__(model)
+    object.__setattr__(made, "__dict__", fields)
+    object.__setattr__(made, "__pydantic_fields_set__", set(values))
+    object.__setattr__(made, "__pydantic_extra__", None)
+    object.__setattr__(made, "__pydantic_private__", None)
+    return made

@@ -13,6 +13,10 @@ from archspec.plan.blocks import BLOCKS, BlockKind
 from archspec.plan.stems import stem_problems
 from archspec.plan.walker import PlanProblem
 
+# The network's fields with their defaults, in the model's order, read once (every network planned is checked).
+_SPEC_DEFAULTS = {name: info.default for name, info in Spec.model_fields.items()}
+_SPEC_FIELDS = tuple(_SPEC_DEFAULTS)
+
 
 def _network_sets(spec: Spec, knob: str) -> bool:
     """Whether the network's flat `knob` differs from the value every spec has by default (`groups: 1` and
@@ -20,7 +24,7 @@ def _network_sets(spec: Spec, knob: str) -> bool:
     value = getattr(spec, knob)
     if value is None or value is False or (knob == "groups" and value == 1):
         return False
-    return bool(value != Spec.model_fields[knob].default)
+    return bool(value != _SPEC_DEFAULTS[knob])
 
 
 def _inherits(stage: Stage, knob: str) -> bool:
@@ -56,7 +60,7 @@ def rule_problems(spec: Spec, stages: tuple[Stage, ...]) -> list[PlanProblem]:
     kinds = [BLOCKS[block_name(stage.block) or block_name(spec.block) or ""] for stage in stages]
     problems += _family_problem(spec, stages, kinds)
     refused = frozenset.intersection(*(kind.refuses for kind in kinds))
-    for name in sorted(refused, key=list(Spec.model_fields).index):
+    for name in sorted(refused, key=_SPEC_FIELDS.index):
         if getattr(spec, name):
             problems.append(
                 PlanProblem((name,), f"{name} shapes residual blocks; a {kinds[0].name} network has none", key=True)
@@ -171,7 +175,7 @@ def _unused_norm_problems(spec: Spec, stages: tuple[Stage, ...], kinds: list[Blo
 
 def _mapping_problems(block: object, path: tuple[str | int, ...]) -> list[PlanProblem]:
     """The exclusive pairs inside a `block:` mapping."""
-    if isinstance(block, str) or block is None:
+    if block is None or isinstance(block, str):
         return []
     return _exclusive(block, path) + _se_problems(getattr(block, "se", None), (*path, "se"))
 
@@ -189,7 +193,7 @@ def _exclusive(fields: object, prefix: tuple[str | int, ...]) -> list[PlanProble
 
 
 def _se_problems(se: SqueezeExcite | bool | None, path: tuple[str | int, ...]) -> list[PlanProblem]:
-    if not isinstance(se, SqueezeExcite) or se.ratio is None:
+    if se is None or se is False or not isinstance(se, SqueezeExcite) or se.ratio is None:
         return []
     return [
         PlanProblem(

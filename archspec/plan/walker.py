@@ -173,9 +173,13 @@ class Walker:
         self._check_size(out, f"a {kernel}x{kernel} max pool")
         return MaxPool(kernel, stride, padding, self.channels, size, out)
 
-    def next_drop_path(self) -> float:
+    def drop_path_rate(self) -> float:
         """The stochastic-depth rate of the next block: linear from 0 to `drop_path` over the network."""
-        rate = self.spec.drop_path * self.block_index / max(1, self.total_blocks - 1)
+        return self.spec.drop_path * self.block_index / max(1, self.total_blocks - 1)
+
+    def next_drop_path(self) -> float:
+        """The next block's stochastic-depth rate (`drop_path_rate`), moving on to the block after it."""
+        rate = self.drop_path_rate()
         self.block_index += 1
         return rate
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from archspec.lang.blocks import BlockParams, resolve_params
 from archspec.lang.schema import Spec, Stage
@@ -111,14 +112,22 @@ class BlockKind:
 
 
 def plan_residual_stage(
-    make_block: Callable[[Walker, BlockArgs], Residual],
+    make_block: Callable[[Walker, BlockArgs], Residual], *, reuse: bool = False
 ) -> Callable[[Walker, int, Stage, BlockParams, int], StagePlan]:
     """The stage planner shared by every residual kind: stride or dilation, then `depth` blocks.
 
     Past `output_stride` a stage keeps its resolution and dilates instead (torchvision's
     replace_stride_with_dilation, timm's output_stride): its first block still sees the
     previous dilation in the convs that read its input.
+
+    With `reuse`, a block planned before from the same arguments at the same place (in this network or in an
+    earlier one: design-space sampling plans thousands of networks that share most of their blocks) is that
+    block again. Only for a `make_block` whose block depends on nothing but its kind's parameters, the network's
+    norm and what `_BlockPlace` keeps, and that changes nothing of the walker but its place (channels and size),
+    its parameter count and its drop-path index; the stage and its index may only name a field in a message. A
+    block that raises is never kept.
     """
+    known = _KNOWN.setdefault(make_block, {})
 
     def plan(walker: Walker, index: int, stage: Stage, knobs: BlockParams, stride: int) -> StagePlan:
         first_dilation = walker.dilation
@@ -127,6 +136,16 @@ def plan_residual_stage(
             walker.dilation *= stride
             stride = 1
         walker.total_stride *= stride
+        made: dict[_BlockPlace, tuple[Residual, int]] | None = None
+        if reuse:
+            kind = (knobs, walker.spec.norm, walker.spec.norm_groups)
+            made = known.get(kind)
+            if made is None:
+                if len(known) >= _KNOWN_PARAMS:
+                    known.clear()
+                made = known[kind] = {}
+            elif len(made) >= _KNOWN_BLOCKS:
+                made.clear()
         blocks: list[Residual] = []
         added = 0  # the parameters the last planned block counted
         for j in range(stage.depth):
@@ -139,22 +158,67 @@ def plan_residual_stage(
                 walker.next_drop_path()
                 blocks.append(blocks[-1])
                 continue
-            args = BlockArgs(
-                knobs,
-                stage,
-                index,
-                stage.width,
-                stride if first else 1,
-                first_dilation if first else walker.dilation,
-                walker.dilation,
-                first,
-            )
+            block_stride = stride if first else 1
+            block_dilation = first_dilation if first else walker.dilation
+            place = None
+            if made is not None:
+                place = _BlockPlace(
+                    walker.channels,
+                    walker.size,
+                    stage.width,
+                    block_stride,
+                    block_dilation,
+                    walker.dilation,
+                    first,
+                    walker.drop_path_rate(),
+                )
+                found = made.get(place)
+                if found is not None and walker.params + found[1] <= MAX_PARAMS:
+                    block, added = found
+                    walker.add_params(added)
+                    walker.next_drop_path()
+                    walker.channels, walker.size = block.out_channels, block.out_size
+                    blocks.append(block)
+                    continue
+            args = BlockArgs(knobs, stage, index, stage.width, block_stride, block_dilation, walker.dilation, first)
             before = walker.params
             blocks.append(make_block(walker, args))
             added = walker.params - before
+            if made is not None and place is not None:
+                made[place] = (blocks[-1], added)
         return StagePlan(tuple(blocks), stride)
 
     return plan
+
+
+# The blocks the reusing stage planners made: by block maker, then by the kind's parameters and the network's norm
+# (kind, groups), then by `_BlockPlace`, each with the parameters it counted. At most _KNOWN_BLOCKS blocks for one
+# set of parameters, and _KNOWN_PARAMS sets for one maker, are kept (a block is about 4 KB: some 30 MB a maker).
+_KNOWN: dict[
+    Callable[[Walker, BlockArgs], Residual], dict[tuple[BlockParams, str, int], dict[_BlockPlace, tuple[Residual, int]]]
+] = {}
+_KNOWN_BLOCKS = 1024
+_KNOWN_PARAMS = 8
+
+
+def forget_reused_blocks() -> None:
+    """Empty the reusing stage planners' memory: the next networks' blocks are all planned afresh."""
+    for known in _KNOWN.values():
+        known.clear()
+
+
+class _BlockPlace(NamedTuple):
+    """What a reusable block is planned from besides its kind's parameters and the network's norm: the place it
+    starts from, its arguments (`BlockArgs`, less the stage that only messages name) and its drop-path rate."""
+
+    channels: int
+    size: tuple[int, int]
+    width: int
+    stride: int
+    first_dilation: int
+    dilation: int
+    first: bool
+    drop_path: float
 
 
 def _repeats(walker: Walker, previous: Residual) -> bool:

@@ -70,4 +70,6 @@ def regnet_block(walker: Walker, args: BlockArgs) -> Residual:
     )
 
 
-REGNET = BlockKind(params=RegNetParams, family="regnet", residual=True, plan_stage=plan_residual_stage(regnet_block))
+REGNET = BlockKind(
+    params=RegNetParams, family="regnet", residual=True, plan_stage=plan_residual_stage(regnet_block, reuse=True)
+)

@@ -191,16 +191,16 @@ BASIC = BlockKind(
     params=BasicParams,
     family="resnet",
     residual=True,
-    plan_stage=plan_residual_stage(residual_block),
+    plan_stage=plan_residual_stage(residual_block, reuse=True),
     tolerates=frozenset({"stride_in"}),
 )
 BOTTLENECK = BlockKind(
-    params=BottleneckParams, family="resnet", residual=True, plan_stage=plan_residual_stage(residual_block)
+    params=BottleneckParams, family="resnet", residual=True, plan_stage=plan_residual_stage(residual_block, reuse=True)
 )
 PLAIN = BlockKind(
     params=PlainParams,
     family="resnet",
     residual=False,
-    plan_stage=plan_residual_stage(residual_block),
+    plan_stage=plan_residual_stage(residual_block, reuse=True),
     tolerates=frozenset({"shortcut", "stride_in", "avg_down"}),
 )
