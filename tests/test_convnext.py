@@ -109,6 +109,7 @@ def test_the_hybrid_opens_its_convnext_stage_with_a_downsampling_layer(write):
     assert plan.sections[4].block == "convnext" and plan.sections[4].out_size == (7, 7)
 
 
+@pytest.mark.slow  # the fast tier exports two ResNets to ONNX (test_export.py)
 def test_the_hybrid_exports_to_onnx_that_matches_pytorch(write, tmp_path):
     path = write("hybrid.yaml", HYBRID)
     torch.manual_seed(0)

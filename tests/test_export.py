@@ -138,6 +138,7 @@ def test_the_cli_exports_a_checkpoints_weights_with_a_dynamic_batch_axis(cli, tm
         assert max_difference(outputs, model, x) < TOLERANCE
 
 
+@pytest.mark.slow
 def test_onnx_fixed_batch_is_static_and_refuses_other_batches(tmp_path):
     _, _, out = exported(tmp_path, "resnet20", "onnx", batch=4)
     dims = [d.dim_value for d in onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim]
@@ -173,6 +174,7 @@ def test_exported_program_with_a_fixed_batch_refuses_other_batches(tmp_path):
         module(torch.randn(3, 3, 32, 32))
 
 
+@pytest.mark.slow
 def test_features_only_spec_exports_one_named_onnx_output_per_stage(cli, tmp_path):
     out = tmp_path / "backbone.onnx"
     result = cli("export", "resnet20", "--set", "head.features=[1,2,3]", "--format", "onnx", "--out", out)
