@@ -165,6 +165,7 @@ def test_exported_program_loads_with_torch_export_and_has_a_dynamic_batch(tmp_pa
             assert max_difference([program.module()(x)], model, x) < TOLERANCE
 
 
+@pytest.mark.slow
 def test_exported_program_with_a_fixed_batch_refuses_other_batches(tmp_path):
     _, _, out = exported(tmp_path, "resnet20", "exported-program", batch=2)
     module = torch.export.load(str(out)).module()

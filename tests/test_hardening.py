@@ -766,6 +766,7 @@ def _interrupt_export(tmp_path: Path, delay: float) -> tuple[int, str]:
     return process.returncode, "".join(lines) + rest
 
 
+@pytest.mark.slow  # an ONNX export, interrupted at several moments
 def test_ctrl_c_during_an_onnx_export_exits_130_and_writes_nothing(tmp_path):
     status, stderr = _interrupt_export(tmp_path, 0.5)
     assert status == 130, stderr

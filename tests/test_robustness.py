@@ -797,7 +797,7 @@ def test_write_folder_is_all_or_nothing(tmp_path):
     assert os.listdir(target) == ["a.yaml"] and (target / "a.yaml").read_text() == "old"
 
 
-@pytest.mark.parametrize("signal_number", [2, 15])
+@pytest.mark.parametrize("signal_number", [pytest.param(2, marks=pytest.mark.slow), 15])  # SIGINT in the slow tier
 def test_an_interrupted_sample_leaves_the_whole_output_or_nothing(tmp_path, signal_number):
     space = ROOT / "specs" / "spaces" / "anynetx_c.yaml"
     for delay in (0.8, 1.8):
