@@ -52,7 +52,7 @@ LOG="$RESULTS/gpu-sh.log"
 if [[ $DEVICE == cuda ]]; then
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | sed 's/^/gpu.sh: GPU: /'
     echo "gpu.sh: CUDA tests (pytest -m cuda) ..."
-    if timeout 150 "$PYTHON" -m pytest -m cuda -q -p no:cacheprovider tests >"$RESULTS/pytest-cuda.txt" 2>&1; then
+    if timeout 150 "$PYTHON" -m pytest -o addopts="" -m cuda -q -p no:cacheprovider tests >"$RESULTS/pytest-cuda.txt" 2>&1; then
         echo "gpu.sh: CUDA tests: $(tail -n 1 "$RESULTS/pytest-cuda.txt")"
     else
         echo "gpu.sh: CUDA tests FAILED: $(tail -n 1 "$RESULTS/pytest-cuda.txt") (see $RESULTS/pytest-cuda.txt)"

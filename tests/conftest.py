@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,11 @@ from typer.testing import CliRunner
 from archspec.lang.sources import stock_names
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# The fast tier runs in two pytest-xdist workers (pyproject.toml): each computes with one torch thread, so that the
+# two do not ask a 2-core machine for four. Set before any test module imports torch; `-n 0` keeps torch's default.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # Every architecture torchvision ships that has a stock spec of the same name.
 TORCHVISION_ARCHS = [

@@ -51,7 +51,7 @@ def test_collecting_the_tests_that_need_no_torch_does_not_import_it():
     ]
     probe = (
         "import sys, pytest\n"
-        f"code = pytest.main(['--collect-only', '-q', '-p', 'no:cacheprovider', *{files!r}])\n"
+        f"code = pytest.main(['--collect-only', '-q', '-n', '0', '-p', 'no:cacheprovider', *{files!r}])\n"
         "print('TORCH_IMPORTED' if 'torch' in sys.modules else 'NO_TORCH', code, file=sys.stderr)\n"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)

@@ -508,15 +508,16 @@ def test_plot_given_sample_files_draws_them_and_refuses_a_mix_with_specs(cli, sa
     assert result.stderr.strip() == f"wrote {out}: 1 series (cifar (25 samples)); references: resnet20"
     texts = {"".join(t.itertext()).strip() for t in ET.parse(out).getroot().iter("{http://www.w3.org/2000/svg}text")}
     assert {"Parameters against FLOPs: cifar", "resnet20"} <= texts
-    # A long path is shortened in a message (its middle elided), so the refusals that quote one are matched up to it.
+    # A long path is shortened in a message (its middle elided), so the refusals are matched around the paths.
     refusals = {
-        ("resnet20", samples): "resnet20: SPEC: draw specs or sample files, not both (",
-        (samples, "--size", "64"): "--size 64: size: applies to specs; the counts in ",
-        (samples.parent / "samples.csv",): f"{samples.parent / 'samples.csv'}: SAMPLES: the CSV is for spreadsheets;",
+        ("resnet20", samples): ("resnet20: SPEC: draw specs or sample files, not both (", "is a sample file);"),
+        (samples, "--size", "64"): ("--size 64: size: applies to specs; the counts in ", "are fixed"),
+        (samples.parent / "samples.csv",): (str(samples.parent)[:20], ": SAMPLES: the CSV is for spreadsheets;"),
     }
-    for args, start in refusals.items():
+    for args, (start, middle) in refusals.items():
         result = cli("plot", *args, "--out", tmp_path / "x.png")
-        assert result.exit_code == 2 and result.stderr.startswith(start), result.output
+        assert result.exit_code == 2 and result.stderr.startswith(start) and middle in result.stderr, result.output
+        assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x.png").exists()
 
 
