@@ -278,3 +278,11 @@ def test_paper_takes_a_format_only_with_a_table(cli):
     result = cli("paper", "--format", "json")
     assert result.exit_code == 2
     assert "--format json: format: applies to a TABLE" in result.stderr
+
+
+def test_paper_convnext_as_csv_gives_plain_numbers(cli):
+    result = cli("paper", "convnext", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    header, first, *_ = result.stdout.splitlines()
+    assert header == "step,paper's change,params,GMACs,GFLOPs,paper,differs from the paper"
+    assert first.split(",")[:3] == ["00_training_recipe", "ResNet-50", "25557032"]  # torchvision's resnet50

@@ -70,7 +70,7 @@ def roadmap_table(steps: list[RoadmapStep], fmt: str = "table") -> str:
         {
             "step": step.step,
             "change": step.change,
-            "params": f"{step.params:,}",
+            "params": str(step.params) if fmt == "csv" else f"{step.params:,}",  # CSV: numbers as numbers
             "macs": f"{step.macs / 1e9:.3f}",
             "flops": f"{step.flops / 1e9:.3f}",
             "paper": f"{step.paper_gflops:.1f}",
