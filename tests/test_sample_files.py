@@ -3,15 +3,20 @@ rendered (worker processes or the main one), and written all or nothing per file
 
 from __future__ import annotations
 
+import glob
 import os
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from archspec.errors import SpecError
 from archspec.files import write_folder
+from archspec.space.draw import draw
+from archspec.space.emit import plain_yaml
 from archspec.space.load import load_space
-from archspec.space.write import PlainDumper, choose_dumper, read_samples, spec_text
+from archspec.space.write import PlainDumper, choose_dumper, read_samples, render_spec, spec_text
 
 SPACE = """\
 name: small bottlenecks
@@ -133,3 +138,101 @@ def test_indented_json_is_the_json_modules_own_text_for_results_of_every_kind():
     ]
     for value in values:
         assert to_json(value) == json.dumps(finite(plain(value)), indent=2)
+
+
+def _pyyaml(data):
+    return yaml.dump(data, Dumper=PlainDumper, sort_keys=False, default_flow_style=None, width=100, allow_unicode=True)
+
+
+@pytest.mark.parametrize("space_file", [*sorted(glob.glob("specs/spaces/*.yaml")), "benchmarks/resnet50_space.yaml"])
+def test_every_stock_spaces_spec_files_are_written_directly_with_pyyamls_text(space_file, monkeypatch):
+    # The spec files of every stock space take the direct path (no libyaml), and it writes PyYAML's bytes.
+    monkeypatch.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    space = load_space(space_file)
+    for index in range(40):
+        data = draw(space, 3, index).data
+        expected = render_spec(space, 3, index, "sample-0001", data, dumper=PlainDumper)
+        assert render_spec(space, 3, index, "sample-0001", data) == expected
+        body = yaml.safe_load(expected)
+        assert plain_yaml(body) == expected, (space_file, index)
+
+
+# Words that are plain (most of them, so that most examples take the direct path), words YAML would quote or
+# read as something else, and words around the wrapping width.
+_PLAIN = st.sampled_from(["bottleneck", "3x3", "B", "(a/b.yaml),", "seed", "0;", "x" * 60, "y" * 99, "a-b", "_c"])
+_ODD = st.sampled_from(
+    [
+        "yes",
+        "No",
+        "null",
+        "~",
+        "1e3",
+        "0x1F",
+        "1_000",
+        "",
+        "a: b",
+        "- a",
+        "#c",
+        "a #c",
+        "'q'",
+        "é",
+        "<<",
+        "=",
+        "1:20",
+        "2001-12-14",
+        ".5",
+        "-a",
+        "a,b",
+        "[x]",
+        "{x}",
+        "a  b",
+        " a",
+        "a ",
+        "a\nb",
+        "on",
+        "*x",
+        "&x",
+        "!x",
+        "%x",
+        "---",
+    ]
+)
+_WORDS = st.one_of(_PLAIN, _PLAIN, _PLAIN, _PLAIN, _PLAIN, _PLAIN, _ODD)
+_TEXT = st.lists(_WORDS, min_size=1, max_size=30).map(" ".join) | _WORDS
+_SCALARS = (
+    _TEXT
+    | st.integers(-(10**20), 10**20)
+    | st.sampled_from([0.25, 36.44, 1e17, 1e-05, 2.0, -0.0, 1e300])
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.booleans()
+    | st.none()
+)
+_KEYS = st.one_of(
+    st.sampled_from(["depth", "width", "stages", "block", "k" * 40]),
+    st.sampled_from(["depth", "width", "stages", "block", "k" * 40]),
+    st.sampled_from(["yes", "null", "a b", "k" * 70, "3x3", "-k"]),
+    st.integers(-3, 30),
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(_KEYS, inner, max_size=5),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(_KEYS, _VALUES, min_size=1, max_size=8))
+def test_the_direct_text_is_pyyamls_or_it_is_not_written(data):
+    # Whatever the data, the direct path writes PyYAML's own text or declines (None), never other text.
+    text = plain_yaml(data)
+    if text is not None:
+        assert text == _pyyaml(data)
+
+
+def test_the_direct_text_wraps_long_plain_text_where_pyyaml_does():
+    # A word ending at column 100 keeps the next on its line; one ending past it sends the next to the next line.
+    for filler in range(80, 100):
+        for nested in (False, True):
+            text = " ".join(["w" * filler, "a", "bb", "ccc", "d" * 30, "e"])
+            data = {"name": "x", "stages": [{"note": text, "depth": [1]}] if nested else [1, {"k": [2]}], "d": text}
+            assert plain_yaml(data) == _pyyaml(data)

@@ -19,6 +19,7 @@ from archspec.report.render import render, to_json
 from archspec.space import samplesfile
 from archspec.space.constraints import QUANTITIES
 from archspec.space.draw import draw
+from archspec.space.emit import plain_yaml
 from archspec.space.results import SampleRecord, SampleRun
 from archspec.space.template import Space
 
@@ -64,9 +65,14 @@ def render_spec(
     space: Space, seed: int, index: int, name: str, data: dict[str, Any], *, dumper: type[Any] | None = None
 ) -> str:
     """The YAML of draw `index` (its `data`) as the spec `name`, with libyaml's emitter where PyYAML has it
-    (the same text as PyYAML's own, which `dumper=PlainDumper` asks for)."""
+    (the same text as PyYAML's own, which `dumper=PlainDumper` asks for). Without a `dumper`, the text is
+    written directly where `emit.plain_yaml` knows it (a spec's usual shapes), by libyaml otherwise."""
     description = f"Draw {index} of the space {space.name} ({space.source}), seed {seed}; written by archspec sample."
     body = {"name": name, "description": description, **{k: v for k, v in data.items() if k not in _OWN}}
+    if dumper is None:
+        text = plain_yaml(body)
+        if text is not None:
+            return text
     return yaml.dump(
         body, Dumper=dumper or _DUMPER, sort_keys=False, default_flow_style=None, width=100, allow_unicode=True
     )
