@@ -215,46 +215,75 @@ def write_folder(
     folder: str | os.PathLike[str], files: list[tuple[str, bytes]], *, force: bool, option: str = "--out"
 ) -> None:
     """Write `files` (name, content) into `folder` as one change: all of them, or (after an error, Ctrl-C or
-    SIGTERM) nothing new.
+    SIGTERM) nothing new (see `StagedFolder`)."""
+    with StagedFolder(folder, force=force, option=option) as staged:
+        for name, content in files:
+            staged.add(name, content)
+        staged.commit()
+
+
+class StagedFolder:
+    """Files written into `folder` as one change: each `add`ed file goes into a temporary folder as it comes,
+    and `commit` puts them all in place; leaving the `with` block without a commit (an error, Ctrl-C, SIGTERM)
+    removes the temporary folder, so nothing new appears.
 
     A new folder is written whole under a temporary name beside it and renamed into place. Into an existing
     folder the files are written under a temporary folder inside it; then every target is checked (with
     `force`, only regular files are replaced; without it, none may exist) before the first is replaced, and
-    the renames run with Ctrl-C and SIGTERM held back until they are done.
+    the renames run with Ctrl-C and SIGTERM held back until they are done. Before anything is moved, the file
+    system is flushed once for all the files, so a name appears only with its whole content on disk.
     """
-    target = Path(folder)
-    exists = target.is_dir()
-    try:
-        stage = Path(
-            tempfile.mkdtemp(prefix=f".{_short_name(target)}.", suffix=".tmp", dir=target if exists else target.parent)
-        )
-    except OSError as exc:
-        raise _problem(target, option, f"cannot write in this folder: {exc.strerror or exc}") from None
-    try:
-        # Created with the mode a plain open() gives (0666 less the umask); a sample writes thousands of files,
-        # so each is one open, write and close, nothing more.
-        staged = os.fspath(stage)
-        for name, content in files:
-            _write_new(os.path.join(staged, name), content)
-        _flush({stage}, [os.path.join(staged, name) for name, _ in files])  # one flush to disk for all the files
-        if not exists:
-            os.chmod(stage, 0o777 & ~_umask())
-            with _signals_held():
-                os.rename(stage, target)  # fails if a folder of that name appeared meanwhile
-            return
-        for name, _ in files:
-            check_output(target / name, force=force, option=option)
-        with _signals_held():
-            for name, _ in files:
-                os.replace(stage / name, target / name)
-            os.rmdir(stage)
-    except BaseException as exc:
-        shutil.rmtree(stage, ignore_errors=True)
+
+    def __init__(self, folder: str | os.PathLike[str], *, force: bool, option: str = "--out"):
+        self.target = Path(folder)
+        self.force = force
+        self.option = option
+        self._exists = self.target.is_dir()
+        self._names: list[str] = []
+        try:
+            self._stage = tempfile.mkdtemp(
+                prefix=f".{_short_name(self.target)}.",
+                suffix=".tmp",
+                dir=self.target if self._exists else self.target.parent,
+            )
+        except OSError as exc:
+            raise _problem(self.target, option, f"cannot write in this folder: {exc.strerror or exc}") from None
+        self._open = True
+
+    def __enter__(self) -> StagedFolder:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if self._open:
+            self._open = False
+            shutil.rmtree(self._stage, ignore_errors=True)
         if isinstance(exc, OSError):
             raise _problem(
-                target, option, f"cannot write the files: {exc.strerror or exc}; nothing was changed"
+                self.target, self.option, f"cannot write the files: {exc.strerror or exc}; nothing was changed"
             ) from None
-        raise
+
+    def add(self, name: str, content: bytes) -> None:
+        """Write one file (created with the mode a plain open() gives: one open, write and close)."""
+        _write_new(os.path.join(self._stage, name), content)
+        self._names.append(name)
+
+    def commit(self) -> None:
+        """Flush the files to disk and put them all in place."""
+        stage = Path(self._stage)
+        _flush({stage}, [os.path.join(self._stage, name) for name in self._names])
+        if not self._exists:
+            os.chmod(stage, 0o777 & ~_umask())
+            with _signals_held():
+                os.rename(stage, self.target)  # fails if a folder of that name appeared meanwhile
+                self._open = False
+            return
+        for name in self._names:
+            check_output(self.target / name, force=self.force, option=self.option)
+        with _signals_held():
+            for name in self._names:
+                os.replace(stage / name, self.target / name)
+            os.rmdir(stage)
+            self._open = False
 
 
 def _write_new(path: str, content: bytes) -> None:

@@ -10,7 +10,8 @@ the wall time of the whole command (interpreter start, drawing, checking, writin
 samples.csv and samples.json). The space is benchmarks/resnet50_space.yaml unless --space says otherwise:
 ResNet-50-sized bottleneck networks with a FLOPs constraint. The files of every run are checked to be the
 same for every J. Then, in this process, the cost of rendering one spec file with PyYAML's pure-Python
-emitter and with libyaml's (the one `archspec sample` uses where PyYAML has it; both give the same text),
+emitter, with libyaml's, and written directly (`archspec.space.emit`, what `archspec sample` uses for a spec's
+usual shapes; all three give the same text),
 and where one accepted spec's time goes: each draw's steps (drawn, validated, planned, counted, rendered:
 what the workers do) and the main process's part (samples.json, samples.csv, writing and flushing the
 files), with the start of an interpreter that imports what the command imports.
@@ -32,6 +33,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import yaml
+
 from archspec.counting.analytic import complexity
 from archspec.files import write_folder
 from archspec.lang.validate import validate
@@ -41,7 +44,7 @@ from archspec.report.render import to_json
 from archspec.space.draw import draw
 from archspec.space.load import load_space
 from archspec.space.sample import _Draws, sample
-from archspec.space.write import PlainDumper, render_spec, samples_csv
+from archspec.space.write import PlainDumper, choose_dumper, render_spec, samples_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 SPACE = ROOT / "benchmarks" / "resnet50_space.yaml"
@@ -75,12 +78,16 @@ def emitter_costs(space_file: Path, count: int) -> dict[str, float]:
     run = sample(space, n=count, seed=0, jobs=1)
     drawn = [(record, draw(space, 0, record.draw).data) for record in run.samples]
     costs, texts = {}, []
-    emitters = (("PyYAML, pure Python", PlainDumper), ("libyaml (C), nodes made by archspec", None))
+    emitters = (
+        ("PyYAML, pure Python", PlainDumper),
+        ("libyaml (C), nodes made by archspec", choose_dumper(getattr(yaml, "__with_libyaml__", False))),
+        ("written directly (archspec.space.emit), as `archspec sample` does", None),
+    )
     for label, dumper in emitters:
         started = time.perf_counter()
         texts.append([render_spec(space, 0, record.draw, record.name, data, dumper=dumper) for record, data in drawn])
         costs[label] = (time.perf_counter() - started) / count * 1000
-    assert texts[0] == texts[1], "the two emitters wrote different text"
+    assert all(text == texts[0] for text in texts), "the emitters wrote different text"
     return costs
 
 
@@ -91,7 +98,7 @@ def phase_costs(space_file: Path, count: int) -> tuple[dict[str, float], dict[st
     space = load_space(str(space_file))
     bounds = list(space.constraints.bounds().items())
     rendered: dict[str, str] = {}
-    run = sample(space, n=count, seed=0, jobs=1, rendered=rendered)
+    run = sample(space, n=count, seed=0, jobs=1, keep=lambda record, text: rendered.__setitem__(record.file, text))
     indices = range(run.statistics.drawn)
     draws = [draw(space, 0, index) for index in indices]
     docs = [from_mapping(d.data, source="<draw>") for d in draws]

@@ -9,7 +9,7 @@ from conftest import STOCK, fast_subset
 from fvcore.nn import FlopCountAnalysis
 
 import archspec
-from archspec.counting.analytic import complexity
+from archspec.counting.analytic import complexity, totals
 from archspec.nn.fvcore_count import fvcore_complexity
 from archspec.plan import load_plan
 
@@ -28,6 +28,16 @@ def _check(name: str, size) -> None:
     assert analytic.params == reference.params, (name, size)
     assert analytic.activations == reference.activations, (name, size)
     assert analytic.macs == analytic.flops_by_op["conv"] + analytic.flops_by_op["linear"]
+    assert totals(plan) == (analytic.params, analytic.flops, analytic.macs, analytic.activations, analytic.layers)
+
+
+def test_the_totals_sampling_counts_are_the_full_counts_for_every_stock_spec():
+    # `archspec sample` counts each draw with `totals`, which skips the per-section breakdowns.
+    for name in STOCK:
+        for size in (None, (96, 64)):
+            plan = load_plan(name, input_size=size)
+            c = complexity(plan)
+            assert totals(plan) == (c.params, c.flops, c.macs, c.activations, c.layers), (name, size)
 
 
 # One spec of each kind: fvcore at the native size and at two more sizes in the fast tier; every other stock

@@ -236,3 +236,70 @@ def test_the_direct_text_wraps_long_plain_text_where_pyyaml_does():
             text = " ".join(["w" * filler, "a", "bb", "ccc", "d" * 30, "e"])
             data = {"name": "x", "stages": [{"note": text, "depth": [1]}] if nested else [1, {"k": [2]}], "d": text}
             assert plain_yaml(data) == _pyyaml(data)
+
+
+def test_samples_csv_is_the_csv_modules_table_of_every_field_drawn_by_any_sample():
+    # Fields that only some samples drew (an empty cell elsewhere), lists and mappings as JSON, booleans in
+    # YAML's words, None, and text that the CSV format must quote.
+    import csv
+    import io
+    import json
+
+    from archspec.space.results import SampleRecord, SampleRun, SampleStats
+    from archspec.space.write import samples_csv
+
+    fields = [
+        {"stages.0.depth": 3, "block": "bottleneck"},
+        {"stages.0.depth": 4, "se": True, "widths": [64, 128], "extra": {"a": 1}},
+        {"block": 'say "a, b"', "se": None, "note": "two\nlines"},
+    ]
+    records = [
+        SampleRecord(f"s-{i:04d}", f"s-{i:04d}.yaml", 10 * i, f, 100 + i, 200 + i, 100 + i, 7, 20 + i, 4)
+        for i, f in enumerate(fields, 1)
+    ]
+    run = SampleRun("s.yaml", "s", 0, 3, {}, records, SampleStats(30, 3, 0, 0, 27, {}, []))
+    keys = ["stages.0.depth", "block", "se", "widths", "extra", "note"]
+    expected = io.StringIO()
+    writer = csv.writer(expected, lineterminator="\n")
+    writer.writerow(["name", "file", "draw", *keys, "params", "flops", "macs", "activations", "layers", "stages"])
+    for r in records:
+        cells = []
+        for key in keys:
+            value = r.fields.get(key, "")
+            if isinstance(value, (list, dict)):
+                value = json.dumps(value)
+            elif isinstance(value, bool):
+                value = str(value).lower()
+            cells.append(str(value) if key in r.fields else "")
+        writer.writerow([r.name, r.file, r.draw, *cells, r.params, r.flops, r.macs, r.activations, r.depth, r.stages])
+    assert samples_csv(run) == expected.getvalue()
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_a_sample_stopped_while_its_files_are_written_leaves_nothing_new(tmp_path, existing):
+    # The spec files are written (under a temporary folder) as the samples are kept: stopped then, by Ctrl-C
+    # or an error, nothing appears and nothing the folder held changes.
+    from archspec.space.sample import sample
+    from archspec.space.write import SampleFiles
+
+    space_file = tmp_path / "space.yaml"
+    space_file.write_text(SPACE)
+    space = load_space(str(space_file))
+    out = tmp_path / "s"
+    if existing:
+        out.mkdir()
+        (out / "small_bottlenecks-0001.yaml").write_text("mine\n")
+    kept = []
+
+    def keep(record, text):
+        files.add(record, text)
+        kept.append(record.name)
+        if len(kept) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt), SampleFiles(space, out, seed=0, force=existing) as files:
+        sample(space, n=10, seed=0, jobs=1, keep=keep)
+    assert sorted(os.listdir(tmp_path)) == ["s", "space.yaml"] if existing else ["space.yaml"]
+    if existing:
+        assert os.listdir(out) == ["small_bottlenecks-0001.yaml"]
+        assert (out / "small_bottlenecks-0001.yaml").read_text() == "mine\n"

@@ -95,7 +95,7 @@ def sample(
     from archspec.space.load import load_space
     from archspec.space.sample import SAFE_NAME, default_jobs
     from archspec.space.sample import sample as draw_samples
-    from archspec.space.write import check_folder, write_samples
+    from archspec.space.write import SampleFiles, check_folder
     from archspec.tools.progress import Progress
 
     if name is not None and not SAFE_NAME.fullmatch(name):
@@ -106,18 +106,19 @@ def sample(
         )
     check_folder(out, force=force)
     loaded = load_space(space, overrides or ())
-    rendered: dict[str, str] = {}
-    run = draw_samples(
-        loaded,
-        n=n,
-        seed=seed,
-        jobs=jobs or default_jobs(),
-        max_draws=max_draws,
-        prefix=name,
-        progress=Progress(sys.stderr),
-        rendered=rendered,
-    )
-    write_samples(loaded, run, out, force=force, rendered=rendered)
+    # Each spec file is written (under a temporary folder) as its sample is kept; all appear at the end.
+    with SampleFiles(loaded, out, seed=seed, force=force) as files:
+        run = draw_samples(
+            loaded,
+            n=n,
+            seed=seed,
+            jobs=jobs or default_jobs(),
+            max_draws=max_draws,
+            prefix=name,
+            progress=Progress(sys.stderr),
+            keep=files.add,
+        )
+        files.finish(run)
     echo_err(statistics_text(run.statistics))
     echo_err(f"wrote {len(run.samples):,} specs to {printable(str(out))}, with samples.csv and samples.json")
     rows = []

@@ -229,6 +229,14 @@ class Complexity:
     flops_by_section: dict[str, int]
 
 
+def totals(plan: p.Plan) -> tuple[int, int, int, int, int]:
+    """(params, flops, macs, activations, layers) of a whole plan, as `complexity` counts them, without its
+    breakdowns by section: what design-space sampling asks of each of the thousands of plans it counts."""
+    t = Tally()
+    _walk(plan.children, True, t)
+    return t.params, sum(t.by_op), t.macs, t.activations, t.layers
+
+
 def complexity(plan: p.Plan) -> Complexity:
     """Counts for a whole plan, with per-section (stem, stages, head) breakdowns."""
     # The sections hold the same ops as the plan's children (a stage's sequence is a child, or inside one):

@@ -12,13 +12,13 @@ import multiprocessing
 import os
 import re
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.pool import Pool
 from typing import Any
 
-from archspec.counting.analytic import complexity
+from archspec.counting.analytic import totals
 from archspec.errors import Mark, Problem, SpecError, format_path
 from archspec.lang.validate import validate
 from archspec.lang.yamldoc import from_mapping
@@ -83,8 +83,7 @@ def evaluate(data: dict[str, Any], stages: tuple[float, float] | None = None) ->
     except PlanError as exc:  # a generator's numbers that make no network, found before planning
         problem = exc.problems[0]
         return ("invalid", format_path(problem.path), problem.message)
-    c = complexity(plan)
-    return ("ok", c.params, c.flops, c.macs, c.activations, c.layers, len(plan.stages))
+    return ("ok", *totals(plan), len(plan.stages))
 
 
 @dataclass(frozen=True)
@@ -235,12 +234,13 @@ def sample(
     max_draws: int | None = None,
     prefix: str | None = None,
     progress: Progress | None = None,
-    rendered: dict[str, str] | None = None,
+    keep: Callable[[SampleRecord, str | None], None] | None = None,
 ) -> SampleRun:
     """`n` distinct valid specs of `space` inside its constraints; a located SpecError if the draws run out first.
 
-    With a `rendered` dict, each sample's spec text (`write.spec_text`) is made where its draw is evaluated
-    (in the workers, with several jobs) and put in it under the sample's file name.
+    With `keep`, each sample's spec text (`write.spec_text`) is made where its draw is evaluated (in the
+    workers, with several jobs), and `keep(record, text)` is called as the sample is kept, while the draws go
+    on (`text` is None where the text was not made there: `keep` makes it).
     """
     if not 0 <= seed < SEED_SPAN:
         raise SpecError(Problem(Mark(f"--seed {seed}"), "seed", f"expected a seed from 0 to {SEED_SPAN - 1}"), code=2)
@@ -257,7 +257,7 @@ def sample(
     tally = _Tally(refused_by={name: 0 for name, _ in bounds})
     records: list[SampleRecord] = []
     jobs = jobs if n >= _PARALLEL_FROM else 1
-    placeholder = f"{prefix}-{0:0{digits}d}" if rendered is not None else None
+    placeholder = f"{prefix}-{0:0{digits}d}" if keep is not None else None
     draws = _Draws(space, seed, bounds, placeholder)
     with _workers(draws, jobs) as pool:
         if progress is not None:
@@ -272,10 +272,8 @@ def sample(
                     continue
                 name = f"{prefix}-{len(records) + 1:0{digits}d}"
                 records.append(SampleRecord(name, f"{name}.yaml", index, fields, **measured))
-                if rendered is not None and placeholder is not None and text is not None:
-                    named = renamed(text, placeholder, name)
-                    if named is not None:
-                        rendered[records[-1].file] = named
+                if keep is not None and placeholder is not None:
+                    keep(records[-1], None if text is None else renamed(text, placeholder, name))
                 if progress is not None:
                     progress.step()
                 if len(records) == n:

@@ -6,6 +6,8 @@ new or empty unless --force, and then files of the same names are replaced (no o
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 from pathlib import Path
@@ -14,8 +16,8 @@ from typing import Any, ClassVar
 import yaml
 
 from archspec.errors import Mark, Problem, SpecError, shorten
-from archspec.files import write_folder
-from archspec.report.render import render, to_json
+from archspec.files import StagedFolder
+from archspec.report.render import to_json
 from archspec.space import samplesfile
 from archspec.space.constraints import QUANTITIES
 from archspec.space.draw import draw
@@ -168,17 +170,21 @@ def samples_csv(run: SampleRun) -> str:
     drawn: dict[str, None] = {}
     for record in run.samples:
         drawn.update(dict.fromkeys(record.fields))
-    columns = [("name", "name"), ("file", "file"), ("draw", "draw")]
     # The counted depth is headed `layers`: beside a drawn `stages.regnet.depth` (blocks), two "depth" columns
     # would mean two different things.
-    columns += [(f"field:{key}", key) for key in drawn] + [(name, _CSV_HEADERS.get(name, name)) for name in QUANTITIES]
-    rows = []
+    headers = ["name", "file", "draw", *drawn, *(_CSV_HEADERS.get(name, name) for name in QUANTITIES)]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(headers)
     for record in run.samples:
-        row: dict[str, Any] = {"name": record.name, "file": record.file, "draw": record.draw}
-        row.update({f"field:{key}": _cell(value) for key, value in record.fields.items()})
-        row.update({name: getattr(record, name) for name in QUANTITIES})
-        rows.append(row)
-    return render(rows, columns, "csv") + "\n"
+        fields = record.fields
+        cells = [
+            value if type(value) is int else _cell(value) if key in fields else ""
+            for key in drawn
+            for value in (fields.get(key),)
+        ]
+        writer.writerow([record.name, record.file, record.draw, *cells, *(getattr(record, q) for q in QUANTITIES)])
+    return out.getvalue()
 
 
 def _cell(value: Any) -> str:
@@ -191,21 +197,50 @@ def _cell(value: Any) -> str:
     )
 
 
-def write_samples(
-    space: Space, run: SampleRun, out: Path, *, force: bool, rendered: dict[str, str] | None = None
-) -> list[Path]:
-    """Write every sampled spec, samples.csv and samples.json into `out` (created if need be); return the paths.
+class SampleFiles:
+    """A sample's folder being written: each spec file as its sample is kept, while the draws go on, then
+    samples.csv and samples.json, and all of them put in place at once by `finish` (`files.StagedFolder`:
+    leaving the `with` block without finishing, on an error, Ctrl-C or SIGTERM, leaves nothing new)."""
 
-    `rendered` holds spec texts already made (file name -> text, as `sample` makes them where it evaluates
-    the draws); the others are rendered here. The files are flushed to disk together, then moved into place.
-    """
-    check_folder(out, force=force)
-    rendered = rendered or {}
-    texts = [(record.file, rendered.get(record.file) or spec_text(space, run, record)) for record in run.samples]
-    texts += [(CSV_NAME, samples_csv(run)), (JSON_NAME, to_json(run) + "\n")]
-    # All or nothing: an interrupted sample leaves no spec files without their samples.json.
-    write_folder(out, [(name, text.encode()) for name, text in texts], force=force)
-    return [out / name for name, _ in texts]
+    def __init__(self, space: Space, out: Path, *, seed: int, force: bool):
+        check_folder(out, force=force)
+        self.space, self.out, self.seed = space, out, seed
+        self._staged = StagedFolder(out, force=force)
+        self._names: list[str] = []
+
+    def __enter__(self) -> SampleFiles:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        self._staged.__exit__(kind, exc, tb)
+
+    def add(self, record: SampleRecord, text: str | None) -> None:
+        """Write a kept sample's spec: `text` as rendered where its draw was evaluated, or rendered here."""
+        if text is None:
+            text = render_spec(
+                self.space, self.seed, record.draw, record.name, draw(self.space, self.seed, record.draw).data
+            )
+        self._staged.add(record.file, text.encode())
+        self._names.append(record.file)
+
+    def finish(self, run: SampleRun) -> list[Path]:
+        """Write samples.csv and samples.json, any spec `add` did not get, and put everything in place; return
+        the paths."""
+        written = set(self._names)
+        for record in run.samples:
+            if record.file not in written:
+                self.add(record, None)
+        self._staged.add(CSV_NAME, samples_csv(run).encode())
+        self._staged.add(JSON_NAME, (to_json(run) + "\n").encode())
+        self._staged.commit()
+        return [self.out / record.file for record in run.samples] + [self.out / CSV_NAME, self.out / JSON_NAME]
+
+
+def write_samples(space: Space, run: SampleRun, out: Path, *, force: bool) -> list[Path]:
+    """Write every sampled spec, samples.csv and samples.json into `out` (created if need be), all or nothing;
+    return the paths."""
+    with SampleFiles(space, out, seed=run.seed, force=force) as files:
+        return files.finish(run)
 
 
 def is_samples_file(path: str) -> bool:
