@@ -9,6 +9,7 @@ the network is. Nothing here imports torch.
 
 from __future__ import annotations
 
+from archspec.lang.blocks import SHARED_KNOBS
 from archspec.lang.schema import Spec
 from archspec.plan.blocks import BLOCKS, StagePlan, stage_knobs
 from archspec.plan.generators import expand_stages, scale_spec
@@ -27,7 +28,13 @@ def make_plan(spec: Spec) -> Plan:
     problems = rule_problems(spec, stages)
     if problems:
         raise PlanError(problems)
-    knobs = [stage_knobs(spec, stage) for stage in stages]
+    # A stage that writes no knob and no block of its own has the network's parameters: resolved once.
+    own = [stage.block is not None or not stage.model_fields_set.isdisjoint(SHARED_KNOBS) for stage in stages]
+    inherited = next((stage_knobs(spec, stage) for stage, mine in zip(stages, own, strict=True) if not mine), None)
+    knobs = [
+        stage_knobs(spec, stage) if mine or inherited is None else inherited
+        for stage, mine in zip(stages, own, strict=True)
+    ]
     kinds = [BLOCKS[k.type] for k in knobs]
     layout = LAYOUTS[kinds[0].layout_family(knobs[0])]
     features = spec.head.features

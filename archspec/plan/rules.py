@@ -65,8 +65,9 @@ def rule_problems(spec: Spec, stages: tuple[Stage, ...]) -> list[PlanProblem]:
             problems.append(
                 PlanProblem((name,), f"{name} shapes residual blocks; a {kinds[0].name} network has none", key=True)
             )
+    written = spec.model_fields_set  # a knob not written has its default, which sets nothing
     for knob in KNOBS:
-        if knob in refused or not _network_sets(spec, knob):
+        if knob not in written or knob in refused or not _network_sets(spec, knob):
             continue
         bad = sorted(
             {
@@ -87,7 +88,9 @@ def rule_problems(spec: Spec, stages: tuple[Stage, ...]) -> list[PlanProblem]:
     problems += _se_problems(spec.se, ("se",))
     problems += _mapping_problems(spec.block, ("block",))
     for i, (stage, kind) in enumerate(zip(stages, kinds, strict=True)):
-        for knob in KNOBS:
+        # A stage's knobs default to None (its network's): only those it writes can be at fault.
+        stage_knobs = () if stage.model_fields_set.isdisjoint(KNOBS) else KNOBS
+        for knob in stage_knobs:
             value = getattr(stage, knob)
             if value is None or (value is False and knob == "se") or knob in kind.knobs | kind.tolerates:
                 continue
