@@ -86,6 +86,21 @@ class _Unusual(Exception):
 
 _encode_text = getattr(json.encoder, "c_encode_basestring_ascii", None) or json.encoder.encode_basestring_ascii
 _FIELDS: dict[type, tuple[str, ...]] = {}
+# What comes before each value of a mapping with these keys at this indentation (`{` or `,`, the line break, the
+# key): a results file repeats the same keys at the same depth thousands of times.
+_HEADS: dict[tuple[tuple[Any, ...], str], list[str]] = {}
+
+
+def _heads(keys: tuple[Any, ...], inner: str) -> list[str]:
+    heads = _HEADS.get((keys, inner))
+    if heads is None:
+        if any(type(key) is not str for key in keys):
+            raise _Unusual
+        heads = [("," if i else "{") + inner + _encode_text(key) + ": " for i, key in enumerate(keys)]
+        if len(_HEADS) >= 1024:
+            _HEADS.clear()
+        _HEADS[(keys, inner)] = heads
+    return heads
 
 
 def _indented(value: Any, newline: str, out: list[str]) -> None:
@@ -105,19 +120,17 @@ def _indented(value: Any, newline: str, out: list[str]) -> None:
         out.append(float.__repr__(value) if math.isfinite(value) else "null")
     elif kind is dict or (dataclasses.is_dataclass(value) and not isinstance(value, type)):
         if kind is dict:
-            items = value.items()
+            keys = tuple(value)
+            values: Any = value.values()
         else:
-            names = _FIELDS.get(kind)
-            if names is None:
-                names = _FIELDS[kind] = tuple(field.name for field in dataclasses.fields(value))
-            items = ((name, getattr(value, name)) for name in names)
+            keys = _FIELDS.get(kind) or _FIELDS.setdefault(kind, tuple(f.name for f in dataclasses.fields(value)))
+            values = (getattr(value, name) for name in keys)
+        if not keys:
+            out.append("{}")
+            return
         inner = newline + "  "
-        opened = False
-        for key, item in items:
-            if type(key) is not str:
-                raise _Unusual
-            head = ("," if opened else "{") + inner + _encode_text(key) + ": "
-            opened = True
+        heads = _heads(keys, inner)
+        for head, item in zip(heads, values, strict=True):
             # Integers and text, most of a results file, without a call each.
             if type(item) is int:
                 out.append(head + int.__repr__(item))
@@ -126,7 +139,7 @@ def _indented(value: Any, newline: str, out: list[str]) -> None:
             else:
                 out.append(head)
                 _indented(item, inner, out)
-        out.append(newline + "}" if opened else "{}")
+        out.append(newline + "}")
     elif kind is list or kind is tuple:
         if not value:
             out.append("[]")
