@@ -3,6 +3,7 @@
 Run by hand (about a minute on a quiet 2-core machine):
 
     python benchmarks/sample_speed.py [--jobs 1 2] [--samples 5000] [--rounds 2] [--space FILE] [--reference DIR]
+                                      [--tmp DIR]
 
 Each round runs `archspec sample SPACE -n N --seed 0 --out DIR --jobs J` in a fresh interpreter for every J,
 taking turns, so that load arriving on a shared machine falls on each J alike; the rate is N divided by
@@ -15,7 +16,10 @@ usual shapes; all three give the same text),
 and where one accepted spec's time goes: each draw's steps (drawn, validated, planned, counted, rendered:
 what the workers do) and the main process's part (samples.json, samples.csv, writing and flushing the
 files), with the start of an interpreter that imports what the command imports.
-Prints Markdown tables for docs/performance.md, with the load average before and after.
+Prints Markdown tables for docs/performance.md, with the load average before and after, and the file system's
+cost of creating one small file where the runs write (--tmp, default the temporary folder), before and after:
+a sample of 5,000 creates 5,000 files, and on a busy or fragmented file system that cost alone can be several
+times the rest.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from pathlib import Path
 
 import yaml
 
-from archspec.counting.analytic import complexity
+from archspec.counting.analytic import totals
 from archspec.files import write_folder
 from archspec.lang.validate import validate
 from archspec.lang.yamldoc import from_mapping
@@ -91,7 +95,19 @@ def emitter_costs(space_file: Path, count: int) -> dict[str, float]:
     return costs
 
 
-def phase_costs(space_file: Path, count: int) -> tuple[dict[str, float], dict[str, float]]:
+def file_cost(folder: Path, count: int = 5000) -> float:
+    """Milliseconds to create one small file (600 bytes) in a new folder inside `folder`, over `count` files: the
+    file system's part of a sample, which varies with its state (on the development machine, from 0.02 ms to
+    0.5 ms a file in the same folder, after many files were deleted nearby)."""
+    with tempfile.TemporaryDirectory(dir=folder) as inside:
+        started = time.perf_counter()
+        for index in range(count):
+            with open(os.path.join(inside, f"f-{index:05d}.yaml"), "wb") as handle:
+                handle.write(b"x" * 600)
+        return (time.perf_counter() - started) / count * 1000
+
+
+def phase_costs(space_file: Path, count: int, folder: Path | None) -> tuple[dict[str, float], dict[str, float]]:
     """Where one accepted spec's time goes, in one process, in milliseconds: in the workers (each draw's
     steps, per draw; a spec takes drawn / accepted draws) and in the main process (per accepted spec).
     Each phase is timed on its own over the first `count` samples, the best of three rounds."""
@@ -109,7 +125,7 @@ def phase_costs(space_file: Path, count: int) -> tuple[dict[str, float], dict[st
         "draw": lambda: [draw(space, 0, index) for index in indices],
         "validate": lambda: [validate(from_mapping(d.data, source="<draw>")) for d in draws],
         "plan": lambda: [plan_document(doc, spec) for doc, spec in zip(docs, specs, strict=True)],
-        "count": lambda: [complexity(plan) for plan in plans],
+        "count (totals, as sampling counts)": lambda: [totals(plan) for plan in plans],
         "render (accepted draws only)": lambda: [
             render_spec(space, 0, i, names[i], draws[i].data) for i in indices if i in names
         ],
@@ -123,10 +139,10 @@ def phase_costs(space_file: Path, count: int) -> tuple[dict[str, float], dict[st
     }
     worker = {label: _best(step) / len(indices) * 1000 for label, step in steps.items()}
     main = {label: _best(step) / count * 1000 for label, step in tail.items()}
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory(dir=folder) as inside:
         files = [(name, text.encode()) for name, text in rendered.items()]
         started = time.perf_counter()
-        write_folder(Path(folder) / "out", files, force=False)
+        write_folder(Path(inside) / "out", files, force=False)
         main["the spec files, written and flushed"] = (time.perf_counter() - started) / count * 1000
     return worker, main
 
@@ -160,6 +176,7 @@ def main() -> None:
     parser.add_argument(
         "--reference", type=Path, help="a folder written earlier by the same command (-n, --seed 0) to compare with"
     )
+    parser.add_argument("--tmp", type=Path, help="where the runs write their folders (default: the temporary folder)")
     args = parser.parse_args()
     cpu = platform.processor() or platform.machine()
     for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
@@ -169,9 +186,10 @@ def main() -> None:
     print(f"Machine: {cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}; ", end="")
     print(f"load average {os.getloadavg()[0]:.1f} before.\n")
 
+    print(f"Creating a small file where the runs write: {file_cost(args.tmp):.3f} ms (before).\n")
     times: dict[int, list[float]] = {jobs: [] for jobs in args.jobs}
     drew = ""
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory(dir=args.tmp) as folder:
         outs: dict[int, Path] = {}
         for round_ in range(args.rounds):
             for jobs in args.jobs:
@@ -199,7 +217,7 @@ def main() -> None:
     for label, ms in costs.items():
         print(f"| {label} | {ms:.3f} |")
 
-    worker, main = phase_costs(args.space, 1000)
+    worker, main = phase_costs(args.space, 1000, args.tmp)
     print("\nWhere the time goes, in one process (the first 1,000 samples), and an interpreter's start with the")
     print(f"command's imports: {start_seconds():.2f} s.\n")
     print("| phase | ms per draw (workers) | ms per accepted spec (main process) |")
@@ -208,7 +226,8 @@ def main() -> None:
         print(f"| {label} | {ms:.3f} | |")
     for label, ms in main.items():
         print(f"| {label} | | {ms:.3f} |")
-    print(f"\nLoad average {os.getloadavg()[0]:.1f} after.")
+    print(f"\nCreating a small file where the runs write: {file_cost(args.tmp):.3f} ms (after).")
+    print(f"Load average {os.getloadavg()[0]:.1f} after.")
 
 
 if __name__ == "__main__":
