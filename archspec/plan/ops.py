@@ -190,14 +190,16 @@ class Residual:
     stride: int
     in_size: Size2
     out_size: Size2
-    pre: Items
+    # The defaults (keyword-only, so that the fields keep their order) are those of most blocks: no pre-activation
+    # unit, nothing after the sum, torchvision's ResNet naming of the shortcut.
+    pre: Items = field(default=(), kw_only=True)
     body: Items
     shortcut: Sequence | ZeroPadShortcut | None
     shortcut_kind: str  # "identity" | "zero_pad" | "projection" | "none"
-    shortcut_name: str
-    shortcut_first: bool
-    shortcut_from_pre: bool
-    post: Items
+    shortcut_name: str = field(default="downsample", kw_only=True)
+    shortcut_first: bool = field(default=False, kw_only=True)
+    shortcut_from_pre: bool = field(default=False, kw_only=True)
+    post: Items = field(default=(), kw_only=True)
     drop_path: float
     zero_init: tuple[str, ...] | None
 

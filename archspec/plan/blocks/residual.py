@@ -91,8 +91,6 @@ def residual_block(walker: Walker, args: BlockArgs) -> Residual:
         body=tuple(body),
         shortcut=shortcut,
         shortcut_kind=shortcut_kind,
-        shortcut_name="downsample",
-        shortcut_first=False,
         shortcut_from_pre=preact and shortcut_kind == "projection",
         post=post,
         drop_path=walker.next_drop_path(),
