@@ -419,6 +419,74 @@ def test_ctrl_c_while_archspec_starts_is_exit_130_without_a_traceback():
     assert (result.returncode, result.stderr) == (130, "archspec: interrupted\n")
 
 
+_CTRL_C_AGAIN = """
+import atexit, io, os, signal, sys
+
+def ctrl_c(kill=os.kill, pid=os.getpid(), sigint=signal.SIGINT):
+    kill(pid, sigint)
+
+def mark(name, make=os.open, close=os.close, flags=os.O_CREAT | os.O_WRONLY):  # works while modules are freed
+    close(make({marks!r} + "/" + name, flags))
+
+# The first Ctrl-C: in the middle of writing --out.
+import archspec.files as files
+real = files.atomic_write
+def interrupted_write(path, write, **kwargs):
+    def half(handle):
+        handle.write(b"{{partial")
+        handle.flush()
+        ctrl_c()
+    real(path, half, **kwargs)
+files.atomic_write = interrupted_write
+
+class Again(io.FileIO):  # stderr: Ctrl-C again each time archspec says it was interrupted
+    def write(self, data):
+        written = super().write(data)
+        if {when!r} == "message" and b"interrupted" in bytes(data):
+            mark("message")
+            ctrl_c()
+        return written
+sys.stderr = io.TextIOWrapper(io.BufferedWriter(Again(2, "wb", closefd=False)), line_buffering=True)
+
+if {when!r} == "atexit":  # while the exit handlers run
+    atexit.register(lambda: (mark("atexit"), ctrl_c()))
+
+class AtShutdown:  # while the interpreter frees the modules, after Python put SIGINT's default action back
+    def __del__(self, mark=mark, ctrl_c=ctrl_c):
+        mark("shutdown")
+        ctrl_c()
+if {when!r} == "shutdown":
+    kept = AtShutdown()
+
+sys.argv = ["archspec", "schema", "--out", {out!r}]
+from archspec.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize("when", ["message", "atexit", "shutdown"])
+def test_ctrl_c_again_after_archspec_says_interrupted_still_exits_130(tmp_path, when):
+    """A second Ctrl-C as the message appears, while the exit handlers run or while the interpreter shuts down
+    changes nothing: exit 130, the message last, and nothing written."""
+    import signal
+
+    out, marks = tmp_path / "out", tmp_path / "marks"
+    out.mkdir()
+    marks.mkdir()
+    probe = _CTRL_C_AGAIN.format(when=when, out=str(out / "schema.json"), marks=str(marks))
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        # Python ignores SIGINT in a process whose parent ignores it; a terminal's Ctrl-C reaches a fresh one.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert (result.returncode, result.stderr) == (130, "archspec: interrupted\n")
+    assert os.listdir(marks) == [when], "the second Ctrl-C was not sent"
+    assert os.listdir(out) == [], "a partial file or a temporary file was left"
+
+
 @pytest.mark.parametrize(
     "tensor,kind",
     [

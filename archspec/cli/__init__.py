@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from archspec.tools.interrupt import ending  # light (signal, threading): what an interrupt needs at the end
+
 
 def main() -> None:
     """Console entry point."""
@@ -17,6 +19,7 @@ def main() -> None:
 
         run()
     except KeyboardInterrupt:
+        ending(process=True)
         sys.stderr.write("archspec: interrupted\n")
         sys.exit(130)
 

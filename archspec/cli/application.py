@@ -16,8 +16,8 @@ import typer
 from archspec.cli import common, inspect, measure, models, space, study, train
 from archspec.cli.common import STATE, Terminated, echo_err, fail
 from archspec.errors import SpecError, printable
+from archspec.tools.interrupt import ending, interrupted
 from archspec.tools.interrupt import install as install_interrupt_handler
-from archspec.tools.interrupt import interrupted
 
 HELP = "Describe ResNets, VGGs and RegNets in YAML, compile them into PyTorch, and measure them."
 
@@ -104,6 +104,7 @@ def run(argv: list[str] | None = None) -> None:
         echo_err(f"{command}: {printable(exc.format_message())} (see --help)")
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
+        ending()
         echo_err("archspec: interrupted")
         sys.exit(130)
     except click_exceptions.ClickException as exc:
@@ -117,6 +118,7 @@ def run(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         _closed_stdout()
     if interrupted() and status in (0, None):  # a Ctrl-C that library code swallowed: the user still asked to stop
+        ending()
         echo_err("archspec: interrupted")
         sys.exit(130)
     sys.exit(status if isinstance(status, int) else 0)

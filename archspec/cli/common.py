@@ -17,7 +17,7 @@ import typer
 
 from archspec.errors import Mark, Problem, SpecError, printable
 from archspec.lang.yamldoc import CHECKPOINT_MAGIC
-from archspec.tools.interrupt import interrupted
+from archspec.tools.interrupt import ending, interrupted
 
 # `debug`: show tracebacks; `debug_in_argv`: --debug was given after the command (see `archspec.cli.application.run`).
 STATE = {"debug": False, "debug_in_argv": False}
@@ -162,6 +162,7 @@ def guarded(command: F) -> F:
         except (typer.Exit, Terminated):
             raise
         except KeyboardInterrupt:
+            ending()
             echo_err("archspec: interrupted")
             raise typer.Exit(code=130) from None
         except BrokenPipeError:
@@ -171,6 +172,7 @@ def guarded(command: F) -> F:
             raise typer.Exit(code=1) from None
         except Exception as exc:  # a bug, or a failure of torch itself
             if interrupted():  # a Ctrl-C that library code caught and reported as its own error
+                ending()
                 echo_err("archspec: interrupted")
                 raise typer.Exit(code=130) from None
             if STATE["debug"]:
