@@ -303,3 +303,29 @@ def test_a_sample_stopped_while_its_files_are_written_leaves_nothing_new(tmp_pat
     if existing:
         assert os.listdir(out) == ["small_bottlenecks-0001.yaml"]
         assert (out / "small_bottlenecks-0001.yaml").read_text() == "mine\n"
+
+
+def test_a_signal_arriving_while_files_are_moved_into_place_waits_until_they_all_are():
+    # Another thread is running (as torch's and a pool's are), so the system may hand SIGINT to it: Python still
+    # runs the handler on the main thread, which must not be in the middle of the renames.
+    import signal
+    import threading
+    import time
+
+    from archspec.files import _signals_held
+
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    done = []
+    try:
+        with pytest.raises(KeyboardInterrupt), _signals_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            done.append("renamed")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        stop.set()
+        other.join()
+    assert done == ["renamed"]
