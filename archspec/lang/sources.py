@@ -6,6 +6,7 @@ pointing at the file and line it came from through inheritance and overrides.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import os
 from collections.abc import Mapping, Sequence
@@ -351,6 +352,8 @@ def apply_override(doc: Document, item: str, label: str | None = None) -> Docume
     `label` names the override in messages (default `--set KEY=VALUE`; `--size 16` for sizes).
     """
     parts, value, mark = _parse_override(item, label)
+    if not doc.overrides:
+        doc.before_overrides = copy.deepcopy(doc)
     if parts[0] == "extends":
         # `extends` is resolved when the file is read, before any override applies.
         raise SpecError(Problem(mark, "extends", "cannot be changed with --set; write `extends:` in the spec file"))
@@ -394,6 +397,7 @@ def apply_override(doc: Document, item: str, label: str | None = None) -> Docume
         del doc.raw[key]
     if not isinstance(value, (dict, list)):
         doc.raw[path] = item.partition("=")[2].strip()
+    doc.overrides.append((item, label, mark))
     return doc
 
 

@@ -62,6 +62,11 @@ class Document:
     marks: dict[tuple[str | int, ...], Mark] = field(default_factory=dict)
     key_marks: dict[tuple[str | int, ...], Mark] = field(default_factory=dict)
     raw: dict[tuple[str | int, ...], str] = field(default_factory=dict)
+    # The overrides applied after the files were read, in order: `KEY=VALUE`, the label messages give it (None:
+    # `--set KEY=VALUE`) and its mark; `before_overrides` is the document as it was before the first of them, so
+    # that a problem the overrides brought can be traced to the one that brought it.
+    overrides: list[tuple[str, str | None, Mark]] = field(default_factory=list)
+    before_overrides: Document | None = None
 
     def mark_for(self, path: tuple[str | int, ...], key: bool = False) -> Mark:
         """The mark of `path`, or of its nearest located ancestor."""
