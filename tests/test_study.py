@@ -544,6 +544,33 @@ def test_a_study_runs_on_an_existing_cluster_and_leaves_it_running(specs, tmp_pa
     _assert_no_new_ray_process(before)
 
 
+@pytest.mark.parametrize("through", ["--address", "RAY_ADDRESS"])
+def test_an_address_where_no_cluster_listens_is_refused_in_one_line_before_anything_is_written(
+    specs, tmp_path, through
+):
+    import socket
+
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    before = _ray_processes()
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "archspec", "study", specs / "wide", "--out", out, "--epochs", "1"]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    if through == "--address":
+        args += ["--address", address]
+    else:
+        env["RAY_ADDRESS"] = address
+    result = subprocess.run(list(map(str, args)), capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert result.returncode == 1, result.stderr[-3000:]
+    (line,) = result.stderr.strip().splitlines()
+    named = f"--address {address}" if through == "--address" else f"RAY_ADDRESS={address}"
+    assert line.startswith(f"{named}: address: no Ray cluster answers at {address} (connection refused); "), line
+    assert "RAY_AUTH_MODE=token" in line and "Traceback" not in result.stdout + result.stderr
+    assert not out.exists()
+    _assert_no_new_ray_process(before)
+
+
 def _descends_from(pid: int, ancestor: int) -> bool:
     while pid > 1:
         if pid == ancestor:
