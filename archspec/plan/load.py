@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -101,9 +100,11 @@ def _blame_overrides(doc: Document, exc: SpecError) -> SpecError:
     if not pending or doc.before_overrides is None:
         return exc
     cause: dict[str, Mark] = {}
-    before = _problem_fields(doc.before_overrides)
+    before = _problem_fields(doc, 0)
     for count, (_, _, mark) in enumerate(doc.overrides, start=1):
-        now = {p.path for p in exc.problems} if count == len(doc.overrides) else _problem_fields(_replayed(doc, count))
+        now = {p.path for p in exc.problems} if count == len(doc.overrides) else _problem_fields(doc, count)
+        if before is None or now is None:  # the file cannot be read again: leave the problems where they are
+            return exc
         for path in pending - before - cause.keys():
             if path in now:
                 cause[path] = mark
@@ -114,22 +115,21 @@ def _blame_overrides(doc: Document, exc: SpecError) -> SpecError:
     return SpecError(sorted(problems, key=file_order), exc.code)
 
 
-def _problem_fields(doc: Document) -> set[str]:
-    """The fields with a problem in `doc` (none when it plans)."""
+def _problem_fields(doc: Document, count: int) -> set[str] | None:
+    """The fields with a problem in `doc` as it was before its overrides, with the first `count` of them applied
+    again (none when it plans); None when that document cannot be made again."""
+    assert doc.before_overrides is not None
     try:
-        _plan_located(doc, None)
+        replayed = doc.before_overrides()
+        for item, label, _ in doc.overrides[:count]:
+            replayed = apply_override(replayed, item, label)
+    except (SpecError, OSError):
+        return None
+    try:
+        _plan_located(replayed, None)
     except SpecError as exc:
         return {p.path for p in exc.problems}
     return set()
-
-
-def _replayed(doc: Document, count: int) -> Document:
-    """`doc` as it was before its overrides, with the first `count` of them applied again."""
-    assert doc.before_overrides is not None
-    replayed = copy.deepcopy(doc.before_overrides)
-    for item, label, _ in doc.overrides[:count]:
-        replayed = apply_override(replayed, item, label)
-    return replayed
 
 
 def locate(doc: Document, path: tuple[str | int, ...], message: str, *, key: bool = False) -> Problem:
