@@ -170,6 +170,71 @@ def test_set_mistakes_name_the_override(item, message):
     assert problems_of(lambda: load_plan("resnet20", overrides=[item])) == [message]
 
 
+@pytest.mark.parametrize(
+    ("spec", "items", "messages"),
+    [
+        # A block knob the planner refuses, inherited by every stage from the network's `block:` mapping.
+        (
+            "convnext_tiny",
+            ["block.kernel=4"],
+            ["--set block.kernel=4: block.kernel: a depthwise kernel of 4 has no centre; use an odd kernel"],
+        ),
+        # The file's own knobs, refused by the kind an override chose (the kind's Pydantic model says no).
+        (
+            "convnext_tiny",
+            ["block.type=bottleneck"],
+            [
+                "--set block.type=bottleneck: block.kernel: kernel shapes convnext, inverted_residual and mbconv "
+                "blocks only, not bottleneck",
+                "--set block.type=bottleneck: block.layer_scale: layer_scale shapes convnext blocks only, not "
+                "bottleneck",
+            ],
+        ),
+        # The same through the planner's rules: flat knobs the file writes, which convnext blocks do not take.
+        (
+            "resnext50_32x4d",
+            ["block=convnext"],
+            [
+                "--set block=convnext: groups: groups shapes bottleneck and regnet blocks only; this spec also has "
+                "convnext blocks",
+                "--set block=convnext: width_per_group: width_per_group shapes bottleneck blocks only; this spec "
+                "also has convnext blocks",
+            ],
+        ),
+        # A limit an override's value passes, found where the walk reaches it.
+        ("convnext_tiny", ["block.expansion=1000000"], ["--set block.expansion=1000000: stages.1: the network"]),
+        # Of several overrides, the one after which the problem appears.
+        (
+            "convnext_tiny",
+            ["stages.0.depth=2", "block.kernel=6", "head.num_classes=10"],
+            ["--set block.kernel=6: block.kernel: a depthwise kernel of 6 has no centre"],
+        ),
+        ("convnext_tiny", ["block.groups=0"], ["--set block.groups=0: block.groups: groups shapes bottleneck"]),
+        ("convnext_tiny", ["stages.0.block.type=nope"], ["--set stages.0.block.type=nope: stages.0.block: got"]),
+    ],
+)
+def test_problems_an_override_brings_name_the_override(spec, items, messages):
+    found = problems_of(lambda: load_plan(spec, overrides=items))
+    assert len(found) == len(messages), found
+    for line, start in zip(found, messages, strict=True):
+        assert line.startswith(start), found
+
+
+def test_problems_the_file_had_before_the_overrides_stay_in_the_file(write):
+    path = write(
+        "bad.yaml",
+        "block: {type: convnext, kernel: 4}\nstem: {type: patchify, width: 8}\nstages:\n  - {depth: 1, width: 8}\n",
+    )
+    assert problems_of(lambda: load_plan(path)) == problems_of(
+        lambda: load_plan(path, overrides=["head.num_classes=10"])
+    )
+    assert problems_of(lambda: load_plan(path))[0].startswith(f"{path}:1:33: block.kernel: a depthwise kernel")
+
+
+def test_a_valid_override_of_the_block_kind_still_plans():
+    assert load_plan("resnet50", overrides=["block=convnext"]).spec.block == "convnext"
+
+
 # --- the command line: exit codes, no tracebacks, --debug --------------------------------------
 
 

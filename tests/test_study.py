@@ -544,6 +544,33 @@ def test_a_study_runs_on_an_existing_cluster_and_leaves_it_running(specs, tmp_pa
     _assert_no_new_ray_process(before)
 
 
+@pytest.mark.parametrize("through", ["--address", "RAY_ADDRESS"])
+def test_an_address_where_no_cluster_listens_is_refused_in_one_line_before_anything_is_written(
+    specs, tmp_path, through
+):
+    import socket
+
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    before = _ray_processes()
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "archspec", "study", specs / "wide", "--out", out, "--epochs", "1"]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    if through == "--address":
+        args += ["--address", address]
+    else:
+        env["RAY_ADDRESS"] = address
+    result = subprocess.run(list(map(str, args)), capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert result.returncode == 1, result.stderr[-3000:]
+    (line,) = result.stderr.strip().splitlines()
+    named = f"--address {address}" if through == "--address" else f"RAY_ADDRESS={address}"
+    assert line.startswith(f"{named}: address: no Ray cluster answers at {address} (connection refused); "), line
+    assert "RAY_AUTH_MODE=token" in line and "Traceback" not in result.stdout + result.stderr
+    assert not out.exists()
+    _assert_no_new_ray_process(before)
+
+
 def _descends_from(pid: int, ancestor: int) -> bool:
     while pid > 1:
         if pid == ancestor:
@@ -617,6 +644,46 @@ def test_plot_samples_draws_the_complexity_normalised_edf(cli, tmp_path):
     assert not (tmp_path / "no.svg").exists()
     result = cli("plot-samples", results, "--normalize", "flops", "--out", tmp_path / "no.svg")
     assert result.exit_code == 2 and "give --edf error with it" in result.stderr
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2), (2, 0, 1), (1, 2, 0)])
+def test_normalize_names_the_population_that_cannot_be_weighted_whatever_its_place(cli, tmp_path, order):
+    from archspec.tools.study.records import append_record
+
+    rng = random.Random(3)
+    files = []
+    for population, low, high in (("plain", 1000, 9000), ("residual", 1000, 9000), ("huge", 10**9, 2 * 10**9)):
+        path = tmp_path / f"{population}.jsonl"
+        for i in range(8):
+            append_record(path, _record(population, f"m{i}", rng.uniform(0.1, 0.4), rng.randrange(low, high)))
+        files.append(path)
+    shown = [files[i] for i in order]
+    result = cli("plot-samples", *shown, "--edf", "error", "--normalize", "flops", "--out", tmp_path / "no.svg")
+    assert result.exit_code == 1, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("--normalize flops: normalize: huge ("), line
+    assert "shares no range of flops with the other populations (" in line, line
+    assert not (tmp_path / "no.svg").exists()
+
+
+def test_normalize_names_a_population_without_errors_and_a_pair_that_shares_no_range():
+    from archspec.tools.study.summary import normalization_problem
+
+    ranges = {"low": (1000, 2000), "mid": (1000, 10**6), "high": (10**6 - 1, 10**6), "all_failed": (1000, 10**6)}
+    records = []
+    for name, (low, high) in ranges.items():
+        for i, flops in enumerate((low, high)):
+            records.append(_record(name, f"{name}{i}", None if name == "all_failed" else 0.2, flops))
+    assert normalization_problem(records, "flops") == (
+        "all_failed has no member with an error (2 failed): there is nothing to weigh against the other populations"
+    )
+    # Each of low and high overlaps mid, but not each other: the pair is named, not the first population.
+    records = [r for r in records if r.population != "all_failed"]
+    message = normalization_problem(records, "flops")
+    assert message is not None and message.startswith("low (1e+03 to 2e+03) and high (1e+06 to 1e+06) share no"), (
+        message
+    )
+    assert normalization_problem([r for r in records if r.population != "high"], "flops") is None
 
 
 def test_a_member_writes_its_state_once_after_its_last_epoch_and_keeps_every_epochs_curve(tmp_path):

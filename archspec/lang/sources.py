@@ -6,7 +6,9 @@ pointing at the file and line it came from through inheritance and overrides.
 
 from __future__ import annotations
 
+import copy
 import difflib
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -169,6 +171,9 @@ def load_document(
         raise SpecError(
             Problem(Mark("<spec>"), "", f"a spec is a path, a stock name or a mapping, not {type(source).__name__}")
         )
+    if doc.before_overrides is None and not isinstance(source, Document):
+        # Read again (rather than copied now) only when an override's problem is traced.
+        doc.before_overrides = functools.partial(load_document, source)
     for item in overrides:
         doc = apply_override(doc, item)
     return doc
@@ -351,6 +356,9 @@ def apply_override(doc: Document, item: str, label: str | None = None) -> Docume
     `label` names the override in messages (default `--set KEY=VALUE`; `--size 16` for sizes).
     """
     parts, value, mark = _parse_override(item, label)
+    if not doc.overrides and doc.before_overrides is None:
+        kept = copy.deepcopy(doc)
+        doc.before_overrides = lambda: copy.deepcopy(kept)
     if parts[0] == "extends":
         # `extends` is resolved when the file is read, before any override applies.
         raise SpecError(Problem(mark, "extends", "cannot be changed with --set; write `extends:` in the spec file"))
@@ -394,6 +402,7 @@ def apply_override(doc: Document, item: str, label: str | None = None) -> Docume
         del doc.raw[key]
     if not isinstance(value, (dict, list)):
         doc.raw[path] = item.partition("=")[2].strip()
+    doc.overrides.append((item, label, mark))
     return doc
 
 

@@ -11,6 +11,7 @@ refused after a few thousand steps, and its text is never printed back).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +63,11 @@ class Document:
     marks: dict[tuple[str | int, ...], Mark] = field(default_factory=dict)
     key_marks: dict[tuple[str | int, ...], Mark] = field(default_factory=dict)
     raw: dict[tuple[str | int, ...], str] = field(default_factory=dict)
+    # The overrides applied after the files were read, in order: `KEY=VALUE`, the label messages give it (None:
+    # `--set KEY=VALUE`) and its mark; `before_overrides` makes the document again as it was before the first of
+    # them, so that a problem the overrides brought can be traced to the one that brought it.
+    overrides: list[tuple[str, str | None, Mark]] = field(default_factory=list)
+    before_overrides: Callable[[], Document] | None = field(default=None, compare=False, repr=False)
 
     def mark_for(self, path: tuple[str | int, ...], key: bool = False) -> Mark:
         """The mark of `path`, or of its nearest located ancestor."""

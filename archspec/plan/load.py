@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Union
 
-from archspec.errors import Problem, SpecError, format_path
+from archspec.errors import Mark, Problem, SpecError, format_path
 from archspec.lang.schema import Spec
 from archspec.lang.sources import apply_override, load_document
 from archspec.lang.validate import validate
@@ -68,6 +69,15 @@ def load_plan(source: Source, *, overrides: Sequence[str] = (), input_size: Inpu
 def plan_document(doc: Document, spec: Spec | None = None) -> Plan:
     """Validate a resolved document (unless `spec` is its validated form already) and plan it; problems point
     into the document."""
+    try:
+        return _plan_located(doc, spec)
+    except SpecError as exc:
+        if not doc.overrides:
+            raise
+        raise _blame_overrides(doc, exc) from None
+
+
+def _plan_located(doc: Document, spec: Spec | None) -> Plan:
     if spec is None:
         spec = validate(doc)
     try:
@@ -76,6 +86,50 @@ def plan_document(doc: Document, spec: Spec | None = None) -> Plan:
         raise SpecError(
             sorted((locate(doc, p.path, p.message, key=p.key) for p in exc.problems), key=file_order)
         ) from None
+
+
+def _blame_overrides(doc: Document, exc: SpecError) -> SpecError:
+    """`exc` with each problem that the document's overrides brought located at the override that brought it.
+
+    A problem located in a file (a field the file writes, refused once an override changed the block kind, a limit
+    an override's value pushed the network past) is blamed on the first override after which its field has a
+    problem, when the document without the overrides had none there.
+    """
+    marks = {mark for _, _, mark in doc.overrides}
+    pending = {p.path for p in exc.problems if p.mark not in marks}
+    if not pending or doc.before_overrides is None:
+        return exc
+    cause: dict[str, Mark] = {}
+    before = _problem_fields(doc, 0)
+    for count, (_, _, mark) in enumerate(doc.overrides, start=1):
+        now = {p.path for p in exc.problems} if count == len(doc.overrides) else _problem_fields(doc, count)
+        if before is None or now is None:  # the file cannot be read again: leave the problems where they are
+            return exc
+        for path in pending - before - cause.keys():
+            if path in now:
+                cause[path] = mark
+        if not pending - cause.keys():
+            break
+        before = now
+    problems = [replace(p, mark=cause[p.path], via=()) if p.path in cause else p for p in exc.problems]
+    return SpecError(sorted(problems, key=file_order), exc.code)
+
+
+def _problem_fields(doc: Document, count: int) -> set[str] | None:
+    """The fields with a problem in `doc` as it was before its overrides, with the first `count` of them applied
+    again (none when it plans); None when that document cannot be made again."""
+    assert doc.before_overrides is not None
+    try:
+        replayed = doc.before_overrides()
+        for item, label, _ in doc.overrides[:count]:
+            replayed = apply_override(replayed, item, label)
+    except (SpecError, OSError):
+        return None
+    try:
+        _plan_located(replayed, None)
+    except SpecError as exc:
+        return {p.path for p in exc.problems}
+    return set()
 
 
 def locate(doc: Document, path: tuple[str | int, ...], message: str, *, key: bool = False) -> Problem:

@@ -72,8 +72,6 @@ def convnext_block(walker: Walker, params: ConvNeXtParams, width: int | None = N
     cin, size = walker.channels, walker.size
     cout = width or cin
     inner = cout * (params.expansion or 4)
-    if params.kernel % 2 == 0:
-        raise walker.problem(f"a depthwise kernel of {params.kernel} has no centre; use an odd kernel", "block")
     each_act = params.activations == "each"
     layers: list[Op] = []
     if params.depthwise == "first" and params.norms == "one":
@@ -162,6 +160,11 @@ def convnext_stage(walker: Walker, index: int, stage: Stage, params: BlockParams
             _written_at(walker, index, stage, ("downsample", "norm")),
             "a downsampling layer of its own normalizes with layer norm, as ConvNeXt's; blocks with norm: batch "
             "change shape ResNet's way (downsample: block)",
+        )
+    if params.kernel % 2 == 0:
+        raise walker.problem_at(
+            _written_at(walker, index, stage, ("kernel",)),
+            f"a depthwise kernel of {params.kernel} has no centre; use an odd kernel",
         )
     transition: Op | None = None
     first_stride = stride

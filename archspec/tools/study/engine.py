@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -37,6 +38,8 @@ from archspec.tools.train.recipe import Recipe
 
 # A member whose worker process dies (killed, crashed) is tried this many more times before it is failed.
 RETRIES = 2
+# How long a cluster address may take to accept a connection before it is refused (seconds).
+CONNECT_TIMEOUT = 10.0
 
 
 def default_workers() -> int:
@@ -104,6 +107,7 @@ def run_study(
     workers = workers or default_workers()
     source = parse_data(data)
     planned = plan_members(populations, data)
+    check_cluster(address)
     out = Path(out)
     if not out.exists() and out.parent.is_dir():
         out.mkdir()
@@ -159,6 +163,45 @@ def run_study(
             lock.release()
 
 
+def _address_source(address: str | None) -> tuple[str | None, str]:
+    """The cluster's address (`address`, else RAY_ADDRESS, else None: an embedded Ray) and how messages name it."""
+    if address:
+        return address, f"--address {shorten(address)}"
+    found = os.environ.get("RAY_ADDRESS") or None
+    return found, f"RAY_ADDRESS={shorten(found or '')}"
+
+
+def check_cluster(address: str | None) -> None:
+    """Refuse, in one line naming the option, a `HOST:PORT` cluster address where nothing accepts a connection.
+
+    Ray itself retries such an address for many minutes, printing a warning every few seconds; a TCP connection
+    tried here answers within `CONNECT_TIMEOUT` seconds, before anything is written. Other forms (`auto`, `local`,
+    a name without a port) are left to Ray.
+    """
+    address, option = _address_source(address)
+    if address is None:
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return
+    try:
+        with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT):
+            return
+    except OSError as exc:
+        reason = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__).lower()
+    raise SpecError(
+        Problem(
+            Mark(option),
+            "address",
+            f"no Ray cluster answers at {shorten(address)} ({reason}); check that the cluster is running "
+            "(`ray status` on its head node) and that this is its head's address and GCS port (6379 unless "
+            "`ray start --port` chose another); a cluster with token authentication also needs RAY_AUTH_MODE=token "
+            "and its token in this environment",
+        )
+    )
+
+
 def _run_on_ray(
     tasks: list[MemberTask],
     finished: Callable[[MemberRecord], None],
@@ -170,7 +213,7 @@ def _run_on_ray(
 ) -> None:
     import ray
 
-    address = address or os.environ.get("RAY_ADDRESS") or None
+    address, option = _address_source(address)
     where = f"the Ray cluster at {address}" if address else f"an embedded Ray with {workers} workers"
     progress.note(f"study: {len(tasks)} members on {where}, {threads} torch thread(s) each")
     # ray.init installs its own SIGTERM handler (it exits at once); keep archspec's, which unwinds through
@@ -189,9 +232,16 @@ def _run_on_ray(
     except (ConnectionError, RuntimeError, ValueError) as exc:
         ray.shutdown()
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SpecError(
-            Problem(Mark(f"--address {address}" if address else "--workers"), "ray", shorten(first))
-        ) from None
+        if address:
+            raise SpecError(
+                Problem(
+                    Mark(option),
+                    "address",
+                    f"{shorten(first)}; a cluster with token authentication needs RAY_AUTH_MODE=token and its token "
+                    "in this environment",
+                )
+            ) from None
+        raise SpecError(Problem(Mark("--workers"), "ray", shorten(first))) from None
     finally:
         for sig, handler in handlers.items():
             if handler is not None:

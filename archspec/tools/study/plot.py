@@ -17,7 +17,7 @@ from pathlib import Path
 from archspec.errors import Mark, Problem, SpecError, printable, shorten
 from archspec.tools.plot import LOG_SPREAD, image_format, plain_text, save_figure
 from archspec.tools.study.records import RESULTS_FILE, MemberRecord, read_records
-from archspec.tools.study.summary import complexity_weights
+from archspec.tools.study.summary import complexity_weights, normalization_problem
 
 EDF_QUANTITIES = ("error", "loss", "params", "flops")
 COMPLEXITY = ("flops", "params")
@@ -102,17 +102,9 @@ def draw_results(
     axes = figure.add_subplot()
     weights = complexity_weights(records, normalize) if normalize else {}
     names = _populations(records)
-    if normalize:
-        alone = [p for p in names if not any(w > 0 for (q, _), w in weights.items() if q == p)]
-        if alone:
-            raise SpecError(
-                Problem(
-                    Mark(f"--normalize {normalize}"),
-                    "normalize",
-                    f"{alone[0]} shares no range of {normalize} with the other populations: there is nothing to "
-                    "weigh its members against",
-                )
-            )
+    problem = normalization_problem(records, normalize) if normalize else None
+    if problem:
+        raise SpecError(Problem(Mark(f"--normalize {normalize}"), "normalize", problem))
     shown: list[float] = []
     for population in names:
         own = [r for r in records if r.population == population]

@@ -124,6 +124,27 @@ def summarize(records: Sequence[MemberRecord], order: Sequence[str] = ()) -> Stu
     return StudySummary(populations, pairs)
 
 
+def _binned(records: Sequence[MemberRecord], quantity: str) -> list[tuple[MemberRecord, int]]:
+    """The members that trained, each with its complexity bin: the pooled range of `quantity` (flops or params)
+    over them cut into `NORMALIZE_BINS` equal bins on a log scale."""
+    ok = [r for r in records if r.status == "ok" and r.error is not None]
+    values = [math.log(max(1, getattr(r, quantity))) for r in ok]
+    if not values:
+        return []
+    low, high = min(values), max(values)
+    width = (high - low) / NORMALIZE_BINS or 1.0
+    return [(r, min(NORMALIZE_BINS - 1, int((v - low) / width))) for r, v in zip(ok, values, strict=True)]
+
+
+def complexity_bins(records: Sequence[MemberRecord], quantity: str) -> dict[str, dict[int, int]]:
+    """Per population with a member that trained, how many of those members fall in each complexity bin."""
+    counts: dict[str, dict[int, int]] = {}
+    for record, b in _binned(records, quantity):
+        bins = counts.setdefault(record.population, {})
+        bins[b] = bins.get(b, 0) + 1
+    return counts
+
+
 def complexity_weights(records: Sequence[MemberRecord], quantity: str) -> dict[tuple[str, str], float]:
     """Weights that give every population the same complexity distribution (the 2019 paper's normalisation).
 
@@ -131,27 +152,58 @@ def complexity_weights(records: Sequence[MemberRecord], quantity: str) -> dict[t
     population a member weighs 1 / (its bin's members), so that each population spreads evenly over the
     bins, and bins that some population has no member in weigh nothing. Weights sum to 1 per population.
     """
-    ok = [r for r in records if r.status == "ok" and r.error is not None]
-    values = [math.log(max(1, getattr(r, quantity))) for r in ok]
-    if not values:
+    binned = _binned(records, quantity)
+    if not binned:
         return {}
-    low, high = min(values), max(values)
-    width = (high - low) / NORMALIZE_BINS or 1.0
-
-    def bin_of(record: MemberRecord) -> int:
-        return min(NORMALIZE_BINS - 1, int((math.log(max(1, getattr(record, quantity))) - low) / width))
-
-    counts: dict[str, dict[int, int]] = {}
-    for record in ok:
-        bins = counts.setdefault(record.population, {})
-        bins[bin_of(record)] = bins.get(bin_of(record), 0) + 1
+    counts = complexity_bins(records, quantity)
     shared = set.intersection(*(set(bins) for bins in counts.values()))
     weights: dict[tuple[str, str], float] = {}
-    for record in ok:
-        b = bin_of(record)
+    for record, b in binned:
         weights[(record.population, record.name)] = 1.0 / counts[record.population][b] if b in shared else 0.0
     for population in counts:
         total = sum(w for (p, _), w in weights.items() if p == population)
         for key in [key for key in weights if key[0] == population]:
             weights[key] = weights[key] / total if total else 0.0
     return weights
+
+
+def normalization_problem(records: Sequence[MemberRecord], quantity: str) -> str | None:
+    """Why the populations of `records` cannot be weighted to one `quantity` distribution, naming the population
+    (or the pair) at fault; None when they can."""
+    names = list(dict.fromkeys(r.population for r in records))
+    counts = complexity_bins(records, quantity)
+    for name in names:
+        if name not in counts:
+            members = sum(r.population == name for r in records)
+            return (
+                f"{name} has no member with an error ({members} failed): there is nothing to weigh against the other "
+                "populations"
+            )
+    bins = {name: set(counts[name]) for name in names}
+    if set.intersection(*bins.values()):
+        return None
+
+    def spread(name: str) -> str:
+        values = [getattr(r, quantity) for r in records if r.population == name and r.status == "ok"]
+        return f"{name} ({min(values):.3g} to {max(values):.3g})"
+
+    for name in names:
+        others = set().union(*(bins[other] for other in names if other != name))
+        if not bins[name] & others:
+            rest = ", ".join(spread(other) for other in names if other != name)
+            return (
+                f"{spread(name)} shares no range of {quantity} with the other populations ({rest}): there is "
+                "nothing to weigh its members against"
+            )
+    for i, first in enumerate(names):
+        for second in names[i + 1 :]:
+            if not bins[first] & bins[second]:
+                return (
+                    f"{spread(first)} and {spread(second)} share no range of {quantity}: no weighting can give "
+                    "them one distribution"
+                )
+    listed = ", ".join(spread(name) for name in names)
+    return (
+        f"no range of {quantity} is common to all the populations ({listed}): no weighting can give them one "
+        "distribution"
+    )
