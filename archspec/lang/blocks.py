@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag
 
-from archspec.lang.fields import Activation, Model, PositiveInt, Ratio, SEField, ShortcutOption, StrideIn
+from archspec.lang.fields import Activation, ExactInt, Model, PositiveInt, Ratio, SEField, ShortcutOption, StrideIn
 
 # The knobs shared by several kinds, written flat on the network (with these defaults) or on a stage.
 _SHORTCUT: Any = Field(
@@ -167,7 +167,7 @@ class InvertedResidualParams(BlockParams):
     expand_ratio: Ratio = Field(
         6.0, description="The expansion factor t: inner width = round(input width x t); 1 drops the 1x1 expansion."
     )
-    kernel: Literal[3, 5, 7] = Field(3, description="Kernel size of the depthwise conv.")
+    kernel: Annotated[Literal[3, 5, 7], ExactInt] = Field(3, description="Kernel size of the depthwise conv.")
     activation: Activation = _ACTIVATION
 
 
@@ -180,7 +180,7 @@ class MBConvParams(BlockParams):
         description="The expansion factor: inner width = input width x expand_ratio, rounded to a multiple of 8; "
         "where that is the input width, there is no 1x1 expansion.",
     )
-    kernel: Literal[3, 5, 7] = Field(3, description="Kernel size of the depthwise conv.")
+    kernel: Annotated[Literal[3, 5, 7], ExactInt] = Field(3, description="Kernel size of the depthwise conv.")
     se_ratio: Annotated[float, Field(ge=0, le=1)] = Field(
         0.25,
         description="Squeeze-and-excitation inside the block, reduced to floor(se_ratio x the block's input width) "
