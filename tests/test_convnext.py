@@ -140,8 +140,13 @@ def test_a_convnext_has_three_weighted_layers_per_block_and_five_more():
             "stages.1.groups: groups shapes bottleneck and regnet blocks only; stage 2 has convnext blocks",
         ),
         (
+            # Located where the kernel is written, not at the parent's stage that first uses it.
             "extends: convnext_tiny\nblock: {type: convnext, kernel: 4}\n",
-            "a depthwise kernel of 4 has no centre; use an odd kernel",
+            "bad.yaml:2:33: block.kernel: a depthwise kernel of 4 has no centre; use an odd kernel",
+        ),
+        (
+            "extends: convnext_tiny\nstages:\n  2: {block: {type: convnext, kernel: 6}}\n",
+            "bad.yaml:3:39: stages.2.block.kernel: a depthwise kernel of 6 has no centre; use an odd kernel",
         ),
         (
             "extends: resnet50\nstages:\n  0: {block: regnet}\n",

@@ -17,7 +17,8 @@ import functools
 import operator
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, Tag
+from pydantic import AfterValidator, Discriminator, Field, Tag
+from pydantic_core import PydanticCustomError
 
 from archspec.lang.fields import Activation, ExactInt, Model, PositiveInt, Ratio, SEField, ShortcutOption, StrideIn
 
@@ -123,11 +124,21 @@ class RegNetParams(_GroupedBottleneckParams):
     activation: Activation = _ACTIVATION
 
 
+def _odd_kernel(kernel: int) -> int:
+    if kernel % 2 == 0:
+        raise PydanticCustomError(
+            "odd_kernel", "a depthwise kernel of {kernel} has no centre; use an odd kernel", {"kernel": kernel}
+        )
+    return kernel
+
+
 class ConvNeXtParams(BlockParams):
     """convnext: depthwise kxk, layer norm, 1x1 up by the expansion, GELU, 1x1 down, layer scale (ConvNeXt)."""
 
     type: Literal["convnext"] = "convnext"
-    kernel: Annotated[int, Field(ge=1, le=63)] = Field(7, description="Kernel size of the depthwise conv (odd).")
+    kernel: Annotated[int, Field(ge=1, le=63), AfterValidator(_odd_kernel)] = Field(
+        7, description="Kernel size of the depthwise conv (odd)."
+    )
     expansion: PositiveInt | None = Field(
         None, description="Inner width of the per-pixel MLP / the block's width (default 4)."
     )

@@ -72,8 +72,6 @@ def convnext_block(walker: Walker, params: ConvNeXtParams, width: int | None = N
     cin, size = walker.channels, walker.size
     cout = width or cin
     inner = cout * (params.expansion or 4)
-    if params.kernel % 2 == 0:
-        raise walker.problem(f"a depthwise kernel of {params.kernel} has no centre; use an odd kernel", "block")
     each_act = params.activations == "each"
     layers: list[Op] = []
     if params.depthwise == "first" and params.norms == "one":
