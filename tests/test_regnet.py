@@ -175,6 +175,22 @@ def test_a_generator_merges_over_its_parent_with_extends(write):
             "{depth: 22, w0: 24, wa: 24.48, wm: 2.54, group_width: 16, se_ratio: 2}",
             "stages.regnet.se_ratio: expected a value of at most 1, got 2",
         ),
+        # A number the generated blocks cannot take is refused, not dropped.
+        (
+            "{depth: 16, w0: 48, wa: 27.89, wm: 2.09, group_width: 8, se_ratio: 0.25, block: convnext}",
+            "stages.regnet.se_ratio: se_ratio sets the generated blocks' `se`, which convnext blocks do not take; "
+            "write `se_ratio: null` or generate blocks that take it",
+        ),
+        (
+            "{depth: 16, w0: 48, wa: 27.89, wm: 2.09, group_width: 8, se_ratio: 0.25, block: mbconv}",
+            "stages.regnet.se_ratio: se_ratio sets the generated blocks' `se`, which mbconv blocks do not take; "
+            "write `se_ratio: null` or generate blocks that take it",
+        ),
+        (
+            "{depth: 13, w0: 64, wa: 30.5, wm: 2.3, group_width: 8, bottleneck_ratio: 2, block: bottleneck}",
+            "stages.regnet.bottleneck_ratio: bottleneck_ratio sets the generated blocks' `bottleneck_ratio`, which "
+            "bottleneck blocks do not take; write `bottleneck_ratio: 1` or generate blocks that take it",
+        ),
     ],
 )
 def test_a_malformed_generator_is_a_located_error(write, rule, message):

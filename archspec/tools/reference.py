@@ -168,6 +168,8 @@ def _rules_text() -> list[str]:
         "- `groups` and `group_width` are exclusive on the network and on each stage; a stage that sets",
         "  either overrides both network values. `se.ratio` is exclusive with `se.reduction` and",
         "  `se.divisor`. `se: false` turns squeeze-and-excitation off for a stage.",
+        "- A generator's `se_ratio` and a `bottleneck_ratio` other than 1 need a generated `block` that",
+        "  takes `se` and `bottleneck_ratio` (`se_ratio: null` or `bottleneck_ratio: 1` turns them off).",
         "- A pre-activation first stage makes the stem end at its conv; a pre-activation last stage",
         "  adds a norm and an activation before the head's pool.",
         "- Option A cannot reduce width; every feature map must keep at least 1x1 for the given",
