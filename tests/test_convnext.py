@@ -179,3 +179,30 @@ def test_flops_diff_and_fit_take_the_hybrid_and_the_stock_convnexts(write, cli, 
     result = cli("fit", "convnext_tiny", "--flops", "2G")
     assert result.exit_code == 0, result.output
     assert "extends: convnext_tiny" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        "{type: convnext, layer_scale: null}",  # channels last: the 1x1 down is zeroed
+        "{type: convnext, layer_scale: null, norms: each}",  # channels first: the layer norm after the 1x1 down
+        "{type: convnext, layer_scale: null, depthwise: middle}",  # channels first, no norm after the 1x1 down
+        "{type: convnext, layer_scale: null, norms: each, norm: batch, downsample: block}",
+    ],
+)
+def test_zero_init_residual_makes_every_convnext_block_start_as_the_identity(block):
+    overrides = [
+        "input.size=32",
+        "stem.width=16",
+        "stages=[{depth: 2, width: 16}, {depth: 1, width: 16, stride: 1}]",
+        f"block={block}",
+    ]
+    x = torch.randn(2, 16, 8, 8)
+    for zero in (False, True):
+        torch.manual_seed(0)
+        model = archspec.build("convnext_tiny", device="cpu", overrides=[f"zero_init_residual={zero}", *overrides])
+        blocks = [m for m in model.modules() if type(m).__name__ == "ResidualBlock"]
+        assert len(blocks) == 3
+        with torch.no_grad():
+            same = [torch.allclose(b.eval()(x), x) for b in blocks]
+        assert same == [zero] * 3, (zero, same)

@@ -91,6 +91,7 @@ def convnext_block(walker: Walker, params: ConvNeXtParams, width: int | None = N
             PixelLinear(inner, cout, dw.out_size),
             Permute(CHANNELS_FIRST),
         ]
+        last = len(layers) - 2  # the 1x1 down: no norm follows it
         out_size = dw.out_size
     else:
         # Channels first: each conv with its norm (`norms: each`, or the depthwise conv's) and its activation.
@@ -108,6 +109,7 @@ def convnext_block(walker: Walker, params: ConvNeXtParams, width: int | None = N
                 layers.append(_norm(walker, params, b, out_size))
             if index < 2 if each_act else index == up:
                 layers.append(Act(params.activation))
+        last = len(layers) - 1  # the 1x1 down, or the norm that follows it
     body: list[tuple[str, Op]] = [("block", Sequence(numbered(layers)))]
     if params.layer_scale is not None:
         walker.add_params(cout)
@@ -130,7 +132,7 @@ def convnext_block(walker: Walker, params: ConvNeXtParams, width: int | None = N
         shortcut_kind="projection" if shortcut is not None else "identity",
         post=(("act", Act(params.activation)),) if each_act else (),
         drop_path=walker.next_drop_path(),
-        zero_init=None,
+        zero_init=("block", str(last)),
     )
 
 
