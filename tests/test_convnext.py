@@ -153,6 +153,12 @@ def test_a_convnext_has_three_weighted_layers_per_block_and_five_more():
             "block: bottleneck stages cannot be mixed with regnet",
         ),
         (
+            # The message names the kind that set the layout, not kinds the network does not have.
+            "extends: efficientnet_b0\nstages:\n  2: {block: {type: convnext}}\n",
+            "bad.yaml:3:7: stages.2.block: convnext stages cannot be mixed with mbconv stages in one network (their "
+            "module layouts differ; a network that opens with mbconv stages takes inverted_residual or mbconv)",
+        ),
+        (
             "extends: convnext_tiny\nnorm: group\n",
             "bad.yaml:2:1: norm: norm sets the network's norm, which nothing here uses: the patchify stem and the "
             "convnext blocks choose their own (stem.norm, block.norm)",

@@ -42,8 +42,13 @@ def _family_problem(spec: Spec, stages: tuple[Stage, ...], kinds: list[BlockKind
         path = ("stages", i, "block") if stages[i].block else ("block",)
         others = [k.name for k in BLOCKS.values() if k.family == family or family in k.joins]
         listed = others[0] if len(others) == 1 else ", ".join(others[:-1]) + " or " + others[-1]
+        # Name the kind that set the layout; list what else it takes only where that says more.
+        takes = (
+            "" if others == [kinds[0].name] else f"; a network that opens with {kinds[0].name} stages takes {listed}"
+        )
         message = (
-            f"{kind.name} stages cannot be mixed with {listed} stages in one network (their module layouts differ)"
+            f"{kind.name} stages cannot be mixed with {kinds[0].name} stages in one network (their module layouts "
+            f"differ{takes})"
         )
         if kind.family in kinds[0].joins:  # the other order makes a network: say so
             message = (
