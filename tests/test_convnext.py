@@ -153,6 +153,12 @@ def test_a_convnext_has_three_weighted_layers_per_block_and_five_more():
             "block: bottleneck stages cannot be mixed with regnet",
         ),
         (
+            # Fewer stride-2 stages cannot help a map the patchify stem has already emptied.
+            "extends: convnext_tiny\ninput: {size: 3}\n",
+            "stem: the feature map shrinks to 0x0 at a 4x4 conv for a 3x3 input; use a larger input.size or a "
+            "smaller stem.patch (extended by",
+        ),
+        (
             # The message names the kind that set the layout, not kinds the network does not have.
             "extends: efficientnet_b0\nstages:\n  2: {block: {type: convnext}}\n",
             "bad.yaml:3:7: stages.2.block: convnext stages cannot be mixed with mbconv stages in one network (their "
