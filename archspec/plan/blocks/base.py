@@ -52,6 +52,15 @@ class BlockArgs:
     first: bool  # the first block of its stage
 
 
+def written_at(walker: Walker, args: BlockArgs, knob: str) -> tuple[str | int, ...]:
+    """Where a kind's own `knob` that the stage's blocks take is written: the stage's `block:` mapping, else the
+    network's of the same kind; else (the kind's default) the stage."""
+    for block, path in ((args.stage.block, ("stages", args.stage_index, "block")), (walker.spec.block, ("block",))):
+        if isinstance(block, type(args.knobs)) and knob in block.model_fields_set:
+            return (*path, knob)
+    return walker.path
+
+
 @dataclass(frozen=True)
 class StagePlan:
     """One planned stage: its ops (blocks, or VGG's flat convs), the stride it applied, and the layer that
