@@ -21,7 +21,7 @@ import stat
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -37,8 +37,16 @@ def _problem(path: Path, option: str, message: str) -> SpecError:
     return SpecError(Problem(Mark(shorten(str(path), 200)), option, message))
 
 
-def check_output(path: str | os.PathLike[str], *, force: bool, option: str = "--out") -> Path:
-    """Refuse an output that may not be written (before any slow work); return it as a Path."""
+def check_output(
+    path: str | os.PathLike[str],
+    *,
+    force: bool,
+    option: str = "--out",
+    reads: Sequence[tuple[str, str | os.PathLike[str] | None]] = (),
+) -> Path:
+    """Refuse an output that may not be written (before any slow work); return it as a Path. An output that is
+    one of the files the command `reads` ((what it is, its path): its spec, its weights) is refused even with
+    `force`."""
     target = Path(path)
     try:
         info = os.lstat(target)
@@ -51,6 +59,10 @@ def check_output(path: str | os.PathLike[str], *, force: bool, option: str = "--
     if info is not None:
         if stat.S_ISDIR(info.st_mode) or (stat.S_ISLNK(info.st_mode) and target.is_dir()):
             raise _problem(target, option, "is a folder; give a file name")
+        for noun, read in reads:
+            if read is not None and _same_file(target, Path(read)):
+                message = f"is {noun} this command reads; write to another file (--force replaces outputs, not inputs)"
+                raise _problem(target, option, message)
         if not force:
             raise _problem(target, option, "file exists; pass --force to overwrite it")
         if not (stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode)):
@@ -66,6 +78,13 @@ def check_output(path: str | os.PathLike[str], *, force: bool, option: str = "--
     if not folder.is_dir():
         raise _problem(target, option, f"folder {shorten(str(folder), 200)!r} does not exist")
     return target
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
 
 
 def check_input_file(path: str | os.PathLike[str], *, option: str, noun: str) -> Path:

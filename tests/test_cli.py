@@ -69,6 +69,24 @@ def test_build_out_never_overwrites_without_force(cli, tmp_path):
     assert out.read_bytes() != b"precious"
 
 
+def test_build_out_with_force_never_replaces_the_spec_or_the_weights_it_reads(cli, write, tmp_path):
+    text = "extends: resnet20\nhead: {num_classes: 3}\n"
+    spec = write("mine.yaml", text)
+    result = cli("build", spec, "--device", "cpu", "--out", spec, "--force")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.strip().endswith(
+        f"{spec}: --out: is the spec this command reads; write to another file (--force replaces outputs, not inputs)"
+    )
+    assert spec.read_text() == text
+    checkpoint = tmp_path / "mine.pt"
+    assert cli("build", spec, "--device", "cpu", "--out", checkpoint).exit_code == 0
+    saved = checkpoint.read_bytes()
+    result = cli("build", spec, "--device", "cpu", "--weights", checkpoint, "--out", checkpoint, "--force")
+    assert result.exit_code == 1
+    assert "--out: is the weights file this command reads" in result.stderr
+    assert checkpoint.read_bytes() == saved
+
+
 def test_validate_exits_zero_for_valid_specs_and_one_with_located_errors(cli, write):
     good = write("good.yaml", "stages:\n  - {depth: 2, width: 64}\n")
     bad = write("bad.yaml", "block: basic\nstages:\n  - {depth: 2, width: 64, strde: 2}\n")

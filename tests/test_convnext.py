@@ -140,12 +140,29 @@ def test_a_convnext_has_three_weighted_layers_per_block_and_five_more():
             "stages.1.groups: groups shapes bottleneck and regnet blocks only; stage 2 has convnext blocks",
         ),
         (
+            # Located where the kernel is written, not at the parent's stage that first uses it.
             "extends: convnext_tiny\nblock: {type: convnext, kernel: 4}\n",
-            "a depthwise kernel of 4 has no centre; use an odd kernel",
+            "bad.yaml:2:33: block.kernel: a depthwise kernel of 4 has no centre; use an odd kernel",
+        ),
+        (
+            "extends: convnext_tiny\nstages:\n  2: {block: {type: convnext, kernel: 6}}\n",
+            "bad.yaml:3:39: stages.2.block.kernel: a depthwise kernel of 6 has no centre; use an odd kernel",
         ),
         (
             "extends: resnet50\nstages:\n  0: {block: regnet}\n",
             "block: bottleneck stages cannot be mixed with regnet",
+        ),
+        (
+            # Fewer stride-2 stages cannot help a map the patchify stem has already emptied.
+            "extends: convnext_tiny\ninput: {size: 3}\n",
+            "stem: the feature map shrinks to 0x0 at a 4x4 conv for a 3x3 input; use a larger input.size or a "
+            "smaller stem.patch (extended by",
+        ),
+        (
+            # The message names the kind that set the layout, not kinds the network does not have.
+            "extends: efficientnet_b0\nstages:\n  2: {block: {type: convnext}}\n",
+            "bad.yaml:3:7: stages.2.block: convnext stages cannot be mixed with mbconv stages in one network (their "
+            "module layouts differ; a network that opens with mbconv stages takes inverted_residual or mbconv)",
         ),
         (
             "extends: convnext_tiny\nnorm: group\n",
@@ -174,3 +191,30 @@ def test_flops_diff_and_fit_take_the_hybrid_and_the_stock_convnexts(write, cli, 
     result = cli("fit", "convnext_tiny", "--flops", "2G")
     assert result.exit_code == 0, result.output
     assert "extends: convnext_tiny" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        "{type: convnext, layer_scale: null}",  # channels last: the 1x1 down is zeroed
+        "{type: convnext, layer_scale: null, norms: each}",  # channels first: the layer norm after the 1x1 down
+        "{type: convnext, layer_scale: null, depthwise: middle}",  # channels first, no norm after the 1x1 down
+        "{type: convnext, layer_scale: null, norms: each, norm: batch, downsample: block}",
+    ],
+)
+def test_zero_init_residual_makes_every_convnext_block_start_as_the_identity(block):
+    overrides = [
+        "input.size=32",
+        "stem.width=16",
+        "stages=[{depth: 2, width: 16}, {depth: 1, width: 16, stride: 1}]",
+        f"block={block}",
+    ]
+    x = torch.randn(2, 16, 8, 8)
+    for zero in (False, True):
+        torch.manual_seed(0)
+        model = archspec.build("convnext_tiny", device="cpu", overrides=[f"zero_init_residual={zero}", *overrides])
+        blocks = [m for m in model.modules() if type(m).__name__ == "ResidualBlock"]
+        assert len(blocks) == 3
+        with torch.no_grad():
+            same = [torch.allclose(b.eval()(x), x) for b in blocks]
+        assert same == [zero] * 3, (zero, same)

@@ -209,6 +209,18 @@ def test_export_refuses_to_overwrite_without_force(cli, tmp_path):
     assert torch.jit.load(str(out))(torch.randn(1, 3, 32, 32)).shape == (1, 10)
 
 
+@pytest.mark.parametrize("force", [[], ["--force"]])
+def test_export_never_writes_over_the_spec_it_reads(cli, write, force):
+    text = "extends: resnet20\nhead: {num_classes: 3}\n"
+    spec = write("mine.yaml", text)
+    result = cli("export", spec, "--format", "torchscript", "--out", spec, *force)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"{spec}: --out: is the spec this command reads; write to another file (--force replaces outputs, not inputs)"
+    )
+    assert spec.read_text() == text
+
+
 def test_a_checkpoint_of_another_architecture_is_a_one_line_error(cli, tmp_path):
     checkpoint = tmp_path / "resnet32.ckpt"
     save_checkpoint(archspec.build("resnet32", device="cpu"), archspec.load_spec("resnet32"), checkpoint)

@@ -144,3 +144,21 @@ def test_the_build_report_shows_the_heads_conv_before_the_classifier():
     plan = archspec.load_plan("resnet50")
     head = stage_rows(plan, complexity(plan))[-1]
     assert (head.block, head.channels) == ("fc", "2048 -> 1000")
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("extends: mobilenet_v2\nblock: {type: inverted_residual, expand_ratio: 0.01}\n", "2:48: block.expand_ratio"),
+        (
+            "extends: mobilenet_v2\nstages:\n  3: {block: {type: inverted_residual, expand_ratio: 0.001}}\n",
+            "3:54: stages.3.block.expand_ratio",
+        ),
+    ],
+)
+def test_an_expansion_that_leaves_no_inner_channel_is_reported_where_it_is_written(write, text, where):
+    path = write("small.yaml", text)
+    with pytest.raises(archspec.SpecError) as info:
+        archspec.load_plan(path)
+    (problem,) = info.value.problems
+    assert str(problem).startswith(f"{path}:{where}: the inner width rounds to 0 (input width "), str(problem)

@@ -171,7 +171,12 @@ def specs(draw):
         spec["group_width"] = draw(st.sampled_from([1, 2, 4, 8]))
         spec["bottleneck_ratio"] = draw(st.sampled_from([1.0, 2.0]))
         if draw(st.booleans()):
-            # The stages as RegNet's generator writes them, at a toy scale.
+            # The stages as RegNet's generator writes them, at a toy scale; the generator, not the network,
+            # gives them their group width and fits their widths to its bottleneck ratio.
+            del spec["group_width"]
+            se_ratio = draw(st.booleans())
+            if se_ratio:
+                spec.pop("se", None)
             spec["stages"] = {
                 "regnet": {
                     "depth": draw(st.integers(1, 5)),
@@ -179,7 +184,8 @@ def specs(draw):
                     "wa": draw(st.sampled_from([0.0, 3.5, 8.0, 12.25])),
                     "wm": draw(st.sampled_from([1.5, 2.0, 2.5])),
                     "group_width": draw(st.sampled_from([1, 4, 8])),
-                    **({"se_ratio": 0.25} if draw(st.booleans()) else {}),
+                    "bottleneck_ratio": spec.pop("bottleneck_ratio"),
+                    **({"se_ratio": 0.25} if se_ratio else {}),
                 }
             }
     if family != "resnet":

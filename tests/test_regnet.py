@@ -175,6 +175,22 @@ def test_a_generator_merges_over_its_parent_with_extends(write):
             "{depth: 22, w0: 24, wa: 24.48, wm: 2.54, group_width: 16, se_ratio: 2}",
             "stages.regnet.se_ratio: expected a value of at most 1, got 2",
         ),
+        # A number the generated blocks cannot take is refused, not dropped.
+        (
+            "{depth: 16, w0: 48, wa: 27.89, wm: 2.09, group_width: 8, se_ratio: 0.25, block: convnext}",
+            "stages.regnet.se_ratio: se_ratio sets the generated blocks' `se`, which convnext blocks do not take; "
+            "write `se_ratio: null` or generate blocks that take it",
+        ),
+        (
+            "{depth: 16, w0: 48, wa: 27.89, wm: 2.09, group_width: 8, se_ratio: 0.25, block: mbconv}",
+            "stages.regnet.se_ratio: se_ratio sets the generated blocks' `se`, which mbconv blocks do not take; "
+            "write `se_ratio: null` or generate blocks that take it",
+        ),
+        (
+            "{depth: 13, w0: 64, wa: 30.5, wm: 2.3, group_width: 8, bottleneck_ratio: 2, block: bottleneck}",
+            "stages.regnet.bottleneck_ratio: bottleneck_ratio sets the generated blocks' `bottleneck_ratio`, which "
+            "bottleneck blocks do not take; write `bottleneck_ratio: 1` or generate blocks that take it",
+        ),
     ],
 )
 def test_a_malformed_generator_is_a_located_error(write, rule, message):
@@ -183,3 +199,36 @@ def test_a_malformed_generator_is_a_located_error(write, rule, message):
         archspec.load_plan(spec)
     assert message in [p.path + ": " + p.message for p in info.value.problems]
     assert all(p.mark.line == 4 for p in info.value.problems)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "block: {type: regnet, group_width: 8}\n",
+            "2:23: block.group_width: the regnet generator gives every stage its own group_width, so the network's "
+            "group_width is never used; write it in the generator (stages.regnet.group_width)",
+        ),
+        (
+            "groups: 2\n",
+            "2:1: groups: the regnet generator gives every stage its own group_width, so the network's groups is "
+            "never used; write it in the generator (stages.regnet.group_width)",
+        ),
+        (
+            "bottleneck_ratio: 2\n",
+            "2:1: bottleneck_ratio: the regnet generator fits its stages' widths to its own bottleneck_ratio; write "
+            "it there (stages.regnet.bottleneck_ratio)",
+        ),
+    ],
+)
+def test_a_network_knob_that_the_generator_overrides_points_to_the_generator(write, text, message):
+    path = write("mine.yaml", "extends: regnet_x_400mf\n" + text)
+    with pytest.raises(archspec.SpecError) as info:
+        archspec.load_plan(path)
+    assert [str(p) for p in info.value.problems] == [f"{path}:{message}"]
+
+
+def test_a_network_se_over_a_generator_without_se_ratio_still_applies():
+    # RegNetX's stages write no SE of their own, so the network's reaches them (as on any stage list).
+    with_se = archspec.count("regnet_x_400mf", overrides=["se={ratio: 0.25, of: input}"])
+    assert with_se.params > archspec.count("regnet_x_400mf").params

@@ -235,6 +235,16 @@ def test_a_valid_override_of_the_block_kind_still_plans():
     assert load_plan("resnet50", overrides=["block=convnext"]).spec.block == "convnext"
 
 
+def test_set_below_a_block_kinds_name_suggests_the_mapping_and_the_suggestion_works():
+    (problem,) = problems_of(lambda: load_plan("mobilenet_v2", overrides=["block.kernel=5"]))
+    assert problem == (
+        "--set block.kernel=5: block: is a single value ('inverted_residual'), it has no fields to set; "
+        "write the kind as a mapping: --set 'block={type: inverted_residual, kernel: 5}'"
+    )
+    suggested = problem.rsplit("--set ", 1)[1].strip("'")
+    assert load_plan("mobilenet_v2", overrides=[suggested]).spec.block.kernel == 5
+
+
 # --- the command line: exit codes, no tracebacks, --debug --------------------------------------
 
 

@@ -140,8 +140,9 @@ def test_a_stage_group_width_overrides_the_networks_groups(write):
         ),
         (
             "stages:\n  - {depth: 1, width: 64}\n  - {depth: 1, width: 64, block: regnet}\n",
-            "stages.1.block: regnet stages cannot be mixed with basic, bottleneck, plain, convnext, "
-            "inverted_residual or mbconv stages in one network (their module layouts differ)",
+            "stages.1.block: regnet stages cannot be mixed with basic stages in one network (their module layouts "
+            "differ; a network that opens with basic stages takes basic, bottleneck, plain, convnext, "
+            "inverted_residual or mbconv)",
         ),
         (
             "stages:\n  - {depth: 1, width: 64, bottleneck_ratio: 2}\n",

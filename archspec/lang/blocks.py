@@ -17,9 +17,10 @@ import functools
 import operator
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, Tag
+from pydantic import AfterValidator, Discriminator, Field, Tag
+from pydantic_core import PydanticCustomError
 
-from archspec.lang.fields import Activation, Model, PositiveInt, Ratio, SEField, ShortcutOption, StrideIn
+from archspec.lang.fields import Activation, ExactInt, Model, PositiveInt, Ratio, SEField, ShortcutOption, StrideIn
 
 # The knobs shared by several kinds, written flat on the network (with these defaults) or on a stage.
 _SHORTCUT: Any = Field(
@@ -123,11 +124,21 @@ class RegNetParams(_GroupedBottleneckParams):
     activation: Activation = _ACTIVATION
 
 
+def _odd_kernel(kernel: int) -> int:
+    if kernel % 2 == 0:
+        raise PydanticCustomError(
+            "odd_kernel", "a depthwise kernel of {kernel} has no centre; use an odd kernel", {"kernel": kernel}
+        )
+    return kernel
+
+
 class ConvNeXtParams(BlockParams):
     """convnext: depthwise kxk, layer norm, 1x1 up by the expansion, GELU, 1x1 down, layer scale (ConvNeXt)."""
 
     type: Literal["convnext"] = "convnext"
-    kernel: Annotated[int, Field(ge=1, le=63)] = Field(7, description="Kernel size of the depthwise conv (odd).")
+    kernel: Annotated[int, Field(ge=1, le=63), AfterValidator(_odd_kernel)] = Field(
+        7, description="Kernel size of the depthwise conv (odd)."
+    )
     expansion: PositiveInt | None = Field(
         None, description="Inner width of the per-pixel MLP / the block's width (default 4)."
     )
@@ -167,7 +178,7 @@ class InvertedResidualParams(BlockParams):
     expand_ratio: Ratio = Field(
         6.0, description="The expansion factor t: inner width = round(input width x t); 1 drops the 1x1 expansion."
     )
-    kernel: Literal[3, 5, 7] = Field(3, description="Kernel size of the depthwise conv.")
+    kernel: Annotated[Literal[3, 5, 7], ExactInt] = Field(3, description="Kernel size of the depthwise conv.")
     activation: Activation = _ACTIVATION
 
 
@@ -180,7 +191,7 @@ class MBConvParams(BlockParams):
         description="The expansion factor: inner width = input width x expand_ratio, rounded to a multiple of 8; "
         "where that is the input width, there is no 1x1 expansion.",
     )
-    kernel: Literal[3, 5, 7] = Field(3, description="Kernel size of the depthwise conv.")
+    kernel: Annotated[Literal[3, 5, 7], ExactInt] = Field(3, description="Kernel size of the depthwise conv.")
     se_ratio: Annotated[float, Field(ge=0, le=1)] = Field(
         0.25,
         description="Squeeze-and-excitation inside the block, reduced to floor(se_ratio x the block's input width) "

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
+from pydantic_core import PydanticCustomError
 
 ShortcutOption = Literal["A", "B", "C"]
 Activation = Literal["relu", "relu6", "silu", "gelu"]
@@ -16,6 +17,20 @@ MAX_WIDTH = 1 << 24
 MAX_SIZE = 1 << 16
 PositiveInt = Annotated[int, Field(ge=1, le=MAX_WIDTH)]
 Ratio = Annotated[float, Field(gt=0, le=64)]
+
+
+def _exact_int(value: object) -> object:
+    """A Literal of integers compares by equality, so on its own it takes `true` as 1 and `5.0` as 5; the
+    language takes neither as an integer anywhere."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    if isinstance(value, float):
+        raise PydanticCustomError("int_from_float", "Input should be a valid integer")
+    return value
+
+
+# Annotates every closed choice of integers (`Annotated[Literal[3, 5, 7], ExactInt]`).
+ExactInt = BeforeValidator(_exact_int)
 
 
 class Model(BaseModel):

@@ -24,8 +24,8 @@ from archspec.lang.blocks import BlockType as BlockType
 from archspec.lang.fields import MAX_SIZE as MAX_SIZE
 from archspec.lang.fields import MAX_WIDTH as MAX_WIDTH
 from archspec.lang.fields import Activation as Activation
+from archspec.lang.fields import ExactInt, PositiveInt, Ratio, SEField
 from archspec.lang.fields import Model as Model
-from archspec.lang.fields import PositiveInt, Ratio, SEField
 from archspec.lang.fields import ShortcutOption as ShortcutOption
 from archspec.lang.fields import SqueezeExcite as SqueezeExcite
 from archspec.lang.fields import StrideIn as StrideIn
@@ -126,7 +126,7 @@ class Stage(Model):
         description="Number of blocks (for vgg: number of 3x3 convs)."
     )
     width: PositiveInt = Field(description="Base width of the blocks; a bottleneck outputs expansion x width.")
-    stride: Literal[1, 2] | None = Field(
+    stride: Annotated[Literal[1, 2] | None, ExactInt] = Field(
         None,
         description="Stride of the stage's first block (default 1 for the first stage, 2 after; vgg: the closing "
         "max pool, default 2).",
@@ -309,7 +309,7 @@ class Spec(Model):
         lt=1.0,
         description="Stochastic depth: the last block's drop rate; earlier blocks' rates grow linearly from 0.",
     )
-    output_stride: Literal[8, 16, 32] | None = Field(
+    output_stride: Annotated[Literal[8, 16, 32] | None, ExactInt] = Field(
         None, description="Replace stage strides by dilation once the network's stride reaches this."
     )
     norm: Literal["batch", "group", "none"] = Field("batch", description="Normalization after each conv.")

@@ -380,7 +380,7 @@ def apply_override(doc: Document, item: str, label: str | None = None) -> Docume
         else:
             raise SpecError(Problem(mark, here, f"is a single value ({shorten(repr(node))}), it has no fields to set"))
         if not isinstance(node, (dict, list)):
-            raise SpecError(Problem(mark, here, f"is a single value ({shorten(repr(node))}), it has no fields to set"))
+            raise SpecError(Problem(mark, here, _single_value_message(node, parts, depth, item)))
     last = parts[-1]
     path = tuple(parts)
     if isinstance(node, list):
@@ -404,6 +404,16 @@ def apply_override(doc: Document, item: str, label: str | None = None) -> Docume
         doc.raw[path] = item.partition("=")[2].strip()
     doc.overrides.append((item, label, mark))
     return doc
+
+
+def _single_value_message(node: object, parts: list[str | int], depth: int, item: str) -> str:
+    """Why `--set` cannot go below a scalar; under a block kind's name, the mapping that would set the field."""
+    message = f"is a single value ({shorten(repr(node))}), it has no fields to set"
+    if parts[depth] == "block" and isinstance(node, str) and depth + 2 == len(parts):
+        here = ".".join(str(p) for p in parts[: depth + 1])
+        value = item.partition("=")[2].strip()
+        message += f"; write the kind as a mapping: --set '{here}={{type: {node}, {parts[-1]}: {value}}}'"
+    return message
 
 
 def _index_message(part: str | int, node: list[Any]) -> str:

@@ -100,7 +100,7 @@ def _initialise(module: nn.Module, law: InitLaw, zeroed: set[int]) -> list[tuple
             draws.append(_random(weight, zeroed, _uniform(weight, 1 / math.sqrt(weight.shape[0]))))
         else:
             draws.append(_random(weight, zeroed, _truncated_normal(weight)))
-    elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
+    elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)):
         if weight is not None:
             weight.fill_(0.0 if id(weight) in zeroed else 1.0)
         if isinstance(module, nn.BatchNorm2d):

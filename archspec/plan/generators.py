@@ -65,6 +65,27 @@ def expand_regnet(rule: RegNetRule) -> list[Stage]:
             runs.append([width, 1])
     kind = BLOCKS[rule.block]
     ratio = rule.bottleneck_ratio
+    # A number the rule cannot hand to its blocks would be dropped without a word.
+    unused = [
+        (name, knob, off)
+        for name, knob, off, written in (
+            ("se_ratio", "se", "null", rule.se_ratio is not None),
+            ("bottleneck_ratio", "bottleneck_ratio", "1", ratio != 1.0),
+        )
+        if written and knob not in kind.knobs
+    ]
+    if unused:
+        raise PlanError(
+            [
+                PlanProblem(
+                    ("stages", "regnet", name),
+                    f"{name} sets the generated blocks' `{knob}`, which {rule.block} blocks do not take; "
+                    f"write `{name}: {off}` or generate blocks that take it",
+                    key=True,
+                )
+                for name, knob, off in unused
+            ]
+        )
     stages = []
     for width, depth in runs:
         inner = int(width / ratio)

@@ -42,8 +42,13 @@ def _family_problem(spec: Spec, stages: tuple[Stage, ...], kinds: list[BlockKind
         path = ("stages", i, "block") if stages[i].block else ("block",)
         others = [k.name for k in BLOCKS.values() if k.family == family or family in k.joins]
         listed = others[0] if len(others) == 1 else ", ".join(others[:-1]) + " or " + others[-1]
+        # Name the kind that set the layout; list what else it takes only where that says more.
+        takes = (
+            "" if others == [kinds[0].name] else f"; a network that opens with {kinds[0].name} stages takes {listed}"
+        )
         message = (
-            f"{kind.name} stages cannot be mixed with {listed} stages in one network (their module layouts differ)"
+            f"{kind.name} stages cannot be mixed with {kinds[0].name} stages in one network (their module layouts "
+            f"differ{takes})"
         )
         if kind.family in kinds[0].joins:  # the other order makes a network: say so
             message = (
@@ -124,6 +129,7 @@ def rule_problems(spec: Spec, stages: tuple[Stage, ...]) -> list[PlanProblem]:
                 key=True,
             )
         )
+    problems += _generated_knob_problems(spec, stages)
     problems += _avg_down_problems(spec, stages, kinds) if "avg_down" not in refused else []
     problems += _unused_norm_problems(spec, stages, kinds)
     problems += [PlanProblem(path, message, key=True) for path, message in stem_problems(spec.stem)]
@@ -173,6 +179,43 @@ def _unused_norm_problems(spec: Spec, stages: tuple[Stage, ...], kinds: list[Blo
                 f"{', '.join(sorted({kind.name for kind in kinds}))} blocks choose their own (stem.norm, block.norm)"
             )
             problems.append(PlanProblem((knob,), message, key=True))
+    return problems
+
+
+# The network knobs a generator's stages carry themselves, and the rule's field that sets each.
+_GENERATED = {"group_width": "group_width", "groups": "group_width", "se": "se_ratio", "bottleneck_ratio": None}
+
+
+def _generated_knob_problems(spec: Spec, stages: tuple[Stage, ...]) -> list[PlanProblem]:
+    """A network knob that a generator's stages would never read: each generated stage writes its own (group
+    width, squeeze-and-excitation), or the rule has fitted the widths to its own bottleneck_ratio."""
+    if isinstance(spec.stages, list):
+        return []
+    written: list[tuple[str, tuple[str, ...]]] = [
+        (knob, (knob,)) for knob in _GENERATED if knob in spec.model_fields_set and _network_sets(spec, knob)
+    ]
+    if spec.block is not None and not isinstance(spec.block, str):
+        block = spec.block
+        written += [
+            (knob, ("block", knob))
+            for knob in _GENERATED
+            if knob in block.model_fields_set and getattr(block, knob) not in (None, False, 1.0)
+        ]
+    problems = []
+    for knob, path in written:
+        field = _GENERATED[knob]
+        if field is None:
+            message = (
+                f"the regnet generator fits its stages' widths to its own {knob}; write it there (stages.regnet.{knob})"
+            )
+        elif all(not _inherits(stage, knob) for stage in stages):
+            message = (
+                f"the regnet generator gives every stage its own {field.removesuffix('_ratio')}, so the network's "
+                f"{knob} is never used; write it in the generator (stages.regnet.{field})"
+            )
+        else:
+            continue  # a stage that does not write it takes the network's value
+        problems.append(PlanProblem(path, message, key=True))
     return problems
 
 

@@ -65,9 +65,14 @@ class Walker:
     def _check_size(self, out: Size2, what: str) -> None:
         if min(out) < 1:
             h, w = as_size(self.spec.input.size)
+            # Stages cannot help a map the stem has already emptied; its own stride (a patch) can.
+            if self.path[:1] != ("stem",):
+                other = " or fewer stride-2 stages"
+            else:
+                other = " or a smaller stem.patch" if self.spec.stem.type == "patchify" else ""
             raise self.problem(
                 f"the feature map shrinks to {out[0]}x{out[1]} at {what} for a {h}x{w} input; use a larger "
-                "input.size or fewer stride-2 stages"
+                f"input.size{other}"
             )
 
     def conv(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from archspec.counting.analytic import Complexity, complexity
 from archspec.files import check_output
+from archspec.lang.sources import locate
 from archspec.plan import Plan, Source, load_plan
 from archspec.plan.load import source_label
 from archspec.plan.ops import Conv, Items, Op, children
@@ -68,7 +69,8 @@ def run_build(
     plan = load_plan(source, overrides=overrides)
     c = complexity(plan)
     if out is not None:
-        check_output(out, force=force)
+        spec_file = locate(source) if isinstance(source, str) else None
+        check_output(out, force=force, reads=(("the spec", spec_file), ("the weights file", weights)))
     progress("archspec: loading torch ...")
     import torch
 

@@ -52,6 +52,19 @@ class BlockArgs:
     first: bool  # the first block of its stage
 
 
+def written_at(
+    walker: Walker, stage: Stage, index: int, kind: type[BlockParams], knobs: tuple[str, ...]
+) -> tuple[str | int, ...] | None:
+    """Where the first of a kind's own `knobs` is written for stage `index`: in the stage's `block:` mapping of
+    that kind, else in the network's; None where neither writes one (the kind's default)."""
+    for block, path in ((stage.block, ("stages", index, "block")), (walker.spec.block, ("block",))):
+        if isinstance(block, kind):
+            for knob in knobs:
+                if knob in block.model_fields_set:
+                    return (*path, knob)
+    return None
+
+
 @dataclass(frozen=True)
 class StagePlan:
     """One planned stage: its ops (blocks, or VGG's flat convs), the stride it applied, and the layer that

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from archspec.lang.blocks import BlockParams, ConvNeXtParams
 from archspec.lang.schema import Stage
-from archspec.plan.blocks.base import BlockKind, StagePlan
+from archspec.plan.blocks.base import BlockKind, StagePlan, written_at
 from archspec.plan.ops import (
     Act,
     Conv,
@@ -91,6 +91,7 @@ def convnext_block(walker: Walker, params: ConvNeXtParams, width: int | None = N
             PixelLinear(inner, cout, dw.out_size),
             Permute(CHANNELS_FIRST),
         ]
+        last = len(layers) - 2  # the 1x1 down: no norm follows it
         out_size = dw.out_size
     else:
         # Channels first: each conv with its norm (`norms: each`, or the depthwise conv's) and its activation.
@@ -108,6 +109,7 @@ def convnext_block(walker: Walker, params: ConvNeXtParams, width: int | None = N
                 layers.append(_norm(walker, params, b, out_size))
             if index < 2 if each_act else index == up:
                 layers.append(Act(params.activation))
+        last = len(layers) - 1  # the 1x1 down, or the norm that follows it
     body: list[tuple[str, Op]] = [("block", Sequence(numbered(layers)))]
     if params.layer_scale is not None:
         walker.add_params(cout)
@@ -130,18 +132,15 @@ def convnext_block(walker: Walker, params: ConvNeXtParams, width: int | None = N
         shortcut_kind="projection" if shortcut is not None else "identity",
         post=(("act", Act(params.activation)),) if each_act else (),
         drop_path=walker.next_drop_path(),
-        zero_init=None,
+        zero_init=("block", str(last)),
     )
 
 
 def _written_at(walker: Walker, index: int, stage: Stage, knobs: tuple[str, ...]) -> tuple[str | int, ...]:
-    """Where the first of `knobs` that a `block:` mapping writes is written: the stage's mapping, then the
-    network's."""
-    for block, path in ((stage.block, ("stages", index, "block")), (walker.spec.block, ("block",))):
-        if isinstance(block, ConvNeXtParams):
-            for knob in knobs:
-                if knob in block.model_fields_set:
-                    return (*path, knob)
+    """Where the first of `knobs` is written (`written_at`), else the `block:` that chose the kind."""
+    where = written_at(walker, stage, index, ConvNeXtParams, knobs)
+    if where is not None:
+        return where
     return ("stages", index, "block") if stage.block is not None else ("block",)
 
 
@@ -160,11 +159,6 @@ def convnext_stage(walker: Walker, index: int, stage: Stage, params: BlockParams
             _written_at(walker, index, stage, ("downsample", "norm")),
             "a downsampling layer of its own normalizes with layer norm, as ConvNeXt's; blocks with norm: batch "
             "change shape ResNet's way (downsample: block)",
-        )
-    if params.kernel % 2 == 0:
-        raise walker.problem_at(
-            _written_at(walker, index, stage, ("kernel",)),
-            f"a depthwise kernel of {params.kernel} has no centre; use an odd kernel",
         )
     transition: Op | None = None
     first_stride = stride

@@ -10,7 +10,7 @@ the projection and its norm; one fewer where t is 1), so its weights load.
 from __future__ import annotations
 
 from archspec.lang.blocks import InvertedResidualParams
-from archspec.plan.blocks.base import BlockArgs, BlockKind, plan_residual_stage
+from archspec.plan.blocks.base import BlockArgs, BlockKind, plan_residual_stage, written_at
 from archspec.plan.ops import Conv, Op, Residual, Sequence, Size2
 from archspec.plan.walker import Walker, numbered
 
@@ -63,7 +63,9 @@ def inverted_residual(walker: Walker, args: BlockArgs) -> Residual:
     cin, size, cout = walker.channels, walker.size, args.width
     inner = round(cin * knobs.expand_ratio)
     if inner < 1:
-        raise walker.problem(f"the inner width rounds to 0 (input width {cin} x expand_ratio {knobs.expand_ratio:g})")
+        message = f"the inner width rounds to 0 (input width {cin} x expand_ratio {knobs.expand_ratio:g})"
+        where = written_at(walker, args.stage, args.stage_index, type(args.knobs), ("expand_ratio",))
+        raise walker.problem_at(where or walker.path, message)
     layers: list[Op] = []
     if knobs.expand_ratio != 1:
         layers.append(walker.conv_norm_act(walker.conv(cin, inner, 1, size), knobs.activation))
