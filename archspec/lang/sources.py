@@ -350,10 +350,13 @@ def _parse_override(item: str, label: str | None = None) -> tuple[list[str | int
     return parts, value, mark
 
 
-def apply_override(doc: Document, item: str, label: str | None = None) -> Document:
+def apply_override(doc: Document, item: str, label: str | None = None, *, blame: bool = True) -> Document:
     """Apply one `KEY=VALUE` (dotted key, YAML value); mappings merge, anything else replaces.
 
-    `label` names the override in messages (default `--set KEY=VALUE`; `--size 16` for sizes).
+    `label` names the override in messages (default `--set KEY=VALUE`; `--size 16` for sizes). A problem the
+    override brings elsewhere in the spec is reported at it, unless `blame` is false (a value the command implies,
+    such as the shape `train --data` gives the input, which the user did not write: the problem stays where the
+    spec is).
     """
     parts, value, mark = _parse_override(item, label)
     if not doc.overrides and doc.before_overrides is None:
@@ -402,7 +405,7 @@ def apply_override(doc: Document, item: str, label: str | None = None) -> Docume
         del doc.raw[key]
     if not isinstance(value, (dict, list)):
         doc.raw[path] = item.partition("=")[2].strip()
-    doc.overrides.append((item, label, mark))
+    doc.overrides.append((item, label, mark, blame))
     return doc
 
 

@@ -64,9 +64,10 @@ class Document:
     key_marks: dict[tuple[str | int, ...], Mark] = field(default_factory=dict)
     raw: dict[tuple[str | int, ...], str] = field(default_factory=dict)
     # The overrides applied after the files were read, in order: `KEY=VALUE`, the label messages give it (None:
-    # `--set KEY=VALUE`) and its mark; `before_overrides` makes the document again as it was before the first of
-    # them, so that a problem the overrides brought can be traced to the one that brought it.
-    overrides: list[tuple[str, str | None, Mark]] = field(default_factory=list)
+    # `--set KEY=VALUE`), its mark and whether a problem it brings is reported at it; `before_overrides` makes the
+    # document again as it was before the first of them, so that a problem the overrides brought can be traced to
+    # the one that brought it.
+    overrides: list[tuple[str, str | None, Mark, bool]] = field(default_factory=list)
     before_overrides: Callable[[], Document] | None = field(default=None, compare=False, repr=False)
 
     def mark_for(self, path: tuple[str | int, ...], key: bool = False) -> Mark:

@@ -95,23 +95,23 @@ def _blame_overrides(doc: Document, exc: SpecError) -> SpecError:
     an override's value pushed the network past) is blamed on the first override after which its field has a
     problem, when the document without the overrides had none there.
     """
-    marks = {mark for _, _, mark in doc.overrides}
+    marks = {mark for _, _, mark, _ in doc.overrides}
     pending = {p.path for p in exc.problems if p.mark not in marks}
     if not pending or doc.before_overrides is None:
         return exc
-    cause: dict[str, Mark] = {}
+    cause: dict[str, Mark | None] = {}  # None: brought by an override that takes no blame, left where it is
     before = _problem_fields(doc, 0)
-    for count, (_, _, mark) in enumerate(doc.overrides, start=1):
+    for count, (_, _, mark, blame) in enumerate(doc.overrides, start=1):
         now = {p.path for p in exc.problems} if count == len(doc.overrides) else _problem_fields(doc, count)
         if before is None or now is None:  # the file cannot be read again: leave the problems where they are
             return exc
         for path in pending - before - cause.keys():
             if path in now:
-                cause[path] = mark
+                cause[path] = mark if blame else None
         if not pending - cause.keys():
             break
         before = now
-    problems = [replace(p, mark=cause[p.path], via=()) if p.path in cause else p for p in exc.problems]
+    problems = [p if (at := cause.get(p.path)) is None else replace(p, mark=at, via=()) for p in exc.problems]
     return SpecError(sorted(problems, key=file_order), exc.code)
 
 
@@ -121,8 +121,8 @@ def _problem_fields(doc: Document, count: int) -> set[str] | None:
     assert doc.before_overrides is not None
     try:
         replayed = doc.before_overrides()
-        for item, label, _ in doc.overrides[:count]:
-            replayed = apply_override(replayed, item, label)
+        for item, label, _, blame in doc.overrides[:count]:
+            replayed = apply_override(replayed, item, label, blame=blame)
     except (SpecError, OSError):
         return None
     try:

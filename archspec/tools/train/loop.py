@@ -440,13 +440,18 @@ def _is_residual(plan: Plan) -> bool:
 
 
 def _plans(specs: Sequence[Source], source: DataSource, overrides: Sequence[str]) -> list[Plan]:
+    from archspec.lang.sources import apply_override, load_document
     from archspec.plan import load_plan
+    from archspec.plan.load import plan_document
 
     fitted = shape_overrides(source)
     plans: list[Plan] = []
     for ref in specs:
         try:
-            plan = load_plan(ref, overrides=tuple(overrides) + fitted)
+            doc = load_document(ref, tuple(overrides))
+            for item in fitted:  # the data's shape, which the user did not write: problems stay in the spec
+                doc = apply_override(doc, item, f"--data {source.text}", blame=False)
+            plan = plan_document(doc)
         except SpecError as exc:
             load_plan(ref, overrides=tuple(overrides))  # a mistake of the spec itself is reported as it is
             # Only the data's shape makes this spec fail: say what the data asked of it.
