@@ -57,24 +57,14 @@ def plan_members(populations: Sequence[Population], data: str) -> list[tuple[str
     The populations take turns (the first member of each, then the second, ...), so that a study stopped
     half-way has records from every population, not only from the first."""
     from archspec.counting.analytic import complexity
-    from archspec.plan import load_plan
-    from archspec.tools.train.data import describe, parse_data, shape_overrides
+    from archspec.tools.train.data import parse_data, plan_for_data
 
     source = parse_data(data)
     planned = []
     longest = max((len(population.members) for population in populations), default=0)
     turns = [p.members[i] for i in range(longest) for p in populations if i < len(p.members)]
     for member in turns:
-        try:
-            plan = load_plan(member.spec, overrides=shape_overrides(source))
-        except SpecError as exc:
-            load_plan(member.spec)  # a mistake of the spec itself is reported as it is
-            raise SpecError(
-                [
-                    Problem(p.mark, p.path, f"{p.message} (--data {source.text}: {describe(source)})", p.via)
-                    for p in exc.problems
-                ]
-            ) from None
+        plan = plan_for_data(member.spec, source)
         if plan.taps is not None:
             raise SpecError(
                 Problem(Mark(member.spec), "head.features", "returns feature maps; a study needs a classifier head")

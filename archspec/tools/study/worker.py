@@ -91,14 +91,13 @@ def _failed(task: MemberTask, reason: str, started: float) -> MemberRecord:
 
 def _train(task: MemberTask) -> tuple[float, float]:
     from archspec.nn.builder import resolve_device
-    from archspec.plan import load_plan
     from archspec.tools.progress import Progress
-    from archspec.tools.train.data import load_data, parse_data, shape_overrides
+    from archspec.tools.train.data import load_data, parse_data, plan_for_data
     from archspec.tools.train.loop import Cluster, Options, train_spec
     from archspec.tools.train.run_folder import read_state
 
     source = parse_data(task.data)
-    plan = load_plan(task.spec, overrides=shape_overrides(source))
+    plan = plan_for_data(task.spec, source)
     key = (source.text, plan.input_channels, plan.input_size, plan.spec.head.num_classes)
     if key not in _DATA:
         _DATA[key] = load_data(source, *key[1:])

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     import numpy.typing as npt
     import torch
 
+    from archspec.plan.ops import Plan
+
 KINDS = ("digits", "synthetic", "cifar10", "imagefolder")
 SYNTHETIC_IMAGES = 1024
 CIFAR_CLASSES = 10
@@ -114,6 +116,28 @@ def shape_overrides(source: DataSource) -> tuple[str, ...]:
         assert source.folder is not None  # parse_data gives imagefolder a folder
         return ("input.channels=3", f"head.num_classes={len(_classes(source, image_folder_split(source.folder)[0]))}")
     return ()
+
+
+def plan_for_data(spec: Any, source: DataSource, overrides: tuple[str, ...] = ()) -> Plan:
+    """The plan of `spec` with the user's `overrides`, then fitted to the data (`shape_overrides`). A spec that
+    cannot take the data is reported where the spec is, with what the data asked of it; a mistake of the spec
+    itself (or of its overrides) as it is."""
+    from archspec.lang.sources import apply_override, load_document
+    from archspec.plan.load import load_plan, plan_document
+
+    try:
+        doc = load_document(spec, overrides)
+        for item in shape_overrides(source):  # the data's shape, which the user did not write: no blame
+            doc = apply_override(doc, item, f"--data {source.text}", blame=False)
+        return plan_document(doc)
+    except SpecError as exc:
+        load_plan(spec, overrides=overrides)  # a mistake of the spec itself is reported as it is
+        raise SpecError(
+            [
+                Problem(p.mark, p.path, f"{p.message} (--data {source.text}: {describe(source)})", p.via)
+                for p in exc.problems
+            ]
+        ) from None
 
 
 def describe(source: DataSource) -> str:

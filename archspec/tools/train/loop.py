@@ -26,7 +26,7 @@ from archspec.errors import Mark, Problem, SpecError
 from archspec.files import atomic_write, check_output
 from archspec.report.results import TrainResult as Result
 from archspec.tools.progress import Progress
-from archspec.tools.train.data import DataSource, TrainData, describe, load_data, parse_data, shape_overrides
+from archspec.tools.train.data import DataSource, TrainData, load_data, parse_data, plan_for_data
 from archspec.tools.train.recipe import Recipe
 from archspec.tools.train.run_folder import (
     CHECKPOINT_FILE,
@@ -440,27 +440,9 @@ def _is_residual(plan: Plan) -> bool:
 
 
 def _plans(specs: Sequence[Source], source: DataSource, overrides: Sequence[str]) -> list[Plan]:
-    from archspec.lang.sources import apply_override, load_document
-    from archspec.plan import load_plan
-    from archspec.plan.load import plan_document
-
-    fitted = shape_overrides(source)
     plans: list[Plan] = []
     for ref in specs:
-        try:
-            doc = load_document(ref, tuple(overrides))
-            for item in fitted:  # the data's shape, which the user did not write: problems stay in the spec
-                doc = apply_override(doc, item, f"--data {source.text}", blame=False)
-            plan = plan_document(doc)
-        except SpecError as exc:
-            load_plan(ref, overrides=tuple(overrides))  # a mistake of the spec itself is reported as it is
-            # Only the data's shape makes this spec fail: say what the data asked of it.
-            raise SpecError(
-                [
-                    Problem(p.mark, p.path, f"{p.message} (--data {source.text}: {describe(source)})", p.via)
-                    for p in exc.problems
-                ]
-            ) from None
+        plan = plan_for_data(ref, source, tuple(overrides))
         if plan.taps is not None:
             raise SpecError(
                 Problem(
