@@ -617,3 +617,22 @@ def test_a_state_dict_for_grey_images_says_which_channels_fit(tmp_path):
     assert problem(lambda: archspec.build("resnet18", weights=path, device="cpu")).endswith(
         "; the file's model takes another input: add --set input.channels=1"
     )
+
+
+@pytest.mark.parametrize(
+    "weight",
+    [(), (10,), (10, 32), (10, 64, 1), (5, 64)],
+    ids=["scalar", "vector", "other-inputs", "other-rank", "classes-differ-from-bias"],
+)
+def test_a_head_of_another_shape_than_another_class_count_is_a_located_refusal(tmp_path, weight):
+    # Only a head that is ours for another number of classes (same rank, same inputs, one class count for the
+    # weight and the bias) is left fresh; any other head shape is a mismatch, reported in one line.
+    state = archspec.build("resnet20", device="cpu").state_dict()
+    state["fc.weight"] = torch.zeros(weight)
+    state["fc.bias"] = torch.zeros(10)
+    path = tmp_path / "w.pth"
+    torch.save(state, path)
+    with pytest.raises(SpecError) as caught:
+        load_weights(load_plan("resnet20", overrides=["head.num_classes=100"]), path)
+    (problem,) = caught.value.problems
+    assert str(problem).startswith(f"{path}: --weights: ") and "fc.weight" in str(problem)

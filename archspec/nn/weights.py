@@ -147,6 +147,15 @@ def _absent_counters(state: dict[str, torch.Tensor], plan: Plan) -> frozenset[st
     return frozenset(k for k in state_shapes(plan) if k.endswith(".num_batches_tracked"))
 
 
+def _other_classes(pairs: list[tuple[tuple[int, ...], tuple[int, ...]]]) -> bool:
+    """Whether the file's head tensors (theirs, ours) are ours for another number of classes: each of the same
+    rank, differing at most in its first dimension, one class count (at least 1) for all of them."""
+    if not pairs or not all(len(theirs) == len(ours) >= 1 and theirs[1:] == ours[1:] for theirs, ours in pairs):
+        return False
+    counts = {theirs[0] for theirs, _ in pairs}
+    return len(counts) == 1 and min(counts) >= 1
+
+
 def load_weights(
     plan: Plan, path: str | os.PathLike[str], *, device: torch.device | str = "cpu", force: bool = False
 ) -> tuple[nn.Module, LoadedWeights]:
@@ -158,15 +167,17 @@ def load_weights(
     shapes = {key: tuple(value.shape) for key, value in state.items()}
     head = head_keys(plan)
     mismatch = compare_state(shapes, plan)
+    ours_shapes = state_shapes(plan)
     fits_but_head = (
         bool(head)
         and set(mismatch.missing) <= counters
         and not mismatch.unexpected
         and {key for key, _, _ in mismatch.wrong_shape} <= set(head)
+        and _other_classes([(shapes[key], ours_shapes[key]) for key in head if key in shapes])
     )
     head_reset = None
     if mismatch.wrong_shape and fits_but_head:
-        module, (theirs, ours) = head[0].rsplit(".", 1)[0], (shapes[head[0]][0], state_shapes(plan)[head[0]][0])
+        module, (theirs, ours) = head[0].rsplit(".", 1)[0], (shapes[head[0]][0], ours_shapes[head[0]][0])
         head_reset = f"the head ({module}) is left freshly initialised: the file has {theirs} classes, the spec {ours}"
         state = {key: value for key, value in state.items() if key not in head}
     else:
