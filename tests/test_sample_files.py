@@ -8,6 +8,7 @@ import os
 
 import pytest
 import yaml
+from conftest import ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -144,10 +145,19 @@ def _pyyaml(data):
     return yaml.dump(data, Dumper=PlainDumper, sort_keys=False, default_flow_style=None, width=100, allow_unicode=True)
 
 
-@pytest.mark.parametrize("space_file", [*sorted(glob.glob("specs/spaces/*.yaml")), "benchmarks/resnet50_space.yaml"])
+_SPACES = [
+    os.path.relpath(path, ROOT)
+    for path in [
+        *sorted(glob.glob(str(ROOT / "specs" / "spaces" / "*.yaml"))),
+        str(ROOT / "benchmarks" / "resnet50_space.yaml"),
+    ]
+]
+
+
+@pytest.mark.parametrize("space_file", _SPACES)
 def test_every_stock_spaces_spec_files_are_written_directly_with_pyyamls_text(space_file, monkeypatch):
     # The spec files of every stock space take the direct path (no libyaml), and it writes PyYAML's bytes.
-    monkeypatch.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    monkeypatch.chdir(ROOT)
     space = load_space(space_file)
     for index in range(40):
         data = draw(space, 3, index).data
