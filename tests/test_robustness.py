@@ -938,3 +938,11 @@ def test_edf_of_a_field_that_is_not_a_number_in_every_sample_says_so(samples_fol
     code, _, err = cli_run("plot-samples", samples_folder, "--edf", "stages.0.block", "--out", tmp_path / "e.png")
     assert code == 2 and "--edf stages.0.block: edf: not a number in 3 of the 3 samples" in err, err
     assert not (tmp_path / "e.png").exists()
+
+
+def test_set_below_a_block_kinds_name_suggests_a_mapping_only_where_the_kind_takes_the_field():
+    (problem,) = problems_of(lambda: load_plan("resnet50", overrides=["block.kernel=3"]))
+    assert problem == (
+        "--set block.kernel=3: block: is a single value ('bottleneck'), it has no fields to set; bottleneck blocks "
+        "take no kernel (convnext, inverted_residual and mbconv blocks do)"
+    )

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from archspec.errors import Mark, Problem, SpecError, shorten
 from archspec.lang import yamldoc
+from archspec.lang.blocks import BLOCK_PARAMS, kinds_taking
 from archspec.lang.schema import Spec
 from archspec.lang.yamldoc import Document
 
@@ -413,9 +414,14 @@ def _single_value_message(node: object, parts: list[str | int], depth: int, item
     """Why `--set` cannot go below a scalar; under a block kind's name, the mapping that would set the field."""
     message = f"is a single value ({shorten(repr(node))}), it has no fields to set"
     if parts[depth] == "block" and isinstance(node, str) and depth + 2 == len(parts):
-        here = ".".join(str(p) for p in parts[: depth + 1])
-        value = item.partition("=")[2].strip()
-        message += f"; write the kind as a mapping: --set '{here}={{type: {node}, {parts[-1]}: {value}}}'"
+        knob, model = str(parts[-1]), BLOCK_PARAMS.get(node)
+        if model is not None and knob in model.knobs():
+            here = ".".join(str(p) for p in parts[: depth + 1])
+            value = item.partition("=")[2].strip()
+            message += f"; write the kind as a mapping: --set '{here}={{type: {node}, {knob}: {value}}}'"
+        elif model is not None:
+            takers = kinds_taking(knob)
+            message += f"; {node} blocks take no {shorten(knob)}" + (f" ({takers} blocks do)" if takers else "")
     return message
 
 
