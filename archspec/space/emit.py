@@ -20,7 +20,7 @@ import yaml
 
 WIDTH = 100
 
-_STR, _INT, _FLOAT = (f"tag:yaml.org,2002:{kind}" for kind in ("str", "int", "float"))
+_STR, _FLOAT = "tag:yaml.org,2002:str", "tag:yaml.org,2002:float"
 # Text that is plain in block context: words of safe characters, one space between them, not starting with
 # an indicator, a dot or a dash (`---`, `- x`, `.inf`); in flow context the same without spaces or commas.
 _BLOCK_TEXT = re.compile(r"[A-Za-z0-9_(/][A-Za-z0-9_.,;()/+-]*(?: [A-Za-z0-9_.,;()/+-]+)*")
@@ -34,8 +34,10 @@ class _Unsure(Exception):
 
 _RESOLVER = yaml.resolver.Resolver()
 # Whether a scalar's text reads back with the tag it was written with: asked for every scalar, and a spec's
-# keys and numbers repeat from one file to the next. Long texts are not kept.
+# keys and numbers repeat from one file to the next. Long texts are not kept, and at most _KEPT answers (a
+# space drawing floats from a range gives a new number every draw).
 _resolves: dict[tuple[str, str], bool] = {}
+_KEPT = 10_000
 
 
 def _reads_back(text: str, tag: str) -> bool:
@@ -43,6 +45,8 @@ def _reads_back(text: str, tag: str) -> bool:
     if known is None:
         known = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) == tag  # type: ignore[no-untyped-call]
         if len(text) <= 40:
+            if len(_resolves) >= _KEPT:
+                _resolves.clear()
             _resolves[(text, tag)] = known
     return known
 
@@ -127,7 +131,7 @@ def _key(key: Any) -> str:
         if key in _plain_keys:
             return key
         if _KEY.fullmatch(key) and _reads_back(key, _STR):
-            if len(_plain_keys) < 10_000:
+            if len(_plain_keys) < _KEPT:
                 _plain_keys.add(key)
             return key
         raise _Unsure

@@ -112,6 +112,8 @@ class _PlainNodes:
         key = (kind, value, implicit)
         tag = self._resolved.get(key)
         if tag is None:
+            if len(self._resolved) >= 10_000:  # drawn text can be new every draw: keep the memory bounded
+                self._resolved.clear()
             tag = self._resolved[key] = super().resolve(kind, value, implicit)  # type: ignore[misc]
         return tag
 
