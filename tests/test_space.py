@@ -235,6 +235,25 @@ def test_validate_names_a_space_and_what_it_draws(cli, monkeypatch):
     ]
 
 
+def test_validate_refuses_a_space_none_of_whose_draws_is_a_valid_spec(cli, write):
+    # The network's group_width shapes bottleneck and regnet blocks only: every draw over EfficientNet-B0 is
+    # invalid, which a field-by-field check of the space cannot see.
+    space = write(
+        "all_invalid.yaml", "extends: efficientnet_b0\ngroup_width: 8\nstages:\n  0: {depth: {range: [1, 2]}}\n"
+    )
+    result = cli("validate", space)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"{space}:2:1: group_width: group_width shapes bottleneck and regnet blocks only; this spec also has mbconv "
+        "blocks (none of the space's first 200 draws is a valid spec)"
+    )
+    # One valid draw is enough: VGG-11's five pools empty an 8x8 or a 16x16 input, not a 224x224 one.
+    mixed = write("mixed.yaml", "extends: vgg11\ninput: {channels: 3, size: {choice: [8, 16, 224]}}\n")
+    assert cli("validate", mixed).exit_code == 0
+    empty = write("empty.yaml", "extends: vgg11\ninput: {channels: 3, size: {choice: [8, 16]}}\n")
+    assert "(none of the space's first 200 draws is a valid spec)" in cli("validate", empty).stderr
+
+
 # ---- archspec sample ----
 
 

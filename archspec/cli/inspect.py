@@ -37,13 +37,16 @@ def validate(specs: SpecsArg, overrides: SetOpt = None) -> None:
     from archspec.lang.sources import load_document
     from archspec.plan import plan_document
     from archspec.space.load import is_space, load_space
+    from archspec.space.sample import check_draws
 
     problems: list[Problem] = []
     for source in specs:
         try:
             doc = load_document(source, overrides or ())
             if is_space(doc):
-                typer.echo(printable(f"{source}: ok ({load_space(doc).summary()})"))
+                space = load_space(doc)
+                check_draws(space)  # a space none of whose draws is a valid spec is an error, not an ok
+                typer.echo(printable(f"{source}: ok ({space.summary()})"))
                 continue
             plan = plan_document(doc)
         except SpecError as exc:

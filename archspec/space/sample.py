@@ -303,6 +303,29 @@ def _hopeless(tally: _Tally, accepted: int, size: int | None, *, guess: bool) ->
     return ""
 
 
+# `archspec validate` draws up to this many specs from a space: one valid is enough, none is an error.
+CHECKED_DRAWS = 200
+
+
+def check_draws(space: Space, draws: int = CHECKED_DRAWS) -> None:
+    """Refuse a space none of whose first `draws` draws (seed 0) is a valid spec: raise the located problem of
+    the commonest invalid one. The constraints are not applied (how many draws they keep is `sample`'s to say);
+    the first valid draw ends the check."""
+    invalid: dict[str, list[int]] = {}  # field -> [count, first index]
+    for index in range(draws):
+        outcome = evaluate(draw(space, 0, index).data)
+        if outcome[0] == "ok":
+            return
+        invalid.setdefault(outcome[1], [0, index])[0] += 1
+    index = max(invalid.values(), key=lambda item: item[0])[1]
+    try:
+        plan_document(draw(space, 0, index).located(space))
+    except SpecError as exc:
+        first = exc.problems[0]
+        message = f"{first.message} (none of the space's first {draws:,} draws is a valid spec)"
+        raise SpecError(Problem(first.mark, first.path, message, first.via)) from None
+
+
 def _exhausted(space: Space, seed: int, n: int, accepted: int, tally: _Tally) -> SpecError:
     """Why the draws ran out, at the place in the space file most to blame."""
     got = f"only {accepted:,} of {n:,} samples in {tally.drawn:,} draws"
