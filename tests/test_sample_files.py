@@ -40,7 +40,7 @@ def _pure_python_texts(space_file, out):
     """Each sample's spec as PyYAML's pure-Python emitter renders it, in the main process."""
     space = load_space(str(space_file))
     run = read_samples(out)
-    return {record.file: spec_text(space, run, record, dumper=PlainDumper) for record in run.samples}
+    return {record.file: spec_text(space, run.seed, record, dumper=PlainDumper) for record in run.samples}
 
 
 @pytest.mark.parametrize(("jobs", "name"), [("2", None), ("1", None), ("2", "1.5e"), ("2", "x")])

@@ -125,10 +125,9 @@ def export(
 ) -> None:
     """Export the model for use outside archspec; the file is loaded back and checked against PyTorch before it is
     written."""
-    from archspec.files import check_output
-    from archspec.lang.sources import locate
     from archspec.plan import load_plan
     from archspec.report.tables import export_text
+    from archspec.tools.build import check_model_output
     from archspec.tools.export import export_model
 
     fixed = _export_batch(batch)
@@ -138,8 +137,7 @@ def export(
         require(modules, "pip install 'archspec[export]'", "archspec export --format onnx")
     source, weights = spec_source(spec, weights)
     plan = load_plan(source, overrides=overrides or (), input_size=parse_size(size))
-    spec_file = locate(source) if isinstance(source, str) else None
-    check_output(out, force=force, reads=(("the spec", spec_file), ("the weights file", weights)))
+    check_model_output(out, force=force, source=source, weights=weights)
     if fmt == ExportFormat.onnx:
         from archspec.counting.analytic import complexity
         from archspec.tools.export import check_onnx_size

@@ -29,12 +29,15 @@ def make_plan(spec: Spec) -> Plan:
     if problems:
         raise PlanError(problems)
     # A stage that writes no knob and no block of its own has the network's parameters: resolved once.
-    own = [stage.block is not None or not stage.model_fields_set.isdisjoint(SHARED_KNOBS) for stage in stages]
-    inherited = next((stage_knobs(spec, stage) for stage, mine in zip(stages, own, strict=True) if not mine), None)
-    knobs = [
-        stage_knobs(spec, stage) if mine or inherited is None else inherited
-        for stage, mine in zip(stages, own, strict=True)
-    ]
+    knobs = []
+    inherited = None
+    for stage in stages:
+        if stage.block is not None or not stage.model_fields_set.isdisjoint(SHARED_KNOBS):
+            knobs.append(stage_knobs(spec, stage))
+            continue
+        if inherited is None:
+            inherited = stage_knobs(spec, stage)
+        knobs.append(inherited)
     kinds = [BLOCKS[k.type] for k in knobs]
     layout = LAYOUTS[kinds[0].layout_family(knobs[0])]
     features = spec.head.features

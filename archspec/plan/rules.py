@@ -94,8 +94,8 @@ def rule_problems(spec: Spec, stages: tuple[Stage, ...]) -> list[PlanProblem]:
     problems += _mapping_problems(spec.block, ("block",))
     for i, (stage, kind) in enumerate(zip(stages, kinds, strict=True)):
         # A stage's knobs default to None (its network's): only those it writes can be at fault.
-        stage_knobs = () if stage.model_fields_set.isdisjoint(KNOBS) else KNOBS
-        for knob in stage_knobs:
+        written_knobs = () if stage.model_fields_set.isdisjoint(KNOBS) else KNOBS
+        for knob in written_knobs:
             value = getattr(stage, knob)
             if value is None or (value is False and knob == "se") or knob in kind.knobs | kind.tolerates:
                 continue

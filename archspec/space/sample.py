@@ -318,12 +318,19 @@ def check_draws(space: Space, draws: int = CHECKED_DRAWS) -> None:
             return
         invalid.setdefault(outcome[1], [0, index])[0] += 1
     index = max(invalid.values(), key=lambda item: item[0])[1]
+    error = _invalid_draw(space, 0, index, f"none of the space's first {draws:,} draws is a valid spec")
+    if error is not None:
+        raise error
+
+
+def _invalid_draw(space: Space, seed: int, index: int, note: str) -> SpecError | None:
+    """The problem of invalid draw `index`, located in the space file, its message followed by `(note)`."""
     try:
-        plan_document(draw(space, 0, index).located(space))
+        plan_document(draw(space, seed, index).located(space))
     except SpecError as exc:
         first = exc.problems[0]
-        message = f"{first.message} (none of the space's first {draws:,} draws is a valid spec)"
-        raise SpecError(Problem(first.mark, first.path, message, first.via)) from None
+        return SpecError(Problem(first.mark, first.path, f"{first.message} ({note})", first.via))
+    return None
 
 
 def _exhausted(space: Space, seed: int, n: int, accepted: int, tally: _Tally) -> SpecError:
@@ -335,13 +342,9 @@ def _exhausted(space: Space, seed: int, n: int, accepted: int, tally: _Tally) ->
     valid = distinct - tally.invalid
     if valid == 0 and tally.invalid_by:
         index = max(tally.invalid_by.values(), key=lambda item: item[0])[2]  # the first draw of the commonest
-        try:
-            plan_document(draw(space, seed, index).located(space))
-        except SpecError as exc:
-            first = exc.problems[0]
-            return SpecError(
-                Problem(first.mark, first.path, f"{first.message} ({got}: every one is invalid)", first.via)
-            )
+        error = _invalid_draw(space, seed, index, f"{got}: every one is invalid")
+        if error is not None:
+            return error
     if tally.refused:
         name = max(tally.refused_by, key=lambda key: tally.refused_by[key])
         lo, hi = space.constraints.bounds()[name]

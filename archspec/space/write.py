@@ -57,10 +57,10 @@ def _folder_problem(out: Path, force: bool) -> str | None:
     return None
 
 
-def spec_text(space: Space, run: SampleRun, record: SampleRecord, *, dumper: type[Any] | None = None) -> str:
-    """The YAML of one sampled spec: a plain spec, with every drawn value in place."""
-    data = draw(space, run.seed, record.draw).data
-    return render_spec(space, run.seed, record.draw, record.name, data, dumper=dumper)
+def spec_text(space: Space, seed: int, record: SampleRecord, *, dumper: type[Any] | None = None) -> str:
+    """The YAML of one sampled spec (drawn with `seed`): a plain spec, with every drawn value in place."""
+    data = draw(space, seed, record.draw).data
+    return render_spec(space, seed, record.draw, record.name, data, dumper=dumper)
 
 
 def render_spec(
@@ -219,9 +219,7 @@ class SampleFiles:
     def add(self, record: SampleRecord, text: str | None) -> None:
         """Write a kept sample's spec: `text` as rendered where its draw was evaluated, or rendered here."""
         if text is None:
-            text = render_spec(
-                self.space, self.seed, record.draw, record.name, draw(self.space, self.seed, record.draw).data
-            )
+            text = spec_text(self.space, self.seed, record)
         self._staged.add(record.file, text.encode())
         self._names.append(record.file)
 

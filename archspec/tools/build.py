@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -53,6 +54,15 @@ def stage_rows(plan: Plan, c: Complexity) -> list[StageRow]:
     return rows
 
 
+def check_model_output(
+    out: str | os.PathLike[str], *, force: bool, source: Source, weights: str | os.PathLike[str] | None
+) -> None:
+    """Refuse an `--out` for a model (a checkpoint, an export) that may not be written, or that is the spec or the
+    weights file the command reads (even with `force`)."""
+    spec_file = locate(source) if isinstance(source, str) else None
+    check_output(out, force=force, reads=(("the spec", spec_file), ("the weights file", weights)))
+
+
 def run_build(
     source: Source,
     *,
@@ -69,8 +79,7 @@ def run_build(
     plan = load_plan(source, overrides=overrides)
     c = complexity(plan)
     if out is not None:
-        spec_file = locate(source) if isinstance(source, str) else None
-        check_output(out, force=force, reads=(("the spec", spec_file), ("the weights file", weights)))
+        check_model_output(out, force=force, source=source, weights=weights)
     progress("archspec: loading torch ...")
     import torch
 

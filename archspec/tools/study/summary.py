@@ -138,8 +138,12 @@ def _binned(records: Sequence[MemberRecord], quantity: str) -> list[tuple[Member
 
 def complexity_bins(records: Sequence[MemberRecord], quantity: str) -> dict[str, dict[int, int]]:
     """Per population with a member that trained, how many of those members fall in each complexity bin."""
+    return _bin_counts(_binned(records, quantity))
+
+
+def _bin_counts(binned: list[tuple[MemberRecord, int]]) -> dict[str, dict[int, int]]:
     counts: dict[str, dict[int, int]] = {}
-    for record, b in _binned(records, quantity):
+    for record, b in binned:
         bins = counts.setdefault(record.population, {})
         bins[b] = bins.get(b, 0) + 1
     return counts
@@ -155,7 +159,7 @@ def complexity_weights(records: Sequence[MemberRecord], quantity: str) -> dict[t
     binned = _binned(records, quantity)
     if not binned:
         return {}
-    counts = complexity_bins(records, quantity)
+    counts = _bin_counts(binned)
     shared = set.intersection(*(set(bins) for bins in counts.values()))
     weights: dict[tuple[str, str], float] = {}
     for record, b in binned:
